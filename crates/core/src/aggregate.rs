@@ -1,0 +1,51 @@
+//! What a domain implements: aggregates and their commands.
+
+use std::fmt::Debug;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::Event;
+
+/// A consistency boundary: decides what happens for a command, and evolves by applying events.
+///
+/// `decide` is pure: it reads the state and returns the events to record, or a domain error. It
+/// never performs I/O, so it can be retried after a concurrency conflict and tested in memory.
+/// `evolve` cannot fail: events are facts that already happened.
+///
+/// The state is `Serialize` + `DeserializeOwned` so it can be snapshotted; raise
+/// [`Aggregate::STATE_SCHEMA_VERSION`] when its shape changes and older snapshots are ignored.
+pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stream category, e.g. `order`. No `-`, no `#`.
+    const CATEGORY: &'static str;
+    /// Version of the serialized state; snapshots of any other version are ignored.
+    const STATE_SCHEMA_VERSION: u32 = 1;
+
+    /// The commands this aggregate accepts.
+    type Command: Command;
+    /// The events it records.
+    type Event: Event;
+    /// Why it rejects a command (a domain rule, not an infrastructure failure).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decides which events a command produces, given the current state.
+    fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Applies one event to the state.
+    fn evolve(&mut self, event: &Self::Event);
+}
+
+/// A request to change an aggregate.
+///
+/// Commands are `Serialize` so an idempotency key can be bound to the exact request: the same key
+/// with a different body is refused. Serialize them deterministically (structs and ordered maps,
+/// not `HashMap`).
+pub trait Command: Serialize + DeserializeOwned + Debug + Send + Sync {
+    /// The command's name, e.g. `add_item`, as routed by the HTTP API.
+    fn command_name(&self) -> &'static str;
+
+    /// Whether the repository may reload and decide again after a concurrency conflict. Commands
+    /// whose outcome must be judged against the exact state the caller saw return `false`.
+    fn retry_on_conflict(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+
+mod aggregate;
+mod envelope;
+mod error;
+mod event;
+pub mod fixture;
+pub mod memory;
+mod repository;
+mod snapshot;
+mod store;
+mod stream;
+mod upcast;
+
+pub use aggregate::{Aggregate, Command};
+pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
+pub use error::{BoxError, Error};
+pub use event::{EncodedEvent, Event, decode_event, encode_event};
+pub use memory::{InMemoryPublisher, InMemoryStore};
+pub use repository::{CommandContext, CommandError, CommandOutcome, Loaded, Repository, RetryPolicy};
+pub use snapshot::SnapshotPolicy;
+pub use store::{
+    AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord, IdempotencyStore, LoadedStream,
+    Publisher, Snapshot, SnapshotStore,
+};
+pub use stream::{
+    ExpectedVersion, KeyError, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_TENANT_LEN, StreamId, validate_key_part,
+};
+pub use upcast::{SchemaKey, UpcastChainError, UpcasterChain, UpcasterChainBuilder};

@@ -1,0 +1,222 @@
+//! Thread-safe in-memory implementations of every store trait.
+//!
+//! They keep the same guarantees as the DynamoDB store (atomic conditional appends, idempotency
+//! records written with their commit, snapshots next to the stream), so a domain tested here behaves
+//! the same in production.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use chrono::Utc;
+
+use crate::{
+    AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
+    LoadedStream, Publisher, Snapshot, SnapshotStore, StreamId,
+};
+
+#[derive(Default)]
+struct StreamState {
+    events: Vec<EventEnvelope>,
+    snapshots: BTreeMap<u64, Snapshot>,
+}
+
+#[derive(Default)]
+struct State {
+    streams: HashMap<StreamId, StreamState>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// Every commit in commit order: the in-memory analogue of the table's change stream.
+    feed: Vec<Commit>,
+}
+
+/// An in-memory event store, snapshot store and idempotency store in one, like the single table.
+///
+/// Cloning shares the same data.
+#[derive(Clone, Default)]
+pub struct InMemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied append (appends mutate only
+        // after every check), so the data is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Commits written since position `from` of the change feed, and the next position.
+    ///
+    /// This is the in-memory outbox: relay it to a [`Publisher`] as the stream publisher does with
+    /// the DynamoDB stream.
+    pub fn feed_since(&self, from: usize) -> (Vec<Commit>, usize) {
+        let state = self.lock();
+        let commits = state.feed.get(from..).map(<[Commit]>::to_vec).unwrap_or_default();
+        (commits, state.feed.len())
+    }
+
+    /// The versions of the snapshots kept for a stream, oldest first.
+    pub fn snapshot_versions(&self, stream: &StreamId) -> Vec<u64> {
+        self.lock().streams.get(stream).map(|s| s.snapshots.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Replaces the state of a stored snapshot, e.g. to test that a corrupt snapshot is ignored.
+    pub fn overwrite_snapshot_state(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        state: serde_json::Value,
+    ) -> bool {
+        let mut guard = self.lock();
+        match guard.streams.get_mut(stream).and_then(|s| s.snapshots.get_mut(&version)) {
+            Some(snapshot) => {
+                snapshot.state = state;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn live_record<'a>(
+    idempotency: &'a HashMap<(String, String), IdempotencyRecord>,
+    tenant: &str,
+    key: &str,
+) -> Option<&'a IdempotencyRecord> {
+    idempotency.get(&(tenant.to_owned(), key.to_owned())).filter(|r| r.expires_at > Utc::now())
+}
+
+impl EventStore for InMemoryStore {
+    async fn append(&self, request: AppendRequest) -> Result<Commit, Error> {
+        if request.events.is_empty() {
+            return Err(Error::InvalidRequest("a commit needs at least one event".into()));
+        }
+        let mut state = self.lock();
+        let current = state.streams.get(&request.stream).map_or(0, |s| s.events.len() as u64);
+        if !request.expected.matches(current) {
+            return Err(Error::Conflict {
+                stream: request.stream,
+                expected: request.expected,
+                actual: Some(current),
+            });
+        }
+        if let Some(record) = &request.idempotency
+            && live_record(&state.idempotency, &record.tenant, &record.key).is_some()
+        {
+            return Err(Error::IdempotencyKeyExists { key: record.key.clone() });
+        }
+        let first_version = current + 1;
+        let events: Vec<EventEnvelope> = request
+            .events
+            .into_iter()
+            .zip(first_version..)
+            .map(|(event, version)| EventEnvelope::committed(request.stream.clone(), version, event))
+            .collect();
+        let last_version = current + events.len() as u64;
+        let commit = Commit { stream: request.stream.clone(), first_version, last_version, events };
+        state.streams.entry(request.stream).or_default().events.extend(commit.events.iter().cloned());
+        if let Some(record) = request.idempotency {
+            state.idempotency.insert((record.tenant.clone(), record.key.clone()), record);
+        }
+        state.feed.push(commit.clone());
+        Ok(commit)
+    }
+
+    async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {
+        if limit == 0 {
+            return Err(Error::InvalidRequest("page limit must be at least 1".into()));
+        }
+        let state = self.lock();
+        let Some(events) = state.streams.get(stream).map(|s| &s.events) else {
+            return Ok(EventPage::default());
+        };
+        let start = usize::try_from(from_version.max(1) - 1).unwrap_or(usize::MAX).min(events.len());
+        let end = start.saturating_add(limit).min(events.len());
+        let page = events[start..end].to_vec();
+        let next_version = (end < events.len()).then_some(end as u64 + 1);
+        Ok(EventPage { events: page, next_version })
+    }
+
+    async fn load(&self, stream: &StreamId) -> Result<LoadedStream, Error> {
+        let state = self.lock();
+        let Some(s) = state.streams.get(stream) else {
+            return Ok(LoadedStream::default());
+        };
+        let snapshot = s.snapshots.values().next_back().cloned();
+        let from = snapshot.as_ref().map_or(0, |snap| usize::try_from(snap.version).unwrap_or(usize::MAX));
+        let events = s.events.get(from..).map(<[EventEnvelope]>::to_vec).unwrap_or_default();
+        Ok(LoadedStream { snapshot, events })
+    }
+}
+
+impl SnapshotStore for InMemoryStore {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+        let mut state = self.lock();
+        let stream = state.streams.entry(snapshot.stream.clone()).or_default();
+        if snapshot.version == 0 || snapshot.version > stream.events.len() as u64 {
+            return Err(Error::InvalidRequest(format!(
+                "snapshot at version {} of a stream at version {}",
+                snapshot.version,
+                stream.events.len()
+            )));
+        }
+        stream.snapshots.insert(snapshot.version, snapshot);
+        Ok(())
+    }
+
+    async fn prune_snapshots(&self, stream: &StreamId, keep: usize) -> Result<usize, Error> {
+        let mut state = self.lock();
+        let Some(s) = state.streams.get_mut(stream) else { return Ok(0) };
+        let excess = s.snapshots.len().saturating_sub(keep);
+        let old: Vec<u64> = s.snapshots.keys().take(excess).copied().collect();
+        for version in &old {
+            s.snapshots.remove(version);
+        }
+        Ok(old.len())
+    }
+}
+
+impl IdempotencyStore for InMemoryStore {
+    async fn get_record(&self, tenant: &str, key: &str) -> Result<Option<IdempotencyRecord>, Error> {
+        Ok(live_record(&self.lock().idempotency, tenant, key).cloned())
+    }
+
+    async fn put_record(&self, record: IdempotencyRecord) -> Result<(), Error> {
+        let mut state = self.lock();
+        if live_record(&state.idempotency, &record.tenant, &record.key).is_some() {
+            return Err(Error::IdempotencyKeyExists { key: record.key });
+        }
+        state.idempotency.insert((record.tenant.clone(), record.key.clone()), record);
+        Ok(())
+    }
+}
+
+/// A publisher that keeps what it was given, for tests and the in-memory demo.
+#[derive(Clone, Default)]
+pub struct InMemoryPublisher {
+    published: Arc<Mutex<Vec<EventEnvelope>>>,
+}
+
+impl InMemoryPublisher {
+    /// An empty publisher.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything published so far, in order.
+    pub fn published(&self) -> Vec<EventEnvelope> {
+        self.published.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Publisher for InMemoryPublisher {
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), Error> {
+        self.published.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(events);
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! Executing a command: load, decide, append once; retry on conflict; idempotency by key.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Repository;
+use crate::{
+    Aggregate, AppendRequest, Command, Error, EventId, EventStore, ExpectedVersion, IdempotencyRecord,
+    IdempotencyStore, MAX_ID_LEN, Metadata, NewEvent, SnapshotStore, StreamId, encode_event,
+    validate_key_part,
+};
+
+/// Who sends a command, and on what conditions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Correlation id; a new ULID when absent.
+    pub correlation_id: Option<String>,
+    /// The id of what caused this command.
+    pub causation_id: Option<String>,
+    /// The user or service sending it.
+    pub actor: Option<String>,
+    /// The trace id to carry into events.
+    pub trace_id: Option<String>,
+    /// A repeated key returns the first result and writes nothing.
+    pub idempotency_key: Option<String>,
+    /// The version the caller saw (HTTP `If-Match`); a mismatch is a [`Error::Conflict`].
+    pub expected_version: Option<ExpectedVersion>,
+    /// Application metadata for the events.
+    pub user: BTreeMap<String, String>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    /// The stream.
+    pub stream: StreamId,
+    /// The stream's version after the command.
+    pub version: u64,
+    /// Ids of the events recorded, in order (empty when the command changed nothing).
+    pub event_ids: Vec<EventId>,
+}
+
+/// Why a command did not run: the domain said no, or something else went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The aggregate rejected the command (a domain rule).
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// Anything other than a domain rule: conflict, bad input, store failure.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl<E> CommandError<E> {
+    /// The infrastructure error, if this is not a domain rejection.
+    pub fn as_error(&self) -> Option<&Error> {
+        match self {
+            Self::Failed(error) => Some(error),
+            Self::Rejected(_) => None,
+        }
+    }
+}
+
+/// Binds an idempotency key to the exact request: stream, command name and body.
+fn request_hash<C: Command>(stream: &StreamId, command: &C) -> Result<String, Error> {
+    let body = serde_json::to_vec(command).map_err(|source| Error::Serialize { what: "command", source })?;
+    let mut hasher = Sha256::new();
+    for part in [stream.tenant(), stream.category(), stream.id(), command.command_name()] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(&body);
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl<A, S> Repository<A, S>
+where
+    A: Aggregate,
+    S: EventStore + SnapshotStore + IdempotencyStore,
+{
+    /// Executes a command: one load, one decide, one atomic append.
+    ///
+    /// On a concurrency conflict a command whose [`Command::retry_on_conflict`] allows it is decided
+    /// again on freshly loaded state, with bounded jittered backoff. An `expected_version` in the
+    /// context is checked against the loaded head before anything is written, so an expectation
+    /// that names a version inside an earlier multi-event commit is a conflict too. With an
+    /// idempotency key, a repeat of the same request returns the first outcome and writes nothing;
+    /// the key with a different request is [`Error::IdempotencyKeyReused`].
+    pub async fn execute(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        context: CommandContext,
+    ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        self.check_category(stream)?;
+        let idempotency = match &context.idempotency_key {
+            Some(key) => {
+                validate_key_part("idempotency key", key, MAX_ID_LEN).map_err(Error::from)?;
+                let hash = request_hash(stream, command)?;
+                if let Some(outcome) = self.recorded_outcome(stream, key, &hash).await? {
+                    return Ok(outcome);
+                }
+                Some((key.clone(), hash))
+            }
+            None => None,
+        };
+        let correlation_id = context.correlation_id.clone().unwrap_or_else(|| EventId::new().to_string());
+        let mut attempt = 1;
+        loop {
+            let mut folded = self.load_folded(stream).await?;
+            if let Some(expected) = context.expected_version
+                && !expected.matches(folded.version)
+            {
+                return Err(Error::Conflict {
+                    stream: stream.clone(),
+                    expected,
+                    actual: Some(folded.version),
+                }
+                .into());
+            }
+            let events = folded.state.decide(command).map_err(CommandError::Rejected)?;
+            let now = Utc::now();
+            let metadata = Metadata {
+                correlation_id: correlation_id.clone(),
+                causation_id: context.causation_id.clone(),
+                actor: context.actor.clone(),
+                idempotency_key: context.idempotency_key.clone(),
+                trace_id: context.trace_id.clone(),
+                committed_at: now,
+                user: context.user.clone(),
+            };
+            let new_events = events
+                .iter()
+                .map(|event| {
+                    let encoded = encode_event(event)?;
+                    Ok(NewEvent {
+                        event_id: EventId::new(),
+                        event_type: encoded.event_type,
+                        schema_version: encoded.schema_version,
+                        payload: encoded.payload,
+                        metadata: metadata.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            let outcome = CommandOutcome {
+                stream: stream.clone(),
+                version: folded.version + new_events.len() as u64,
+                event_ids: new_events.iter().map(|e| e.event_id).collect(),
+            };
+            let record = match &idempotency {
+                Some((key, hash)) => Some(IdempotencyRecord {
+                    tenant: stream.tenant().to_owned(),
+                    key: key.clone(),
+                    request_hash: hash.clone(),
+                    outcome: serde_json::to_value(&outcome)
+                        .map_err(|source| Error::Serialize { what: "command outcome", source })?,
+                    expires_at: now + self.idempotency_ttl,
+                }),
+                None => None,
+            };
+            if new_events.is_empty() {
+                return match record {
+                    Some(record) => match self.store.put_record(record).await {
+                        Ok(()) => Ok(outcome),
+                        Err(Error::IdempotencyKeyExists { key }) => {
+                            self.raced_outcome(stream, command, key).await
+                        }
+                        Err(error) => Err(error.into()),
+                    },
+                    None => Ok(outcome),
+                };
+            }
+            let expected = if folded.version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(folded.version)
+            };
+            let request =
+                AppendRequest { stream: stream.clone(), expected, events: new_events, idempotency: record };
+            match self.store.append(request).await {
+                Ok(commit) => {
+                    for event in &events {
+                        folded.state.evolve(event);
+                    }
+                    folded.version = commit.last_version;
+                    if self.snapshots.is_due(folded.version, folded.snapshot_version, folded.since) {
+                        self.snapshot_best_effort(stream, &folded.state, folded.version).await;
+                    }
+                    return Ok(outcome);
+                }
+                Err(Error::Conflict { .. })
+                    if command.retry_on_conflict() && attempt < self.retry.max_attempts =>
+                {
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(Error::IdempotencyKeyExists { key }) => {
+                    return self.raced_outcome(stream, command, key).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The outcome recorded for this key and request, `None` when there is no record, or
+    /// [`Error::IdempotencyKeyReused`] when the record is for another request.
+    async fn recorded_outcome(
+        &self,
+        stream: &StreamId,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<CommandOutcome>, Error> {
+        let Some(record) = self.store.get_record(stream.tenant(), key).await? else {
+            return Ok(None);
+        };
+        if record.request_hash != hash {
+            return Err(Error::IdempotencyKeyReused { key: key.to_owned() });
+        }
+        serde_json::from_value(record.outcome)
+            .map(Some)
+            .map_err(|source| Error::Deserialize { what: "idempotency outcome", source })
+    }
+
+    /// A concurrent request with the same key committed first: answer with its outcome.
+    async fn raced_outcome(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        key: String,
+    ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        let hash = request_hash(stream, command)?;
+        match self.recorded_outcome(stream, &key, &hash).await? {
+            Some(outcome) => Ok(outcome),
+            // The winner's record expired between the failed write and this read.
+            None => Err(Error::IdempotencyKeyExists { key }.into()),
+        }
+    }
+}

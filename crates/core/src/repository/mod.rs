@@ -1,0 +1,284 @@
+//! The repository: loads aggregates (snapshot + tail) and executes commands against them.
+
+mod execute;
+mod retry;
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    Aggregate, Error, EventEnvelope, EventPage, EventStore, Snapshot, SnapshotPolicy, SnapshotStore,
+    StreamId, UpcasterChain, decode_event,
+};
+
+pub use execute::{CommandContext, CommandError, CommandOutcome};
+pub use retry::RetryPolicy;
+
+/// Events read per page when a stream is replayed from its start.
+const REPLAY_PAGE: usize = 1_000;
+
+/// An aggregate's state at a version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The last version applied (0 for a stream with no events).
+    pub version: u64,
+}
+
+/// State folded from a stream, with what the snapshot policy needs to know.
+struct Folded<A> {
+    state: A,
+    version: u64,
+    snapshot_version: u64,
+    since: Option<DateTime<Utc>>,
+}
+
+impl<A: Aggregate> Folded<A> {
+    fn empty() -> Self {
+        Self { state: A::default(), version: 0, snapshot_version: 0, since: None }
+    }
+}
+
+/// Loads and saves one kind of aggregate through a store.
+///
+/// ```
+/// # use strata_core::{Repository, InMemoryStore, StreamId, CommandContext};
+/// # async fn demo<A: strata_core::Aggregate>(cmd: A::Command) -> Result<(), Box<dyn std::error::Error>> {
+/// let repo = Repository::<A, _>::new(InMemoryStore::new());
+/// let stream = StreamId::new("acme", A::CATEGORY, "42")?;
+/// let outcome = repo.execute(&stream, &cmd, CommandContext::default()).await?;
+/// let loaded = repo.load(&stream).await?;
+/// assert_eq!(loaded.version, outcome.version);
+/// # Ok(()) }
+/// ```
+pub struct Repository<A, S> {
+    store: S,
+    upcasters: UpcasterChain,
+    snapshots: SnapshotPolicy,
+    retry: RetryPolicy,
+    idempotency_ttl: chrono::Duration,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, S> Repository<A, S> {
+    /// A repository with no upcasters, no snapshots, the default retry policy and 24 h idempotency.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            upcasters: UpcasterChain::empty(),
+            snapshots: SnapshotPolicy::never(),
+            retry: RetryPolicy::default(),
+            idempotency_ttl: chrono::Duration::hours(24),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Uses these upcasters on every event read.
+    pub fn with_upcasters(mut self, upcasters: UpcasterChain) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// Takes snapshots by this policy.
+    pub fn with_snapshot_policy(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = policy;
+        self
+    }
+
+    /// Retries conflicts by this policy.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Keeps idempotency records this long.
+    pub fn with_idempotency_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Upcasts and decodes one stored event.
+    pub fn decode(&self, envelope: &EventEnvelope) -> Result<A::Event, Error> {
+        let (event_type, version, payload) =
+            self.upcasters.upcast(&envelope.event_type, envelope.schema_version, envelope.payload.clone())?;
+        decode_event(&event_type, version, payload)
+    }
+
+    fn check_category(&self, stream: &StreamId) -> Result<(), Error> {
+        if stream.category() == A::CATEGORY {
+            Ok(())
+        } else {
+            Err(Error::WrongCategory { stream: stream.clone(), expected: A::CATEGORY })
+        }
+    }
+
+    fn apply(&self, folded: &mut Folded<A>, envelope: &EventEnvelope) -> Result<(), Error> {
+        if envelope.version != folded.version + 1 {
+            return Err(Error::StreamCorrupted {
+                stream: envelope.stream.clone(),
+                expected: folded.version + 1,
+                found: envelope.version,
+            });
+        }
+        folded.state.evolve(&self.decode(envelope)?);
+        folded.version = envelope.version;
+        Ok(())
+    }
+
+    /// Restores a snapshot, or `None` when it is of another state schema or does not decode.
+    fn restore(snapshot: &Snapshot) -> Option<A> {
+        if snapshot.state_schema_version != A::STATE_SCHEMA_VERSION {
+            tracing::info!(stream = %snapshot.stream, version = snapshot.version, "ignoring snapshot of an older state schema");
+            return None;
+        }
+        match serde_json::from_value(snapshot.state.clone()) {
+            Ok(state) => Some(state),
+            Err(error) => {
+                tracing::warn!(stream = %snapshot.stream, version = snapshot.version, %error, "ignoring snapshot that does not decode");
+                None
+            }
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
+    /// Loads the current state: newest valid snapshot plus the events after it, in one store load.
+    ///
+    /// A snapshot of another state schema version, or one that does not decode, is ignored: the
+    /// stream is replayed from the start and, if the policy takes snapshots, a fresh one is written.
+    pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
+        let folded = self.load_folded(stream).await?;
+        Ok(Loaded { state: folded.state, version: folded.version })
+    }
+
+    /// The state as it was right after `version` (0 gives the initial state).
+    pub async fn load_at_version(&self, stream: &StreamId, version: u64) -> Result<Loaded<A>, Error> {
+        self.check_category(stream)?;
+        let folded = self.replay(stream, |e| e.version <= version).await?;
+        if folded.version < version {
+            return Err(Error::VersionNotFound {
+                stream: stream.clone(),
+                requested: version,
+                current: folded.version,
+            });
+        }
+        Ok(Loaded { state: folded.state, version: folded.version })
+    }
+
+    /// The state as it was at `at`: every event committed at or before it.
+    ///
+    /// Commit times come from the writers' clocks; the replay stops at the first event committed
+    /// after `at`, so versions stay a prefix of the stream even if clocks disagree slightly.
+    pub async fn load_at_time(&self, stream: &StreamId, at: DateTime<Utc>) -> Result<Loaded<A>, Error> {
+        self.check_category(stream)?;
+        let folded = self.replay(stream, |e| e.metadata.committed_at <= at).await?;
+        Ok(Loaded { state: folded.state, version: folded.version })
+    }
+
+    /// Reads a page of events, upcast to the current schema versions.
+    pub async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {
+        self.check_category(stream)?;
+        let mut page = self.store.read(stream, from_version, limit).await?;
+        for envelope in &mut page.events {
+            let (event_type, version, payload) = self.upcasters.upcast(
+                &envelope.event_type,
+                envelope.schema_version,
+                std::mem::take(&mut envelope.payload),
+            )?;
+            (envelope.event_type, envelope.schema_version, envelope.payload) = (event_type, version, payload);
+        }
+        Ok(page)
+    }
+
+    /// Writes a snapshot of the current state now and prunes to the policy's keep count.
+    pub async fn take_snapshot(&self, stream: &StreamId) -> Result<u64, Error> {
+        let folded = self.load_folded(stream).await?;
+        if folded.version > 0 {
+            self.write_snapshot(stream, &folded.state, folded.version).await?;
+        }
+        Ok(folded.version)
+    }
+
+    async fn load_folded(&self, stream: &StreamId) -> Result<Folded<A>, Error> {
+        self.check_category(stream)?;
+        let loaded = self.store.load(stream).await?;
+        let Some(snapshot) = loaded.snapshot else {
+            let mut folded = Folded::empty();
+            folded.since = loaded.events.first().map(|e| e.metadata.committed_at);
+            for envelope in &loaded.events {
+                self.apply(&mut folded, envelope)?;
+            }
+            return Ok(folded);
+        };
+        if let Some(state) = Self::restore(&snapshot) {
+            let mut folded = Folded {
+                state,
+                version: snapshot.version,
+                snapshot_version: snapshot.version,
+                since: Some(snapshot.taken_at),
+            };
+            for envelope in &loaded.events {
+                self.apply(&mut folded, envelope)?;
+            }
+            return Ok(folded);
+        }
+        let mut folded = self.replay(stream, |_| true).await?;
+        if self.snapshots.is_enabled() && folded.version > 0 {
+            self.snapshot_best_effort(stream, &folded.state, folded.version).await;
+            folded.snapshot_version = folded.version;
+            folded.since = Some(Utc::now());
+        }
+        Ok(folded)
+    }
+
+    /// Folds events from version 1 while `keep` holds, reading page by page.
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        keep: impl Fn(&EventEnvelope) -> bool,
+    ) -> Result<Folded<A>, Error> {
+        let mut folded = Folded::empty();
+        let mut next = Some(1);
+        while let Some(from) = next {
+            let page = self.store.read(stream, from, REPLAY_PAGE).await?;
+            for envelope in &page.events {
+                if !keep(envelope) {
+                    return Ok(folded);
+                }
+                folded.since.get_or_insert(envelope.metadata.committed_at);
+                self.apply(&mut folded, envelope)?;
+            }
+            next = page.next_version;
+        }
+        Ok(folded)
+    }
+
+    async fn write_snapshot(&self, stream: &StreamId, state: &A, version: u64) -> Result<(), Error> {
+        let state = serde_json::to_value(state)
+            .map_err(|source| Error::Serialize { what: "aggregate state", source })?;
+        let snapshot = Snapshot {
+            stream: stream.clone(),
+            version,
+            state_schema_version: A::STATE_SCHEMA_VERSION,
+            state,
+            taken_at: Utc::now(),
+        };
+        self.store.save_snapshot(snapshot).await?;
+        self.store.prune_snapshots(stream, self.snapshots.keep_count()).await?;
+        Ok(())
+    }
+
+    /// Snapshots are a cache: failing to write one is logged, never returned.
+    async fn snapshot_best_effort(&self, stream: &StreamId, state: &A, version: u64) {
+        if let Err(error) = self.write_snapshot(stream, state, version).await {
+            tracing::warn!(%stream, version, %error, "snapshot not written");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The storage ports: event store, snapshots, idempotency records and publishing.
+//!
+//! Every backend implements these; [`crate::memory`] holds the in-memory implementations.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, EventEnvelope, ExpectedVersion, NewEvent, StreamId};
+
+/// The events of one command, to be written atomically.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The stream to append to.
+    pub stream: StreamId,
+    /// The version the writer expects the stream to be at.
+    pub expected: ExpectedVersion,
+    /// The events, in order; at least one.
+    pub events: Vec<NewEvent>,
+    /// An idempotency record to store in the same atomic write, so that a command and the record of
+    /// its result are either both written or neither.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// What an append wrote: one commit holding versions `first_version..=last_version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The stream written.
+    pub stream: StreamId,
+    /// Version of the commit's first event.
+    pub first_version: u64,
+    /// Version of the commit's last event (the stream's new version).
+    pub last_version: u64,
+    /// The committed events.
+    pub events: Vec<EventEnvelope>,
+}
+
+/// One page of events read forward.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventPage {
+    /// Events in version order.
+    pub events: Vec<EventEnvelope>,
+    /// The version to read from for the next page, or `None` at the end of the stream.
+    pub next_version: Option<u64>,
+}
+
+/// A stream as loaded for a command: the newest snapshot and every event after it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadedStream {
+    /// The newest snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Every event after the snapshot (all events when there is none), in version order.
+    pub events: Vec<EventEnvelope>,
+}
+
+/// Aggregate state after a version: a cache that saves replaying the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The stream.
+    pub stream: StreamId,
+    /// The last version the state includes.
+    pub version: u64,
+    /// The aggregate's state schema version when it was taken.
+    pub state_schema_version: u32,
+    /// The serialized state.
+    pub state: Value,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// The remembered result of a command sent with an idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The tenant the key belongs to.
+    pub tenant: String,
+    /// The client's idempotency key.
+    pub key: String,
+    /// Hash binding the key to the exact request (stream, command name, body).
+    pub request_hash: String,
+    /// The command's outcome, returned again on a repeat.
+    pub outcome: Value,
+    /// After this the record may be deleted and the key reused.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Append-only storage of event streams.
+pub trait EventStore: Send + Sync {
+    /// Appends a command's events atomically if the stream is at the expected version.
+    ///
+    /// Returns [`Error::Conflict`] (nothing written) when it is not, and
+    /// [`Error::IdempotencyKeyExists`] (nothing written) when the request carries an idempotency
+    /// record whose key is already taken.
+    fn append(&self, request: AppendRequest) -> impl Future<Output = Result<Commit, Error>> + Send;
+
+    /// Reads up to `limit` events forward from `from_version` (inclusive, from 1).
+    fn read(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<EventPage, Error>> + Send;
+
+    /// Loads the newest snapshot and every event after it, with strongly consistent reads.
+    fn load(&self, stream: &StreamId) -> impl Future<Output = Result<LoadedStream, Error>> + Send;
+}
+
+/// Storage of snapshots next to their streams.
+pub trait SnapshotStore: Send + Sync {
+    /// Saves a snapshot (replacing one at the same version).
+    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes (or schedules for expiry) all but the newest `keep` snapshots; returns how many.
+    fn prune_snapshots(
+        &self,
+        stream: &StreamId,
+        keep: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
+}
+
+/// Storage of idempotency records.
+pub trait IdempotencyStore: Send + Sync {
+    /// The unexpired record for a key, if any.
+    fn get_record(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, Error>> + Send;
+
+    /// Stores a record unless an unexpired one exists ([`Error::IdempotencyKeyExists`]). Used for
+    /// commands that record no events; otherwise the record travels in the [`AppendRequest`].
+    fn put_record(&self, record: IdempotencyRecord) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Publishes committed events to consumers (EventBridge in production).
+///
+/// Commands never publish: the store's change feed is the outbox, and a relay publishes from it,
+/// at least once, in version order per stream.
+pub trait Publisher: Send + Sync {
+    /// Publishes events, in order.
+    fn publish(&self, events: &[EventEnvelope]) -> impl Future<Output = Result<(), Error>> + Send;
+}
