@@ -81,7 +81,8 @@ fn item_added_v1_to_v2(mut payload: Value) -> Result<Value, BoxError> {
 fn parse_minor_units(decimal: &str) -> Result<u64, BoxError> {
     let (units, cents) = decimal.split_once('.').unwrap_or((decimal, ""));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(units) || cents.len() > 2 || (!cents.is_empty() && !digits(cents)) {
+    let dotted = decimal.contains('.');
+    if !digits(units) || cents.len() > 2 || (dotted && !digits(cents)) {
         return Err(format!("{decimal:?} is not a price with at most two decimals").into());
     }
     let cents = format!("{cents:0<2}");
