@@ -106,8 +106,16 @@ impl<A: Aggregate, S> Repository<A, S> {
 
     /// Upcasts and decodes one stored event.
     pub fn decode(&self, envelope: &EventEnvelope) -> Result<A::Event, Error> {
-        let (event_type, version, payload) =
-            self.upcasters.upcast(&envelope.event_type, envelope.schema_version, envelope.payload.clone())?;
+        self.decode_payload(&envelope.event_type, envelope.schema_version, envelope.payload.clone())
+    }
+
+    fn decode_payload(
+        &self,
+        event_type: &str,
+        version: u32,
+        payload: serde_json::Value,
+    ) -> Result<A::Event, Error> {
+        let (event_type, version, payload) = self.upcasters.upcast(event_type, version, payload)?;
         decode_event(&event_type, version, payload)
     }
 
@@ -119,7 +127,8 @@ impl<A: Aggregate, S> Repository<A, S> {
         }
     }
 
-    fn apply(&self, folded: &mut Folded<A>, envelope: &EventEnvelope) -> Result<(), Error> {
+    /// Applies one stored event; takes it by value so the payload is decoded without a copy.
+    fn apply(&self, folded: &mut Folded<A>, envelope: EventEnvelope) -> Result<(), Error> {
         if envelope.version != folded.version + 1 {
             return Err(Error::StreamCorrupted {
                 stream: envelope.stream.clone(),
@@ -127,7 +136,11 @@ impl<A: Aggregate, S> Repository<A, S> {
                 found: envelope.version,
             });
         }
-        folded.state.evolve(&self.decode(envelope)?);
+        folded.state.evolve(&self.decode_payload(
+            &envelope.event_type,
+            envelope.schema_version,
+            envelope.payload,
+        )?);
         folded.version = envelope.version;
         Ok(())
     }
@@ -212,7 +225,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         let Some(snapshot) = loaded.snapshot else {
             let mut folded = Folded::empty();
             folded.since = loaded.events.first().map(|e| e.metadata.committed_at);
-            for envelope in &loaded.events {
+            for envelope in loaded.events {
                 self.apply(&mut folded, envelope)?;
             }
             return Ok(folded);
@@ -224,7 +237,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
                 snapshot_version: snapshot.version,
                 since: Some(snapshot.taken_at),
             };
-            for envelope in &loaded.events {
+            for envelope in loaded.events {
                 self.apply(&mut folded, envelope)?;
             }
             return Ok(folded);
@@ -248,8 +261,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         let mut next = Some(1);
         while let Some(from) = next {
             let page = self.store.read(stream, from, REPLAY_PAGE).await?;
-            for envelope in &page.events {
-                if !keep(envelope) {
+            for envelope in page.events {
+                if !keep(&envelope) {
                     return Ok(folded);
                 }
                 folded.since.get_or_insert(envelope.metadata.committed_at);
