@@ -63,6 +63,21 @@ pub struct Metadata {
     pub user: BTreeMap<String, String>,
 }
 
+impl Metadata {
+    /// Metadata with only a correlation id, committed now.
+    pub fn new(correlation_id: impl Into<String>) -> Self {
+        Self {
+            correlation_id: correlation_id.into(),
+            causation_id: None,
+            actor: None,
+            idempotency_key: None,
+            trace_id: None,
+            committed_at: Utc::now(),
+            user: BTreeMap::new(),
+        }
+    }
+}
+
 /// An event not yet written: what a command decided, encoded, with metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
@@ -95,6 +110,18 @@ pub struct EventEnvelope {
     pub payload: serde_json::Value,
     /// Correlation, causation, actor, trace, commit time.
     pub metadata: Metadata,
+}
+
+impl NewEvent {
+    /// An already encoded event with a fresh id (for imports, migrations and tests).
+    pub fn new(
+        event_type: impl Into<String>,
+        schema_version: u32,
+        payload: serde_json::Value,
+        metadata: Metadata,
+    ) -> Self {
+        Self { event_id: EventId::new(), event_type: event_type.into(), schema_version, payload, metadata }
+    }
 }
 
 impl EventEnvelope {

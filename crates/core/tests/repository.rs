@@ -26,21 +26,7 @@ fn ctx() -> CommandContext {
 }
 
 fn raw(event_type: &str, schema_version: u32, payload: serde_json::Value) -> NewEvent {
-    NewEvent {
-        event_id: EventId::new(),
-        event_type: event_type.into(),
-        schema_version,
-        payload,
-        metadata: Metadata {
-            correlation_id: "c".into(),
-            causation_id: None,
-            actor: None,
-            idempotency_key: None,
-            trace_id: None,
-            committed_at: chrono::Utc::now(),
-            user: Default::default(),
-        },
-    }
+    NewEvent::new(event_type, schema_version, payload, Metadata::new("c"))
 }
 
 async fn append_raw(store: &InMemoryStore, s: &StreamId, events: Vec<NewEvent>) {

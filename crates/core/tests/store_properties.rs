@@ -10,21 +10,7 @@ use strata_core::{
 };
 
 fn event(i: usize) -> NewEvent {
-    NewEvent {
-        event_id: EventId::new(),
-        event_type: "Happened".into(),
-        schema_version: 1,
-        payload: json!({ "i": i }),
-        metadata: Metadata {
-            correlation_id: "c".into(),
-            causation_id: None,
-            actor: None,
-            idempotency_key: None,
-            trace_id: None,
-            committed_at: chrono::Utc::now(),
-            user: Default::default(),
-        },
-    }
+    NewEvent::new("Happened", 1, json!({ "i": i }), Metadata::new("c"))
 }
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::json;
 use strata_core::{
-    AppendRequest, CommandContext, EventId, EventStore, ExpectedVersion, InMemoryStore, Metadata, NewEvent,
+    AppendRequest, CommandContext, EventStore, ExpectedVersion, InMemoryStore, Metadata, NewEvent,
     Repository, SnapshotPolicy, StreamId, encode_event,
 };
 use strata_orders::{Address, Order, OrderCommand, OrderEvent, upcasters};
@@ -48,21 +48,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn raw(event_type: &str, schema_version: u32, payload: serde_json::Value) -> NewEvent {
-    NewEvent {
-        event_id: EventId::new(),
-        event_type: event_type.into(),
-        schema_version,
-        payload,
-        metadata: Metadata {
-            correlation_id: "c".into(),
-            causation_id: None,
-            actor: None,
-            idempotency_key: None,
-            trace_id: None,
-            committed_at: chrono::Utc::now(),
-            user: Default::default(),
-        },
-    }
+    NewEvent::new(event_type, schema_version, payload, Metadata::new("c"))
 }
 
 proptest! {
