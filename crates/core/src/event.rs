@@ -85,7 +85,7 @@ pub fn decode_event<E: Event>(event_type: &str, schema_version: u32, payload: Va
     let event: E = serde_json::from_value(Value::Object(tagged)).map_err(|source| {
         // serde reports an unknown enum tag through `de::Error::unknown_variant`, whose message is
         // fixed by serde itself; that is the only way to tell it apart from a bad payload.
-        if source.to_string().starts_with("unknown variant") {
+        if source.to_string().starts_with(&format!("unknown variant `{event_type}`")) {
             Error::UnknownEventType { event_type: event_type.to_owned() }
         } else {
             Error::Decode { event_type: event_type.to_owned(), source }

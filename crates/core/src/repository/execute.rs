@@ -157,7 +157,9 @@ where
                     request_hash: hash.clone(),
                     outcome: serde_json::to_value(&outcome)
                         .map_err(|source| Error::Serialize { what: "command outcome", source })?,
-                    expires_at: now + self.idempotency_ttl,
+                    expires_at: now
+                        .checked_add_signed(self.idempotency_ttl)
+                        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC),
                 }),
                 None => None,
             };
