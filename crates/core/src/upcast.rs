@@ -115,7 +115,8 @@ impl UpcasterChainBuilder {
                 }
                 at = &step.to;
             }
-            ends.entry(start.event_type.as_str()).or_default().insert(at.clone());
+            // Group by where chains end, so a rename into a type with a missing step is a gap too.
+            ends.entry(at.event_type.as_str()).or_default().insert(at.clone());
         }
         for (event_type, reached) in ends {
             if let (Some(gap), Some(end)) = (reached.first(), reached.last())
@@ -228,6 +229,13 @@ mod tests {
         let gap = UpcasterChain::builder().upcast("A", 1, "A", 2, ok).upcast("A", 3, "A", 4, ok).build();
         assert!(
             matches!(gap, Err(UpcastChainError::Gap { gap, end, .. }) if gap.version == 2 && end.version == 4)
+        );
+        let renamed = UpcasterChain::builder()
+            .upcast("Counted", 1, "Bumped", 1, ok)
+            .upcast("Bumped", 2, "Bumped", 3, ok)
+            .build();
+        assert!(
+            matches!(renamed, Err(UpcastChainError::Gap { gap, .. }) if gap.event_type == "Bumped" && gap.version == 1)
         );
     }
 
