@@ -95,6 +95,29 @@ where
         command: &A::Command,
         context: CommandContext,
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        let key = context.idempotency_key.clone();
+        let result = self.try_execute(stream, command, context).await;
+        // A concurrent request with the same key may have committed between our record check and our
+        // load; then this request's rejection or conflict is only an echo of it, and the caller is owed
+        // the first outcome. Checked only on these error paths, so a success costs no extra read.
+        match (&result, key) {
+            (Err(CommandError::Rejected(_) | CommandError::Failed(Error::Conflict { .. })), Some(key)) => {
+                let hash = request_hash(stream, command)?;
+                match self.recorded_outcome(stream, &key, &hash).await? {
+                    Some(outcome) => Ok(outcome),
+                    None => result,
+                }
+            }
+            _ => result,
+        }
+    }
+
+    async fn try_execute(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        context: CommandContext,
+    ) -> Result<CommandOutcome, CommandError<A::Error>> {
         self.check_category(stream)?;
         let idempotency = match &context.idempotency_key {
             Some(key) => {
