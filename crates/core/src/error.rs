@@ -145,6 +145,17 @@ pub enum Error {
     /// The request is malformed in a way no retry can fix (empty commit, limit exceeded, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A write would exceed a size limit of the backend (DynamoDB: 400 KB per item, 4 MB per
+    /// transaction); refused before any call, nothing written.
+    #[error("{what} is {bytes} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// What was too large ("commit of tenant/order-1", "snapshot of ...", "transaction").
+        what: String,
+        /// Its size as the backend counts it.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The backend failed.
     #[error("store backend failed")]
     Backend {

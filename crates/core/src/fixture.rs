@@ -12,6 +12,8 @@ use std::fmt::Debug;
 
 use crate::{Aggregate, decode_event, encode_event};
 
+pub mod tally;
+
 /// State built from past events, ready for a command.
 #[must_use = "call .when(command)"]
 pub struct Given<A: Aggregate> {

@@ -94,6 +94,21 @@ pub trait EventStore: Send + Sync {
     /// record whose key is already taken.
     fn append(&self, request: AppendRequest) -> impl Future<Output = Result<Commit, Error>> + Send;
 
+    /// Appends like [`EventStore::append`], for a writer whose `request.expected` is the head it just
+    /// loaded from this store with [`EventStore::load`] (so the last version of a commit, never a
+    /// version inside one).
+    ///
+    /// A store that keeps several events per item cannot tell from one conditional write whether a
+    /// version falls inside a commit, and [`EventStore::append`] pays a read to make sure; the
+    /// [`crate::Repository`] has that read already and calls this to skip it. Passing a version that
+    /// did not come from a load breaks the stream: use `append` then.
+    fn append_after_load(
+        &self,
+        request: AppendRequest,
+    ) -> impl Future<Output = Result<Commit, Error>> + Send {
+        self.append(request)
+    }
+
     /// Reads up to `limit` events forward from `from_version` (inclusive, from 1).
     fn read(
         &self,

@@ -2,12 +2,10 @@
 //! time travel, upcasting and bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Refused, Tally, TallyCommand};
 use serde_json::json;
+use strata_core::fixture::tally::{Refused, Tally, TallyCommand};
 use strata_core::{
     AppendRequest, CommandContext, CommandError, Error, EventId, EventStore, ExpectedVersion,
     IdempotencyStore, InMemoryStore, Metadata, NewEvent, Repository, RetryPolicy, SnapshotPolicy,

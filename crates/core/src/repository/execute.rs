@@ -205,7 +205,7 @@ where
             };
             let request =
                 AppendRequest { stream: stream.clone(), expected, events: new_events, idempotency: record };
-            match self.store.append(request).await {
+            match self.store.append_after_load(request).await {
                 Ok(commit) => {
                     for event in &events {
                         folded.state.evolve(event);

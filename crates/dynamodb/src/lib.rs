@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+pub mod item;
+pub mod keys;
+mod metrics;
+mod store;
+mod table;
+mod transact;
+
+pub use metrics::{OperationCount, RequestCounter, RequestCounts};
+pub use store::DynamoStore;
+pub use table::{IndexSpec, KeyAttribute, SNAPSHOTS_INDEX, TableSpec};
+pub use transact::{MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};

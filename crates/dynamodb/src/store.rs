@@ -1,0 +1,473 @@
+//! [`DynamoStore`]: the core store traits on one DynamoDB table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
+use chrono::Utc;
+use strata_core::{
+    AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, ExpectedVersion, IdempotencyRecord,
+    IdempotencyStore, LoadedStream, Snapshot, SnapshotStore, StreamId,
+};
+
+use crate::error::backend;
+use crate::item::{
+    CommitItem, IdempotencyItem, Item, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size, kind, kind_of,
+    to_item,
+};
+use crate::keys::{IDEMPOTENCY_SK, idempotency_pk, stream_pk, version_sk};
+use crate::table::SNAPSHOTS_INDEX;
+use crate::transact::Action;
+
+/// A commit is new only if no item has its key: two writers at the same version both write
+/// sk = version + 1, and exactly one wins.
+pub(crate) const COMMIT_IS_NEW: &str = "attribute_not_exists(pk)";
+/// An idempotency key is free if unused or expired (TTL deletion lags by up to days).
+pub(crate) const KEY_IS_FREE: &str = "attribute_not_exists(pk) OR expires_at < :now";
+/// How often an `Any` or `StreamExists` append re-reads the head after losing a race.
+const UNCHECKED_APPEND_ATTEMPTS: u32 = 16;
+
+/// The event store, snapshot store and idempotency store on one DynamoDB table (see the crate docs).
+///
+/// Cheap to clone: clones share the SDK client.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    pub(crate) client: Client,
+    pub(crate) table: Arc<str>,
+    load_page_size: i32,
+}
+
+impl DynamoStore {
+    /// Items a load asks for per Query by default: a snapshot every 100 single-event commits is met
+    /// in one Query.
+    pub const DEFAULT_LOAD_PAGE_SIZE: u16 = 101;
+
+    /// A store on `table`, which must have the shape of [`crate::TableSpec::strata`].
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: Arc::from(table.into()),
+            load_page_size: i32::from(Self::DEFAULT_LOAD_PAGE_SIZE),
+        }
+    }
+
+    /// Items per load Query. Set it to your snapshot interval (in commits) plus one: then one Query
+    /// reaches the newest snapshot, and what it reads past the snapshot is bounded by the interval
+    /// (a Query pays for every item it returns). Streams without snapshots page on.
+    pub fn with_load_page_size(mut self, items: u16) -> Self {
+        self.load_page_size = i32::from(items.max(1));
+        self
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The stream's current version, from one strongly consistent Query of one item: the newest item
+    /// is either the last commit or a snapshot taken at the last version.
+    pub async fn head(&self, stream: &StreamId) -> Result<u64, Error> {
+        let out = self.query_stream(stream, false, None, Some(1), None).await?;
+        let Some(item) = out.items.unwrap_or_default().into_iter().next() else {
+            return Ok(0);
+        };
+        match kind_of(&item) {
+            Some(kind::SNAPSHOT) => Ok(from_item::<SnapshotItem>(item, "snapshot")?.snapshot_version),
+            _ => Ok(from_item::<CommitItem>(item, "commit")?.last_version),
+        }
+    }
+
+    /// A strongly consistent Query of a stream's partition. `bound` is a key condition on `sk` with
+    /// its value bound to `:sk`.
+    async fn query_stream(
+        &self,
+        stream: &StreamId,
+        forward: bool,
+        bound: Option<(&str, String)>,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<QueryOutput, Error> {
+        let mut condition = String::from("pk = :pk");
+        let mut request = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
+            .scan_index_forward(forward)
+            .consistent_read(true)
+            .set_limit(limit)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if let Some((op, value)) = bound {
+            condition.push_str(" AND sk ");
+            condition.push_str(op);
+            condition.push_str(" :sk");
+            request = request.expression_attribute_values(":sk", AttributeValue::S(value));
+        }
+        request.key_condition_expression(condition).send().await.map_err(backend)
+    }
+
+    async fn append_checked(&self, request: AppendRequest, head_is_loaded: bool) -> Result<Commit, Error> {
+        if request.events.is_empty() {
+            return Err(Error::InvalidRequest("a commit needs at least one event".into()));
+        }
+        let mut attempt = 1;
+        loop {
+            let head = self.resolve_head(&request, head_is_loaded).await?;
+            match self.write_commit(&request, head + 1).await {
+                Err(Error::Conflict { .. })
+                    if matches!(request.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists)
+                        && attempt < UNCHECKED_APPEND_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The version to append after: the expected one, checked against the stored head unless the
+    /// caller loaded it, or the stored head for `Any` and `StreamExists`.
+    pub(crate) async fn resolve_head(
+        &self,
+        request: &AppendRequest,
+        head_is_loaded: bool,
+    ) -> Result<u64, Error> {
+        Ok(match request.expected {
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => 0,
+            ExpectedVersion::Exact(n) if head_is_loaded => n,
+            ExpectedVersion::Exact(n) => {
+                // A version inside a multi-event commit has no item of its own, so a conditional put
+                // at n + 1 could succeed and corrupt the stream: check the head first.
+                let head = self.head(&request.stream).await?;
+                if head != n {
+                    return Err(conflict(request, Some(head)));
+                }
+                n
+            }
+            ExpectedVersion::Any => self.head(&request.stream).await?,
+            ExpectedVersion::StreamExists => match self.head(&request.stream).await? {
+                0 => return Err(conflict(request, Some(0))),
+                head => head,
+            },
+        })
+    }
+
+    /// One PutItem, or a two-item transaction when an idempotency record rides along.
+    async fn write_commit(&self, request: &AppendRequest, first_version: u64) -> Result<Commit, Error> {
+        let commit = committed(request, first_version);
+        let item = commit_item(request, first_version)?;
+        if let Some(record) = &request.idempotency {
+            let actions = vec![Action::commit(self, item, request)?, Action::idempotency(self, record)?];
+            self.transact(actions).await?;
+            return Ok(commit);
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .condition_expression(COMMIT_IS_NEW)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(commit),
+            Err(error) => match error.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    // The SDK retries a timed-out request with the same body. If the item in the way
+                    // is our own (same first event id), the first attempt did commit.
+                    if failed.item().is_some_and(|old| is_own_commit(old, &first_event_id(request))) {
+                        Ok(commit)
+                    } else {
+                        Err(conflict(request, None))
+                    }
+                }
+                other => Err(Error::backend(other, false)),
+            },
+        }
+    }
+}
+
+pub(crate) fn first_event_id(request: &AppendRequest) -> String {
+    request.events.first().map(|e| e.event_id.to_string()).unwrap_or_default()
+}
+
+pub(crate) fn now_value() -> AttributeValue {
+    AttributeValue::N(Utc::now().timestamp().to_string())
+}
+
+pub(crate) fn conflict(request: &AppendRequest, actual: Option<u64>) -> Error {
+    Error::Conflict { stream: request.stream.clone(), expected: request.expected, actual }
+}
+
+/// The commit as it will read back once written at `first_version`.
+pub(crate) fn committed(request: &AppendRequest, first_version: u64) -> Commit {
+    let events: Vec<EventEnvelope> = request
+        .events
+        .iter()
+        .zip(first_version..)
+        .map(|(event, version)| EventEnvelope::committed(request.stream.clone(), version, event.clone()))
+        .collect();
+    Commit {
+        stream: request.stream.clone(),
+        first_version,
+        last_version: first_version + events.len() as u64 - 1,
+        events,
+    }
+}
+
+/// The commit item, refused before any call if it is over DynamoDB's 400 KB.
+pub(crate) fn commit_item(request: &AppendRequest, first_version: u64) -> Result<Item, Error> {
+    let item = to_item(&CommitItem::new(&request.stream, first_version, &request.events)?, "commit")?;
+    check_size(&item, || format!("commit of {} at version {first_version}", request.stream))?;
+    Ok(item)
+}
+
+pub(crate) fn check_size(item: &Item, what: impl FnOnce() -> String) -> Result<(), Error> {
+    let bytes = item_size(item);
+    if bytes > MAX_ITEM_BYTES {
+        return Err(Error::TooLarge { what: what(), bytes, limit: MAX_ITEM_BYTES });
+    }
+    Ok(())
+}
+
+/// Whether `old` (the item that failed our condition) is the commit this request wrote earlier.
+pub(crate) fn is_own_commit(old: &Item, first_event_id: &str) -> bool {
+    let first_id = old
+        .get("events")
+        .and_then(|v| v.as_l().ok())
+        .and_then(|events| events.first())
+        .and_then(|e| e.as_m().ok())
+        .and_then(|e| e.get("event_id"))
+        .and_then(|id| id.as_s().ok());
+    first_id.is_some_and(|stored| stored == first_event_id)
+}
+
+impl EventStore for DynamoStore {
+    async fn append(&self, request: AppendRequest) -> Result<Commit, Error> {
+        self.append_checked(request, false).await
+    }
+
+    async fn append_after_load(&self, request: AppendRequest) -> Result<Commit, Error> {
+        self.append_checked(request, true).await
+    }
+
+    async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {
+        if limit == 0 {
+            return Err(Error::InvalidRequest("page limit must be at least 1".into()));
+        }
+        let from = from_version.max(1);
+        let mut events = Vec::new();
+        // The commit holding `from` may start before it: it is the newest item below `from`'s key,
+        // unless that item is a snapshot (which sits right after a commit's last version).
+        if from > 1 {
+            let out = self.query_stream(stream, false, Some(("<", version_sk(from))), Some(1), None).await?;
+            if let Some(item) = out.items.unwrap_or_default().into_iter().next()
+                && kind_of(&item) == Some(kind::COMMIT)
+            {
+                let commit = from_item::<CommitItem>(item, "commit")?.into_commit(stream)?;
+                events.extend(commit.events.into_iter().filter(|e| e.version >= from));
+            }
+        }
+        let mut start = None;
+        // Ask for one event more than the limit, to know whether another page follows.
+        while events.len() <= limit {
+            let wanted = i32::try_from(limit - events.len() + 1).unwrap_or(i32::MAX);
+            let out = self
+                .query_stream(stream, true, Some((">=", version_sk(from))), Some(wanted), start.take())
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                if kind_of(&item) != Some(kind::COMMIT) {
+                    continue;
+                }
+                let commit = from_item::<CommitItem>(item, "commit")?.into_commit(stream)?;
+                let expected = events.last().map_or(from, |e: &EventEnvelope| e.version + 1);
+                if commit.first_version != expected {
+                    return Err(Error::StreamCorrupted {
+                        stream: stream.clone(),
+                        expected,
+                        found: commit.first_version,
+                    });
+                }
+                events.extend(commit.events);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let next_version = if events.len() > limit {
+            events.truncate(limit);
+            events.last().map(|e| e.version + 1)
+        } else {
+            None
+        };
+        Ok(EventPage { events, next_version })
+    }
+
+    async fn load(&self, stream: &StreamId) -> Result<LoadedStream, Error> {
+        let mut commits = Vec::new();
+        let mut snapshot = None;
+        let mut start = None;
+        'pages: loop {
+            let out = self.query_stream(stream, false, None, Some(self.load_page_size), start).await?;
+            for item in out.items.unwrap_or_default() {
+                match kind_of(&item) {
+                    Some(kind::COMMIT) => commits.push(from_item::<CommitItem>(item, "commit")?),
+                    Some(kind::SNAPSHOT) => {
+                        match from_item::<SnapshotItem>(item, "snapshot")
+                            .and_then(|s| s.into_snapshot(stream))
+                        {
+                            Ok(found) => {
+                                snapshot = Some(found);
+                                break 'pages;
+                            }
+                            // Snapshots are a cache: read past one that cannot be read at all.
+                            Err(error) => tracing::warn!(%stream, %error, "unreadable snapshot item skipped"),
+                        }
+                    }
+                    other => {
+                        return Err(Error::backend(
+                            format!("item of kind {other:?} in the partition of {stream}"),
+                            false,
+                        ));
+                    }
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let mut next = snapshot.as_ref().map_or(1, |s: &Snapshot| s.version + 1);
+        let mut events = Vec::new();
+        for item in commits.into_iter().rev() {
+            let commit = item.into_commit(stream)?;
+            if commit.first_version != next {
+                return Err(Error::StreamCorrupted {
+                    stream: stream.clone(),
+                    expected: next,
+                    found: commit.first_version,
+                });
+            }
+            next = commit.last_version + 1;
+            events.extend(commit.events);
+        }
+        Ok(LoadedStream { snapshot, events })
+    }
+}
+
+impl SnapshotStore for DynamoStore {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+        let item = to_item(&SnapshotItem::new(&snapshot)?, "snapshot")?;
+        check_size(&item, || format!("snapshot of {} at version {}", snapshot.stream, snapshot.version))?;
+        self.client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Lists the stream's snapshots from the sparse `snapshots` index (keys only, never the commits)
+    /// and deletes all but the newest `keep`. The index is eventually consistent: a snapshot written
+    /// a moment ago may be missing from the list, which only keeps one more than asked.
+    async fn prune_snapshots(&self, stream: &StreamId, keep: usize) -> Result<usize, Error> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(SNAPSHOTS_INDEX)
+                .key_condition_expression("snapshot_of = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            keys.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let mut removed = 0;
+        for item in keys.into_iter().skip(keep) {
+            let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
+            self.client
+                .delete_item()
+                .table_name(&*self.table)
+                .key("pk", pk.clone())
+                .key("sk", sk.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+impl IdempotencyStore for DynamoStore {
+    async fn get_record(&self, tenant: &str, key: &str) -> Result<Option<IdempotencyRecord>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.table)
+            .set_key(Some(HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(idempotency_pk(tenant, key))),
+                ("sk".to_owned(), AttributeValue::S(IDEMPOTENCY_SK.to_owned())),
+            ])))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let record = from_item::<IdempotencyItem>(item, "idempotency record")?.into_record()?;
+        // TTL deletes expired items late; an expired record is no record.
+        Ok((record.expires_at > Utc::now()).then_some(record))
+    }
+
+    async fn put_record(&self, record: IdempotencyRecord) -> Result<(), Error> {
+        let item = to_item(&IdempotencyItem::new(&record)?, "idempotency record")?;
+        check_size(&item, || format!("idempotency record {}", record.key))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .condition_expression(KEY_IS_FREE)
+            .expression_attribute_values(":now", now_value())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(_) => {
+                    Err(Error::IdempotencyKeyExists { key: record.key })
+                }
+                other => Err(Error::backend(other, false)),
+            },
+        }
+    }
+}

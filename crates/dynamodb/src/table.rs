@@ -1,0 +1,186 @@
+//! [`TableSpec`]: the table's shape in one place, exported as JSON for the CDK app to be checked
+//! against, and used to create tables in the emulator.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    TimeToLiveSpecification,
+};
+use serde::{Deserialize, Serialize};
+use strata_core::Error;
+
+use crate::error::backend;
+
+/// A key attribute: name and DynamoDB scalar type (`S`, `N` or `B`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAttribute {
+    /// Attribute name.
+    pub name: String,
+    /// `S`, `N` or `B`.
+    #[serde(rename = "type")]
+    pub attribute_type: String,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexSpec {
+    /// Index name.
+    pub name: String,
+    /// Partition key.
+    pub partition_key: KeyAttribute,
+    /// Sort key.
+    pub sort_key: KeyAttribute,
+    /// `KEYS_ONLY`, `INCLUDE` or `ALL`.
+    pub projection: String,
+    /// Why the index exists.
+    pub purpose: String,
+}
+
+/// The event store table's shape. [`TableSpec::strata`] is the one the stores in this crate need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSpec {
+    /// Partition key.
+    pub partition_key: KeyAttribute,
+    /// Sort key.
+    pub sort_key: KeyAttribute,
+    /// `PAY_PER_REQUEST`.
+    pub billing_mode: String,
+    /// The stream view the publisher reads (`NEW_IMAGE`).
+    pub stream_view_type: String,
+    /// The TTL attribute (epoch seconds).
+    pub ttl_attribute: String,
+    /// Point-in-time recovery on.
+    pub point_in_time_recovery: bool,
+    /// Global secondary indexes.
+    pub global_secondary_indexes: Vec<IndexSpec>,
+}
+
+/// Name of the sparse index listing a stream's snapshots (for pruning without reading the stream).
+pub const SNAPSHOTS_INDEX: &str = "snapshots";
+
+fn key(name: &str, attribute_type: &str) -> KeyAttribute {
+    KeyAttribute { name: name.into(), attribute_type: attribute_type.into() }
+}
+
+impl TableSpec {
+    /// The table the Strata stores need.
+    pub fn strata() -> Self {
+        Self {
+            partition_key: key("pk", "S"),
+            sort_key: key("sk", "S"),
+            billing_mode: "PAY_PER_REQUEST".into(),
+            stream_view_type: "NEW_IMAGE".into(),
+            ttl_attribute: "expires_at".into(),
+            point_in_time_recovery: true,
+            global_secondary_indexes: vec![IndexSpec {
+                name: SNAPSHOTS_INDEX.into(),
+                partition_key: key("snapshot_of", "S"),
+                sort_key: key("snapshot_version", "N"),
+                projection: "KEYS_ONLY".into(),
+                purpose: "Sparse: only snapshot items carry snapshot_of. Lists a stream's snapshots newest \
+                          first so pruning to keep-K never reads the stream's commits."
+                    .into(),
+            }],
+        }
+    }
+
+    /// The spec as pretty JSON (what `infra/table-spec.json` holds).
+    pub fn to_json(&self) -> String {
+        // A struct of strings, bools and vectors always serializes.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Creates a table of this shape named `table_name`, waits (up to `deadline`) until it is active,
+    /// and turns on TTL. For emulators and tests; production tables come from the CDK app.
+    pub async fn create(&self, client: &Client, table_name: &str, deadline: Duration) -> Result<(), Error> {
+        let mut attributes = vec![self.partition_key.clone(), self.sort_key.clone()];
+        for index in &self.global_secondary_indexes {
+            attributes.push(index.partition_key.clone());
+            attributes.push(index.sort_key.clone());
+        }
+        attributes.dedup_by(|a, b| a.name == b.name);
+        let definitions = attributes
+            .iter()
+            .map(|a| {
+                AttributeDefinition::builder()
+                    .attribute_name(&a.name)
+                    .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
+                    .build()
+                    .map_err(|e| Error::InvalidRequest(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut request = client
+            .create_table()
+            .table_name(table_name)
+            .set_attribute_definitions(Some(definitions))
+            .set_key_schema(Some(key_schema(&self.partition_key, &self.sort_key)?))
+            .billing_mode(BillingMode::from(self.billing_mode.as_str()))
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(self.stream_view_type.as_str()))
+                    .build()
+                    .map_err(|e| Error::InvalidRequest(e.to_string()))?,
+            );
+        for index in &self.global_secondary_indexes {
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(&index.name)
+                    .set_key_schema(Some(key_schema(&index.partition_key, &index.sort_key)?))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::from(index.projection.as_str()))
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| Error::InvalidRequest(e.to_string()))?,
+            );
+        }
+        request.send().await.map_err(backend)?;
+
+        let start = std::time::Instant::now();
+        loop {
+            let described = client.describe_table().table_name(table_name).send().await.map_err(backend)?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                break;
+            }
+            if start.elapsed() > deadline {
+                return Err(Error::backend(
+                    format!("table {table_name} not active after {deadline:?}"),
+                    true,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client
+            .update_time_to_live()
+            .table_name(table_name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(&self.ttl_attribute)
+                    .build()
+                    .map_err(|e| Error::InvalidRequest(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn key_schema(partition: &KeyAttribute, sort: &KeyAttribute) -> Result<Vec<KeySchemaElement>, Error> {
+    [(partition, KeyType::Hash), (sort, KeyType::Range)]
+        .into_iter()
+        .map(|(a, key_type)| {
+            KeySchemaElement::builder()
+                .attribute_name(&a.name)
+                .key_type(key_type)
+                .build()
+                .map_err(|e| Error::InvalidRequest(e.to_string()))
+        })
+        .collect()
+}
