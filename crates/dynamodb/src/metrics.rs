@@ -35,7 +35,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 /// Counts of one operation.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OperationCount {
-    /// Operations called (one per SDK call, however many attempts it took).
+    /// Operations called (one per SDK call, however many attempts it took), counted on completion.
     pub calls: u64,
     /// HTTP requests sent (retries included).
     pub requests: u64,
@@ -134,7 +134,7 @@ impl Intercept for RequestCounter {
     fn read_before_execution(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let input = context.input();
         let inconsistent = if let Some(query) = input.downcast_ref::<QueryInput>() {
@@ -145,9 +145,7 @@ impl Intercept for RequestCounter {
             false
         };
         let scan = input.downcast_ref::<ScanInput>().is_some();
-        let operation = self.operation(cfg);
         let mut counts = self.lock();
-        counts.operations.entry(operation).or_default().calls += 1;
         counts.inconsistent_reads += u64::from(inconsistent);
         counts.scans += u64::from(scan);
         Ok(())
@@ -170,6 +168,11 @@ impl Intercept for RequestCounter {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let operation = self.operation(cfg);
+        let mut counts = self.lock();
+        let count = counts.operations.entry(operation).or_default();
+        // Counted after the call, when the operation's name is in the config bag.
+        count.calls += 1;
         let Some(Ok(output)) = context.output_or_error() else {
             return Ok(());
         };
@@ -188,8 +191,7 @@ impl Intercept for RequestCounter {
         } else {
             0.0
         };
-        let operation = self.operation(cfg);
-        self.lock().operations.entry(operation).or_default().capacity_units += units;
+        count.capacity_units += units;
         Ok(())
     }
 }

@@ -1,0 +1,89 @@
+//! What a command and a load cost, counted at the SDK: the floor the design promises.
+
+mod common;
+
+use common::{append, bumps, fixture, stream};
+use strata_core::fixture::tally::{Tally, TallyCommand};
+use strata_core::{
+    CommandContext, EventStore, ExpectedVersion, Repository, Snapshot, SnapshotPolicy, SnapshotStore,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_an_existing_stream_is_one_query_and_one_put() {
+    let f = fixture().await;
+    let repo = Repository::<Tally, _>::new(f.store.clone());
+    let s = stream("cost-1");
+    repo.execute(&s, &TallyCommand::Bump { times: 2 }, CommandContext::default()).await.unwrap();
+    f.counter.reset();
+
+    let outcome = repo.execute(&s, &TallyCommand::Bump { times: 3 }, CommandContext::default()).await.unwrap();
+
+    assert_eq!(outcome.version, 5);
+    let counts = f.counter.take();
+    assert_eq!(counts.calls("Query"), 1, "{counts}");
+    assert_eq!(counts.calls("PutItem"), 1, "{counts}");
+    assert_eq!(counts.total_calls(), 2, "{counts}");
+    assert_eq!((counts.inconsistent_reads, counts.scans), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_ten_thousand_events_with_a_snapshot_every_hundred_is_one_query() {
+    let f = fixture().await;
+    let repo = Repository::<Tally, _>::new(f.store.clone()).with_snapshot_policy(SnapshotPolicy::every(100));
+    let s = stream("cost-10k");
+    // The emulator scans a whole table per Query, so the first 10,000 events are written directly:
+    // 100 commits of 100 events, each followed by the snapshot the policy would take.
+    for commit in 0..100u64 {
+        let first = commit * 100 + 1;
+        let request = append(&s, ExpectedVersion::Exact(first - 1), bumps(first, 100));
+        f.store.append_after_load(request).await.unwrap();
+        let state = Tally { count: first + 99, seen: (1..=first + 99).collect() };
+        let snapshot = Snapshot {
+            stream: s.clone(),
+            version: first + 99,
+            state_schema_version: 1,
+            state: serde_json::to_value(&state).unwrap(),
+            taken_at: chrono::Utc::now(),
+        };
+        f.store.save_snapshot(snapshot).await.unwrap();
+    }
+    // Then five commands of 10 events through the repository: no snapshot is due before 10,100.
+    for _ in 0..5 {
+        repo.execute(&s, &TallyCommand::Bump { times: 10 }, CommandContext::default()).await.unwrap();
+    }
+    f.counter.reset();
+
+    let loaded = f.store.load(&s).await.unwrap();
+
+    let counts = f.counter.take();
+    assert_eq!(counts.calls("Query"), 1, "{counts}");
+    assert_eq!(counts.total_calls(), 1, "{counts}");
+    assert_eq!(counts.inconsistent_reads, 0);
+    assert_eq!(loaded.snapshot.as_ref().map(|s| s.version), Some(10_000));
+    assert_eq!(loaded.events.len(), 50);
+    assert_eq!(loaded.events.first().map(|e| e.version), Some(10_001));
+
+    let state = repo.load(&s).await.unwrap();
+    assert_eq!(state.version, 10_050);
+    assert_eq!(state.state.count, 10_050);
+    assert_eq!(state.state.seen, (1..=10_050).collect::<Vec<_>>());
+    assert_eq!(f.counter.take().calls("Query"), 1);
+
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_path_scans_or_reads_inconsistently() {
+    let f = fixture().await;
+    let repo = Repository::<Tally, _>::new(f.store.clone()).with_snapshot_policy(SnapshotPolicy::every(3));
+    let s = stream("consistent");
+    for _ in 0..5 {
+        repo.execute(&s, &TallyCommand::Bump { times: 1 }, CommandContext::default()).await.unwrap();
+    }
+    repo.load(&s).await.unwrap();
+    repo.load_at_version(&s, 2).await.unwrap();
+    repo.read(&s, 2, 2).await.unwrap();
+    f.store.head(&s).await.unwrap();
+    let counts = f.counter.take();
+    assert!(counts.calls("Query") >= 10, "{counts}");
+    assert_eq!((counts.inconsistent_reads, counts.scans), (0, 0), "{counts}");
+}
