@@ -1,4 +1,5 @@
 //! Racing writers on one stream: conditional puts let exactly one writer win each version.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
 mod common;
 

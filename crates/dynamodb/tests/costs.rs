@@ -1,4 +1,5 @@
 //! What a command and a load cost, counted at the SDK: the floor the design promises.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
 mod common;
 
@@ -16,7 +17,8 @@ async fn a_command_on_an_existing_stream_is_one_query_and_one_put() {
     repo.execute(&s, &TallyCommand::Bump { times: 2 }, CommandContext::default()).await.unwrap();
     f.counter.reset();
 
-    let outcome = repo.execute(&s, &TallyCommand::Bump { times: 3 }, CommandContext::default()).await.unwrap();
+    let outcome =
+        repo.execute(&s, &TallyCommand::Bump { times: 3 }, CommandContext::default()).await.unwrap();
 
     assert_eq!(outcome.version, 5);
     let counts = f.counter.take();
@@ -68,7 +70,6 @@ async fn loading_ten_thousand_events_with_a_snapshot_every_hundred_is_one_query(
     assert_eq!(state.state.count, 10_050);
     assert_eq!(state.state.seen, (1..=10_050).collect::<Vec<_>>());
     assert_eq!(f.counter.take().calls("Query"), 1);
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

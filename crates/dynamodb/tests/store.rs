@@ -1,4 +1,5 @@
 //! The event store contract on DynamoDB: appends, conflicts, reads, paging, size limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
 mod common;
 
@@ -116,7 +117,8 @@ async fn a_stream_over_three_megabytes_loads_and_reads_completely_across_pages()
     let blob = "x".repeat(300 * 1024);
     // 11 commits of one ~300 KB event: ~3.3 MB, more than three 1 MB Query pages.
     for version in 1..=11u64 {
-        let request = append(&s, ExpectedVersion::Exact(version - 1), vec![event(json!({"n": version, "blob": blob}))]);
+        let request =
+            append(&s, ExpectedVersion::Exact(version - 1), vec![event(json!({"n": version, "blob": blob}))]);
         f.store.append_after_load(request).await.unwrap();
     }
     f.counter.reset();
