@@ -13,6 +13,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "TransactionConflict",
     "TransactionConflictException",
     "TransactionInProgressException",
+    // Cancellation reason codes inside TransactionCanceledException.
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
 ];
 
 /// Wraps an SDK failure as [`Error::Backend`], telling whether a retry may help.
@@ -27,10 +30,43 @@ where
 {
     let retryable = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(service) => {
-            service.err().code().is_some_and(|code| RETRYABLE_CODES.contains(&code))
-        }
+        SdkError::ServiceError(service) => is_retryable(service.err()),
         _ => false,
     };
     Error::backend(error, retryable)
+}
+
+/// Wraps an operation's service error (after the condition failures were handled) as
+/// [`Error::Backend`].
+pub fn service<E>(error: E) -> Error
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    let retryable = is_retryable(&error);
+    Error::backend(error, retryable)
+}
+
+/// Whether an error code says the same request may succeed later.
+pub fn is_retryable_code(code: Option<&str>) -> bool {
+    code.is_some_and(|code| RETRYABLE_CODES.contains(&code))
+}
+
+fn is_retryable(error: &impl ProvideErrorMetadata) -> bool {
+    is_retryable_code(error.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_server_trouble_are_retryable_and_the_rest_is_not() {
+        for code in ["ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"] {
+            assert!(is_retryable_code(Some(code)), "{code}");
+        }
+        for code in ["ValidationException", "ResourceNotFoundException", "AccessDeniedException"] {
+            assert!(!is_retryable_code(Some(code)), "{code}");
+        }
+        assert!(!is_retryable_code(None));
+    }
 }

@@ -13,7 +13,7 @@ use strata_core::{
     IdempotencyStore, LoadedStream, Snapshot, SnapshotStore, StreamId,
 };
 
-use crate::error::backend;
+use crate::error::{backend, service};
 use crate::item::{
     CommitItem, IdempotencyItem, Item, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size, kind, kind_of,
     to_item,
@@ -192,7 +192,7 @@ impl DynamoStore {
                         Err(conflict(request, None))
                     }
                 }
-                other => Err(Error::backend(other, false)),
+                other => Err(service(other)),
             },
         }
     }
@@ -282,7 +282,7 @@ impl EventStore for DynamoStore {
         let mut start = None;
         // Ask for one event more than the limit, to know whether another page follows.
         while events.len() <= limit {
-            let wanted = i32::try_from(limit - events.len() + 1).unwrap_or(i32::MAX);
+            let wanted = i32::try_from((limit - events.len()).saturating_add(1)).unwrap_or(i32::MAX);
             let out = self
                 .query_stream(stream, true, Some((">=", version_sk(from))), Some(wanted), start.take())
                 .await?;
@@ -466,7 +466,7 @@ impl IdempotencyStore for DynamoStore {
                 PutItemError::ConditionalCheckFailedException(_) => {
                     Err(Error::IdempotencyKeyExists { key: record.key })
                 }
-                other => Err(Error::backend(other, false)),
+                other => Err(service(other)),
             },
         }
     }

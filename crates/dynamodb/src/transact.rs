@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use strata_core::{AppendRequest, Commit, Error, ExpectedVersion, IdempotencyRecord, StreamId};
 
+use crate::error::{is_retryable_code, service};
 use crate::item::{IdempotencyItem, Item, to_item};
 use crate::store::{
     COMMIT_IS_NEW, DynamoStore, KEY_IS_FREE, check_size, commit_item, committed, first_event_id,
@@ -148,7 +149,7 @@ impl DynamoStore {
             Err(error) => error.into_service_error(),
         };
         let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
-            return Err(Error::backend(error, false));
+            return Err(service(error));
         };
         let reasons = cancelled.cancellation_reasons();
         let failed: Vec<_> = reasons
@@ -175,7 +176,7 @@ impl DynamoStore {
                 return Err(Error::Conflict { stream: stream.clone(), expected: *expected, actual: None });
             }
         }
-        let retryable = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+        let retryable = reasons.iter().any(|r| is_retryable_code(r.code()));
         Err(Error::backend(TransactWriteItemsError::TransactionCanceledException(cancelled), retryable))
     }
 }

@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{append, bumps, fixture, stream};
 use strata_core::fixture::tally::{Tally, TallyCommand};
@@ -21,7 +22,11 @@ async fn sixteen_writers_of_fifty_commands_end_at_800_contiguous_and_unique() {
     let repo = Arc::new(
         Repository::<Tally, _>::new(store)
             .with_snapshot_policy(SnapshotPolicy::every(5).keep(2))
-            .with_retry_policy(RetryPolicy { max_attempts: 500, ..RetryPolicy::default() }),
+            .with_retry_policy(RetryPolicy {
+                max_attempts: 500,
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_secs(1),
+            }),
     );
     let s = stream("race");
     let tasks: Vec<_> = (0..16)
