@@ -1,5 +1,6 @@
 //! Translating SDK failures into `strata_core::Error` at the boundary.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use strata_core::Error;
 
@@ -23,36 +24,23 @@ const RETRYABLE_CODES: &[&str] = &[
 /// The SDK has already retried what it retries; this is what remains. A timeout or a 500 on a write
 /// is ambiguous (the write may have happened): the conditional writes and event ids of this crate make
 /// a retry of the same command safe, but deciding to retry is the caller's call.
-pub fn backend<E, R>(error: SdkError<E, R>) -> Error
+pub fn backend<E>(error: SdkError<E, HttpResponse>) -> Error
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let retryable = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(service) => is_retryable(service.err()),
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error() || is_retryable_code(service.err().code())
+        }
         _ => false,
     };
-    Error::backend(error, retryable)
-}
-
-/// Wraps an operation's service error (after the condition failures were handled) as
-/// [`Error::Backend`].
-pub fn service<E>(error: E) -> Error
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-{
-    let retryable = is_retryable(&error);
     Error::backend(error, retryable)
 }
 
 /// Whether an error code says the same request may succeed later.
 pub fn is_retryable_code(code: Option<&str>) -> bool {
     code.is_some_and(|code| RETRYABLE_CODES.contains(&code))
-}
-
-fn is_retryable(error: &impl ProvideErrorMetadata) -> bool {
-    is_retryable_code(error.code())
 }
 
 #[cfg(test)]

@@ -135,6 +135,9 @@ impl CommitItem {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        let last_version = first_version
+            .checked_add(events.len() as u64 - 1)
+            .ok_or_else(|| Error::InvalidRequest(format!("no room for the events of {stream}")))?;
         Ok(Self {
             pk: stream_pk(stream),
             sk: version_sk(first_version),
@@ -143,7 +146,7 @@ impl CommitItem {
             category: stream.category().into(),
             stream_id: stream.id().into(),
             first_version,
-            last_version: first_version + events.len() as u64 - 1,
+            last_version,
             metadata: shared,
             events,
         })
@@ -165,7 +168,7 @@ impl CommitItem {
             });
         }
         let mut events = Vec::with_capacity(self.events.len());
-        for (event, version) in self.events.into_iter().zip(self.first_version..) {
+        for (event, version) in self.events.into_iter().zip(self.first_version..=self.last_version) {
             let payload = serde_json::from_str(&event.payload)
                 .map_err(|source| Error::Deserialize { what: "event payload", source })?;
             events.push(EventEnvelope {

@@ -39,7 +39,8 @@ pub struct OperationCount {
     pub calls: u64,
     /// HTTP requests sent (retries included).
     pub requests: u64,
-    /// Capacity units reported consumed (when the request asked for them).
+    /// Capacity units reported consumed (every Strata request asks for them). Only successful calls
+    /// report capacity: a failed conditional write also consumes write units, uncounted here.
     pub capacity_units: f64,
 }
 

@@ -13,12 +13,12 @@ use strata_core::{
     IdempotencyStore, LoadedStream, Snapshot, SnapshotStore, StreamId,
 };
 
-use crate::error::{backend, service};
+use crate::error::backend;
 use crate::item::{
     CommitItem, IdempotencyItem, Item, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size, kind, kind_of,
     to_item,
 };
-use crate::keys::{IDEMPOTENCY_SK, idempotency_pk, stream_pk, version_sk};
+use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, stream_pk, version_sk};
 use crate::table::SNAPSHOTS_INDEX;
 use crate::transact::Action;
 
@@ -26,7 +26,9 @@ use crate::transact::Action;
 /// sk = version + 1, and exactly one wins.
 pub(crate) const COMMIT_IS_NEW: &str = "attribute_not_exists(pk)";
 /// An idempotency key is free if unused or expired (TTL deletion lags by up to days).
-pub(crate) const KEY_IS_FREE: &str = "attribute_not_exists(pk) OR expires_at < :now";
+/// `expires_at` holds whole seconds (rounded up) and `:now` is whole seconds (rounded down), so `<=`
+/// agrees exactly with [`IdempotencyStore::get_record`]'s `expires_at > now` for a live record.
+pub(crate) const KEY_IS_FREE: &str = "attribute_not_exists(pk) OR expires_at <= :now";
 /// How often an `Any` or `StreamExists` append re-reads the head after losing a race.
 const UNCHECKED_APPEND_ATTEMPTS: u32 = 16;
 
@@ -75,13 +77,45 @@ impl DynamoStore {
     /// The stream's current version, from one strongly consistent Query of one item: the newest item
     /// is either the last commit or a snapshot taken at the last version.
     pub async fn head(&self, stream: &StreamId) -> Result<u64, Error> {
+        Ok(self.newest(stream).await?.0)
+    }
+
+    /// The head version and, when the newest item is a commit, that item. Reads only key-like
+    /// attributes, so a snapshot item in an older format does not block appends.
+    async fn newest(&self, stream: &StreamId) -> Result<(u64, Option<Item>), Error> {
         let out = self.query_stream(stream, false, None, Some(1), None).await?;
         let Some(item) = out.items.unwrap_or_default().into_iter().next() else {
-            return Ok(0);
+            return Ok((0, None));
         };
-        match kind_of(&item) {
-            Some(kind::SNAPSHOT) => Ok(from_item::<SnapshotItem>(item, "snapshot")?.snapshot_version),
-            _ => Ok(from_item::<CommitItem>(item, "commit")?.last_version),
+        if kind_of(&item) == Some(kind::SNAPSHOT) {
+            Ok((snapshot_version_of(&item)?, None))
+        } else {
+            Ok((number(&item, "last_version")?, Some(item)))
+        }
+    }
+
+    /// Our own commit at `version`, if an earlier attempt of this request wrote it.
+    pub(crate) async fn own_commit_at(
+        &self,
+        request: &AppendRequest,
+        version: u64,
+    ) -> Result<Option<Commit>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.table)
+            .key("pk", AttributeValue::S(stream_pk(&request.stream)))
+            .key("sk", AttributeValue::S(version_sk(version)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        match out.item {
+            Some(item) if is_own_commit(&item, &first_event_id(request)) => {
+                Ok(Some(committed(request, version)?))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -121,8 +155,11 @@ impl DynamoStore {
         }
         let mut attempt = 1;
         loop {
-            let head = self.resolve_head(&request, head_is_loaded).await?;
-            match self.write_commit(&request, head + 1).await {
+            let head = match self.resolve_head(&request, head_is_loaded).await? {
+                Resolved::Committed(commit) => return Ok(commit),
+                Resolved::After(head) => head,
+            };
+            match self.write_commit(&request, next_version(head)?).await {
                 Err(Error::Conflict { .. })
                     if matches!(request.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists)
                         && attempt < UNCHECKED_APPEND_ATTEMPTS =>
@@ -134,36 +171,51 @@ impl DynamoStore {
         }
     }
 
-    /// The version to append after: the expected one, checked against the stored head unless the
-    /// caller loaded it, or the stored head for `Any` and `StreamExists`.
+    /// Where to append: after the expected version, checked against the stored head unless the
+    /// caller loaded it, or after the stored head for `Any` and `StreamExists`. When the check finds
+    /// that this very request was committed by an earlier attempt whose answer was lost, the answer is
+    /// that commit, so a caller's retry never writes the events twice.
     pub(crate) async fn resolve_head(
         &self,
         request: &AppendRequest,
         head_is_loaded: bool,
-    ) -> Result<u64, Error> {
-        Ok(match request.expected {
+    ) -> Result<Resolved, Error> {
+        let head = match request.expected {
             ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => 0,
             ExpectedVersion::Exact(n) if head_is_loaded => n,
             ExpectedVersion::Exact(n) => {
                 // A version inside a multi-event commit has no item of its own, so a conditional put
                 // at n + 1 could succeed and corrupt the stream: check the head first.
-                let head = self.head(&request.stream).await?;
+                let (head, _) = self.newest(&request.stream).await?;
                 if head != n {
+                    if head > n
+                        && let Some(commit) = self.own_commit_at(request, next_version(n)?).await?
+                    {
+                        return Ok(Resolved::Committed(commit));
+                    }
                     return Err(conflict(request, Some(head)));
                 }
                 n
             }
-            ExpectedVersion::Any => self.head(&request.stream).await?,
-            ExpectedVersion::StreamExists => match self.head(&request.stream).await? {
-                0 => return Err(conflict(request, Some(0))),
-                head => head,
-            },
-        })
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
+                let (head, newest) = self.newest(&request.stream).await?;
+                if let Some(item) = newest
+                    && is_own_commit(&item, &first_event_id(request))
+                {
+                    return Ok(Resolved::Committed(committed(request, number(&item, "first_version")?)?));
+                }
+                if head == 0 && request.expected == ExpectedVersion::StreamExists {
+                    return Err(conflict(request, Some(0)));
+                }
+                head
+            }
+        };
+        Ok(Resolved::After(head))
     }
 
     /// One PutItem, or a two-item transaction when an idempotency record rides along.
     async fn write_commit(&self, request: &AppendRequest, first_version: u64) -> Result<Commit, Error> {
-        let commit = committed(request, first_version);
+        let commit = committed(request, first_version)?;
         let item = commit_item(request, first_version)?;
         if let Some(record) = &request.idempotency {
             let actions = vec![Action::commit(self, item, request)?, Action::idempotency(self, record)?];
@@ -182,8 +234,8 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(commit),
-            Err(error) => match error.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
                     // The SDK retries a timed-out request with the same body. If the item in the way
                     // is our own (same first event id), the first attempt did commit.
                     if failed.item().is_some_and(|old| is_own_commit(old, &first_event_id(request))) {
@@ -192,7 +244,7 @@ impl DynamoStore {
                         Err(conflict(request, None))
                     }
                 }
-                other => Err(service(other)),
+                _ => Err(backend(error)),
             },
         }
     }
@@ -211,19 +263,48 @@ pub(crate) fn conflict(request: &AppendRequest, actual: Option<u64>) -> Error {
 }
 
 /// The commit as it will read back once written at `first_version`.
-pub(crate) fn committed(request: &AppendRequest, first_version: u64) -> Commit {
-    let events: Vec<EventEnvelope> = request
+pub(crate) fn committed(request: &AppendRequest, first_version: u64) -> Result<Commit, Error> {
+    let last_version = (request.events.len() as u64)
+        .checked_sub(1)
+        .and_then(|extra| first_version.checked_add(extra))
+        .ok_or_else(|| Error::InvalidRequest(format!("no room for the events of {}", request.stream)))?;
+    let events = request
         .events
         .iter()
-        .zip(first_version..)
+        .zip(first_version..=last_version)
         .map(|(event, version)| EventEnvelope::committed(request.stream.clone(), version, event.clone()))
         .collect();
-    Commit {
-        stream: request.stream.clone(),
-        first_version,
-        last_version: first_version + events.len() as u64 - 1,
-        events,
-    }
+    Ok(Commit { stream: request.stream.clone(), first_version, last_version, events })
+}
+
+/// Where an append after `head` starts.
+pub(crate) fn next_version(head: u64) -> Result<u64, Error> {
+    head.checked_add(1).ok_or_else(|| Error::InvalidRequest("stream version past u64::MAX".into()))
+}
+
+/// What [`DynamoStore::resolve_head`] found.
+pub(crate) enum Resolved {
+    /// Append after this version.
+    After(u64),
+    /// This request is already committed.
+    Committed(Commit),
+}
+
+/// A number attribute, read without decoding the whole item.
+fn number(item: &Item, name: &str) -> Result<u64, Error> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::backend(format!("item without a numeric {name}"), false))
+}
+
+/// A snapshot's version, from its sort key (present on every snapshot item, whatever its format).
+fn snapshot_version_of(item: &Item) -> Result<u64, Error> {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| sk.strip_suffix(SNAPSHOT_SUFFIX))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::backend("snapshot item without a snapshot sort key", false))
 }
 
 /// The commit item, refused before any call if it is over DynamoDB's 400 KB.
@@ -291,7 +372,7 @@ impl EventStore for DynamoStore {
                     continue;
                 }
                 let commit = from_item::<CommitItem>(item, "commit")?.into_commit(stream)?;
-                let expected = events.last().map_or(from, |e: &EventEnvelope| e.version + 1);
+                let expected = events.last().map_or(from, |e: &EventEnvelope| e.version.saturating_add(1));
                 if commit.first_version != expected {
                     return Err(Error::StreamCorrupted {
                         stream: stream.clone(),
@@ -308,7 +389,7 @@ impl EventStore for DynamoStore {
         }
         let next_version = if events.len() > limit {
             events.truncate(limit);
-            events.last().map(|e| e.version + 1)
+            events.last().and_then(|e| e.version.checked_add(1))
         } else {
             None
         };
@@ -349,7 +430,7 @@ impl EventStore for DynamoStore {
                 _ => break,
             }
         }
-        let mut next = snapshot.as_ref().map_or(1, |s: &Snapshot| s.version + 1);
+        let mut next = snapshot.as_ref().map_or(1, |s: &Snapshot| s.version.saturating_add(1));
         let mut events = Vec::new();
         for item in commits.into_iter().rev() {
             let commit = item.into_commit(stream)?;
@@ -360,7 +441,7 @@ impl EventStore for DynamoStore {
                     found: commit.first_version,
                 });
             }
-            next = commit.last_version + 1;
+            next = commit.last_version.saturating_add(1);
             events.extend(commit.events);
         }
         Ok(LoadedStream { snapshot, events })
@@ -368,9 +449,26 @@ impl EventStore for DynamoStore {
 }
 
 impl SnapshotStore for DynamoStore {
+    /// Refuses ([`Error::InvalidRequest`]) a version that does not end a commit: its key would sort
+    /// inside the stream and a load would stop at it. Checking costs one Query of one item.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
         let item = to_item(&SnapshotItem::new(&snapshot)?, "snapshot")?;
         check_size(&item, || format!("snapshot of {} at version {}", snapshot.stream, snapshot.version))?;
+        let v = snapshot.version;
+        let below = self
+            .query_stream(&snapshot.stream, false, Some(("<", version_sk(next_version(v)?))), Some(1), None)
+            .await?;
+        let ends_a_commit = match below.items.unwrap_or_default().into_iter().next() {
+            Some(item) if kind_of(&item) == Some(kind::SNAPSHOT) => snapshot_version_of(&item)? == v,
+            Some(item) => number(&item, "last_version")? == v,
+            None => false,
+        };
+        if v == 0 || !ends_a_commit {
+            return Err(Error::InvalidRequest(format!(
+                "snapshot of {} at version {v}, which does not end a commit",
+                snapshot.stream
+            )));
+        }
         self.client
             .put_item()
             .table_name(&*self.table)
@@ -462,11 +560,11 @@ impl IdempotencyStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) => match error.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(_) => {
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
                     Err(Error::IdempotencyKeyExists { key: record.key })
                 }
-                other => Err(service(other)),
+                _ => Err(backend(error)),
             },
         }
     }

@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::types::{
 };
 use strata_core::{AppendRequest, Commit, Error, ExpectedVersion, IdempotencyRecord, StreamId};
 
-use crate::error::{is_retryable_code, service};
+use crate::error::{backend, is_retryable_code};
 use crate::item::{IdempotencyItem, Item, to_item};
 use crate::store::{
-    COMMIT_IS_NEW, DynamoStore, KEY_IS_FREE, check_size, commit_item, committed, first_event_id,
-    is_own_commit, now_value,
+    COMMIT_IS_NEW, DynamoStore, KEY_IS_FREE, Resolved, check_size, commit_item, committed, conflict,
+    first_event_id, is_own_commit, next_version, now_value,
 };
 
 /// DynamoDB's limits on one TransactWriteItems call.
@@ -113,17 +113,45 @@ impl DynamoStore {
                 return Err(Error::InvalidRequest(format!("idempotency key {} used twice", record.key)));
             }
         }
+        let mut resolved = Vec::with_capacity(requests.len());
+        for request in &requests {
+            resolved.push(self.resolve_head(request, false).await?);
+        }
+        if resolved.iter().any(|r| matches!(r, Resolved::Committed(_))) {
+            return self.committed_earlier(&requests, resolved).await;
+        }
         let mut actions = Vec::with_capacity(actions_needed);
         let mut commits = Vec::with_capacity(requests.len());
-        for request in &requests {
-            let first_version = self.resolve_head(request, false).await? + 1;
+        for (request, resolved) in requests.iter().zip(resolved) {
+            let Resolved::After(head) = resolved else { continue };
+            let first_version = next_version(head)?;
             actions.push(Action::commit(self, commit_item(request, first_version)?, request)?);
             if let Some(record) = &request.idempotency {
                 actions.push(Action::idempotency(self, record)?);
             }
-            commits.push(committed(request, first_version));
+            commits.push(committed(request, first_version)?);
         }
         self.transact(actions).await?;
+        Ok(commits)
+    }
+
+    /// An earlier attempt of this transaction committed and its answer was lost. Transactions are
+    /// atomic, so every part must be there; one that is not is a conflict.
+    async fn committed_earlier(
+        &self,
+        requests: &[AppendRequest],
+        resolved: Vec<Resolved>,
+    ) -> Result<Vec<Commit>, Error> {
+        let mut commits = Vec::with_capacity(requests.len());
+        for (request, resolved) in requests.iter().zip(resolved) {
+            match resolved {
+                Resolved::Committed(commit) => commits.push(commit),
+                Resolved::After(head) => match self.own_commit_at(request, next_version(head)?).await? {
+                    Some(commit) => commits.push(commit),
+                    None => return Err(conflict(request, Some(head))),
+                },
+            }
+        }
         Ok(commits)
     }
 
@@ -146,10 +174,11 @@ impl DynamoStore {
             .await;
         let error = match result {
             Ok(_) => return Ok(()),
-            Err(error) => error.into_service_error(),
+            Err(error) => error,
         };
-        let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
-            return Err(service(error));
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+        else {
+            return Err(backend(error));
         };
         let reasons = cancelled.cancellation_reasons();
         let failed: Vec<_> = reasons
@@ -177,6 +206,6 @@ impl DynamoStore {
             }
         }
         let retryable = reasons.iter().any(|r| is_retryable_code(r.code()));
-        Err(Error::backend(TransactWriteItemsError::TransactionCanceledException(cancelled), retryable))
+        Err(Error::backend(error, retryable))
     }
 }

@@ -156,3 +156,59 @@ async fn a_commit_over_400_kb_is_refused_before_any_call() {
     assert_eq!(f.counter.take().total_calls(), 0, "nothing was sent");
     assert_eq!(f.store.head(&s).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_retry_after_a_lost_answer_returns_the_commit_instead_of_writing_twice() {
+    let f = fixture().await;
+    let s = stream("lost-answer");
+    f.store.append(append(&s, ExpectedVersion::NoStream, bumps(1, 1))).await.unwrap();
+    let exact = append(&s, ExpectedVersion::Exact(1), bumps(2, 2));
+    let any = append(&s, ExpectedVersion::Any, bumps(4, 1));
+    let first = f.store.append(exact.clone()).await.unwrap();
+    let second = f.store.append(any.clone()).await.unwrap();
+
+    // The same requests again, as a caller does when the answer never arrived.
+    assert_eq!(f.store.append(any).await.unwrap(), second, "Any: the newest commit is ours");
+    assert_eq!(f.store.append(exact).await.unwrap(), first, "Exact(1): the commit at 2 is ours");
+    assert_eq!(f.store.head(&s).await.unwrap(), 4, "nothing written twice");
+    // Someone else's request at a stale version is still a conflict.
+    let stale = f.store.append(append(&s, ExpectedVersion::Exact(1), bumps(2, 1))).await;
+    assert!(matches!(stale, Err(Error::Conflict { actual: Some(4), .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_must_end_a_commit_and_an_old_format_snapshot_does_not_block_appends() {
+    use strata_core::{Snapshot, SnapshotStore};
+    let f = fixture().await;
+    let s = stream("snap-check");
+    f.store.append(append(&s, ExpectedVersion::NoStream, bumps(1, 3))).await.unwrap();
+    let snapshot = |version| Snapshot {
+        stream: s.clone(),
+        version,
+        state_schema_version: 1,
+        state: json!({}),
+        taken_at: chrono::Utc::now(),
+    };
+    for version in [0, 2, 4] {
+        let result = f.store.save_snapshot(snapshot(version)).await;
+        assert!(matches!(result, Err(Error::InvalidRequest(_))), "version {version}: {result:?}");
+    }
+    f.store.save_snapshot(snapshot(3)).await.unwrap();
+    f.store.save_snapshot(snapshot(3)).await.unwrap(); // replacing one is fine
+
+    // A snapshot item missing fields (an older format): head and appends read only its key.
+    f.store
+        .client()
+        .update_item()
+        .table_name(f.store.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(strata_dynamodb::keys::stream_pk(&s)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(strata_dynamodb::keys::snapshot_sk(3)))
+        .update_expression("REMOVE taken_at, #state")
+        .expression_attribute_names("#state", "state")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(f.store.head(&s).await.unwrap(), 3);
+    f.store.append(append(&s, ExpectedVersion::Exact(3), bumps(4, 1))).await.unwrap();
+    assert_eq!(f.store.load(&s).await.unwrap().events.len(), 4, "the unreadable snapshot is read past");
+}
