@@ -32,6 +32,12 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
 
     /// Applies one event to the state.
     fn evolve(&mut self, event: &Self::Event);
+
+    /// Whose personal data the state holds, and where in its serialized form: sealed in snapshots
+    /// (and read models), so forgetting the subject reaches them too.
+    fn personal_data(&self) -> Option<crate::PersonalData> {
+        None
+    }
 }
 
 /// A request to change an aggregate.

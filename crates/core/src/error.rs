@@ -145,6 +145,16 @@ pub enum Error {
     /// The request is malformed in a way no retry can fix (empty commit, limit exceeded, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A personal field could not be opened (tampered, moved, malformed).
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// An event or state carries personal data but the repository has no [`crate::FieldCipher`]:
+    /// refused, so personal data is never stored in the clear.
+    #[error("{what} carries personal data and no cipher is configured")]
+    NoCipher {
+        /// What carried it (an event type, or "aggregate state").
+        what: String,
+    },
     /// A write would exceed a size limit of the backend (DynamoDB: 400 KB per item, 4 MB per
     /// transaction); refused before any call, nothing written.
     #[error("{what} is {bytes} bytes, over the {limit}-byte limit")]

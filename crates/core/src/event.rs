@@ -41,6 +41,13 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
     /// The stable type name of this event (its serde variant name).
     fn event_type(&self) -> &'static str;
 
+    /// Whose personal data this event carries, and in which fields of its encoded payload. Those
+    /// fields are sealed before the event is stored and read as [`crate::Personal::Redacted`] once the
+    /// subject is forgotten. Declare them as [`crate::Personal`] so the event still decodes then.
+    fn personal_data(&self) -> Option<crate::PersonalData> {
+        None
+    }
+
     /// The schema version of this event type's current shape. Raise it when the payload changes
     /// incompatibly and register an upcaster from the old version.
     fn schema_version(&self) -> u32 {

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+pub mod crypto;
 mod envelope;
 mod error;
 mod event;
 pub mod fixture;
 pub mod memory;
+mod personal;
 mod repository;
 mod snapshot;
 mod store;
@@ -13,10 +15,12 @@ mod stream;
 mod upcast;
 
 pub use aggregate::{Aggregate, Command};
+pub use crypto::{FieldCipher, KeyProvider, LocalKeys};
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error};
 pub use event::{EncodedEvent, Event, decode_event, encode_event};
 pub use memory::{InMemoryPublisher, InMemoryStore};
+pub use personal::{Personal, PersonalData, REDACTED_KEY, is_redacted_marker, redacted_marker};
 pub use repository::{CommandContext, CommandError, CommandOutcome, Loaded, Repository, RetryPolicy};
 pub use snapshot::SnapshotPolicy;
 pub use store::{

@@ -3,7 +3,7 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use strata_core::{
-    Aggregate, CommandContext, InMemoryStore, Repository, SnapshotPolicy, StreamId, encode_event,
+    Aggregate, CommandContext, FieldCipher, InMemoryStore, Repository, SnapshotPolicy, StreamId, encode_event,
 };
 use strata_orders::{Address, Order, OrderCommand};
 
@@ -37,7 +37,9 @@ fn seeded(
     events: u64,
     policy: SnapshotPolicy,
 ) -> (Repository<Order, InMemoryStore>, StreamId) {
-    let repo = Repository::<Order, _>::new(InMemoryStore::new()).with_snapshot_policy(policy);
+    let repo = Repository::<Order, _>::new(InMemoryStore::new())
+        .with_snapshot_policy(policy)
+        .with_cipher(FieldCipher::local());
     let stream = StreamId::new("bench", "order", "o-1").unwrap();
     rt.block_on(async {
         repo.execute(&stream, &place(), CommandContext::default()).await.unwrap();

@@ -5,15 +5,18 @@
 use std::error::Error;
 
 use strata_core::{
-    CommandContext, CommandError, ExpectedVersion, InMemoryPublisher, InMemoryStore, Publisher, Repository,
-    SnapshotPolicy, StreamId,
+    CommandContext, CommandError, ExpectedVersion, FieldCipher, InMemoryPublisher, InMemoryStore, Publisher,
+    Repository, SnapshotPolicy, StreamId,
 };
 use strata_orders::{Address, Order, OrderCommand};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let store = InMemoryStore::new();
+    // Personal fields (name, email, address) are sealed before they reach the store; in memory the
+    // data keys are local, on AWS they come from KMS (strata-kms).
     let repo = Repository::<Order, _>::new(store.clone())
+        .with_cipher(FieldCipher::local())
         .with_upcasters(strata_orders::upcasters())
         .with_snapshot_policy(SnapshotPolicy::every(4).keep(2));
     let order = StreamId::new("acme", "order", "o-1001")?;

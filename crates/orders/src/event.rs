@@ -1,7 +1,7 @@
 //! What happened to an order.
 
 use serde::{Deserialize, Serialize};
-use strata_core::Event;
+use strata_core::{Event, Personal, PersonalData};
 
 use crate::Address;
 
@@ -12,12 +12,12 @@ pub enum OrderEvent {
     OrderPlaced {
         /// The data subject.
         customer_id: String,
-        /// Personal data.
-        customer_name: String,
-        /// Personal data.
-        customer_email: String,
-        /// Personal data.
-        shipping_address: Address,
+        /// Personal data (sealed at rest).
+        customer_name: Personal<String>,
+        /// Personal data (sealed at rest).
+        customer_email: Personal<String>,
+        /// Personal data (sealed at rest).
+        shipping_address: Personal<Address>,
         /// ISO 4217 code.
         currency: String,
     },
@@ -66,6 +66,16 @@ impl Event for OrderEvent {
             Self::OrderPaid { .. } => "OrderPaid",
             Self::OrderShipped { .. } => "OrderShipped",
             Self::OrderCancelled { .. } => "OrderCancelled",
+        }
+    }
+
+    fn personal_data(&self) -> Option<PersonalData> {
+        match self {
+            Self::OrderPlaced { customer_id, .. } => Some(PersonalData::new(
+                customer_id.clone(),
+                ["/customer_name", "/customer_email", "/shipping_address"],
+            )),
+            _ => None,
         }
     }
 

@@ -4,6 +4,7 @@ mod command;
 mod error;
 mod event;
 mod order;
+pub mod samples;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

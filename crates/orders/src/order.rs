@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use strata_core::{Aggregate, MAX_ID_LEN, validate_key_part};
+use strata_core::{Aggregate, MAX_ID_LEN, Personal, PersonalData, validate_key_part};
 
 use crate::{Address, OrderCommand, OrderError, OrderEvent};
 
@@ -42,12 +42,12 @@ pub struct Line {
 pub struct Customer {
     /// The data subject's id.
     pub id: String,
-    /// Name.
-    pub name: String,
+    /// Name (redacted once the customer is forgotten).
+    pub name: Personal<String>,
     /// Email.
-    pub email: String,
+    pub email: Personal<String>,
     /// Shipping address.
-    pub shipping_address: Address,
+    pub shipping_address: Personal<Address>,
 }
 
 /// An order: the aggregate.
@@ -223,9 +223,9 @@ impl Aggregate for Order {
                 currency(cur)?;
                 Ok(vec![OrderEvent::OrderPlaced {
                     customer_id: customer_id.clone(),
-                    customer_name: customer_name.clone(),
-                    customer_email: customer_email.clone(),
-                    shipping_address: shipping_address.clone(),
+                    customer_name: customer_name.clone().into(),
+                    customer_email: customer_email.clone().into(),
+                    shipping_address: shipping_address.clone().into(),
                     currency: cur.clone(),
                 }])
             }
@@ -245,6 +245,15 @@ impl Aggregate for Order {
             OrderCommand::Ship { carrier, tracking_number } => self.ship(carrier, tracking_number),
             OrderCommand::Cancel { reason } => self.cancel(reason),
         }
+    }
+
+    fn personal_data(&self) -> Option<PersonalData> {
+        self.customer.as_ref().map(|c| {
+            PersonalData::new(
+                c.id.clone(),
+                ["/customer/name", "/customer/email", "/customer/shipping_address"],
+            )
+        })
     }
 
     fn evolve(&mut self, event: &OrderEvent) {

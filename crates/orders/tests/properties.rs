@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use serde_json::json;
 use strata_core::{
-    AppendRequest, CommandContext, EventStore, ExpectedVersion, InMemoryStore, Metadata, NewEvent,
-    Repository, SnapshotPolicy, StreamId, encode_event,
+    AppendRequest, CommandContext, EventStore, ExpectedVersion, FieldCipher, InMemoryStore, Metadata,
+    NewEvent, Repository, SnapshotPolicy, StreamId, encode_event,
 };
 use strata_orders::{Address, Order, OrderCommand, OrderEvent, upcasters};
 
@@ -64,9 +64,11 @@ proptest! {
     ) {
         runtime().block_on(async {
             let store = InMemoryStore::new();
+            let cipher = FieldCipher::local();
             let snapshotting = Repository::<Order, _>::new(store.clone())
+                .with_cipher(cipher.clone())
                 .with_snapshot_policy(SnapshotPolicy::every(every).keep(keep));
-            let plain = Repository::<Order, _>::new(store.clone());
+            let plain = Repository::<Order, _>::new(store.clone()).with_cipher(cipher);
             let stream = StreamId::new("t", "order", "o-1").unwrap();
             let mut expected_version = 0;
             for command in std::iter::once(place()).chain(commands) {
@@ -80,7 +82,7 @@ proptest! {
             let replayed = plain.load_at_version(&stream, from_snapshot.version).await.unwrap();
             prop_assert_eq!(&from_snapshot, &replayed);
 
-            let page = store.read(&stream, 1, 10_000).await.unwrap();
+            let page = plain.read(&stream, 1, 10_000).await.unwrap();
             let versions: Vec<u64> = page.events.iter().map(|e| e.version).collect();
             prop_assert_eq!(versions, (1..=expected_version).collect::<Vec<_>>());
             let mut folded = Order::default();
@@ -99,7 +101,9 @@ proptest! {
     ) {
         runtime().block_on(async {
             let store = InMemoryStore::new();
-            let repo = Repository::<Order, _>::new(store.clone()).with_upcasters(upcasters());
+            let repo = Repository::<Order, _>::new(store.clone())
+                .with_upcasters(upcasters())
+                .with_cipher(FieldCipher::local());
             let old = StreamId::new("t", "order", "v1").unwrap();
             let new = StreamId::new("t", "order", "v2").unwrap();
             let placed = repo.execute(&old, &place(), CommandContext::default()).await.unwrap();

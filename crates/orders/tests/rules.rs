@@ -35,9 +35,9 @@ fn place() -> OrderCommand {
 fn placed() -> OrderEvent {
     OrderEvent::OrderPlaced {
         customer_id: CUSTOMER_ID.to_owned(),
-        customer_name: NAME.to_owned(),
-        customer_email: EMAIL.to_owned(),
-        shipping_address: address(),
+        customer_name: NAME.into(),
+        customer_email: EMAIL.into(),
+        shipping_address: address().into(),
         currency: "EUR".to_owned(),
     }
 }
@@ -114,7 +114,7 @@ fn place_opens_the_order() {
     assert_eq!(state.currency, "EUR");
     let customer = state.customer.expect("customer set");
     assert_eq!(customer.id, CUSTOMER_ID);
-    assert_eq!(customer.shipping_address, address());
+    assert_eq!(customer.shipping_address, address().into());
 }
 
 #[test]

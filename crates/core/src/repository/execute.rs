@@ -155,19 +155,28 @@ where
                 committed_at: now,
                 user: context.user.clone(),
             };
-            let new_events = events
-                .iter()
-                .map(|event| {
-                    let encoded = encode_event(event)?;
-                    Ok(NewEvent {
-                        event_id: EventId::new(),
-                        event_type: encoded.event_type,
-                        schema_version: encoded.schema_version,
-                        payload: encoded.payload,
-                        metadata: metadata.clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
+            let mut new_events = Vec::with_capacity(events.len());
+            for event in &events {
+                let encoded = encode_event(event)?;
+                let event_id = EventId::new();
+                let mut payload = encoded.payload;
+                let context = event_id.to_string();
+                self.seal(
+                    stream.tenant(),
+                    &context,
+                    &mut payload,
+                    crate::Event::personal_data(event),
+                    &encoded.event_type,
+                )
+                .await?;
+                new_events.push(NewEvent {
+                    event_id,
+                    event_type: encoded.event_type,
+                    schema_version: encoded.schema_version,
+                    payload,
+                    metadata: metadata.clone(),
+                });
+            }
             let outcome = CommandOutcome {
                 stream: stream.clone(),
                 version: folded.version + new_events.len() as u64,

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 
+use crate::crypto::FieldCipher;
 use crate::{
     Aggregate, Error, EventEnvelope, EventPage, EventStore, Snapshot, SnapshotPolicy, SnapshotStore,
     StreamId, UpcasterChain, decode_event,
@@ -59,6 +60,7 @@ pub struct Repository<A, S> {
     snapshots: SnapshotPolicy,
     retry: RetryPolicy,
     idempotency_ttl: chrono::Duration,
+    cipher: Option<FieldCipher>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -71,7 +73,47 @@ impl<A: Aggregate, S> Repository<A, S> {
             snapshots: SnapshotPolicy::never(),
             retry: RetryPolicy::default(),
             idempotency_ttl: chrono::Duration::hours(24),
+            cipher: None,
             _aggregate: PhantomData,
+        }
+    }
+
+    /// Seals personal fields (of events and snapshots) with `cipher` before they are stored, and
+    /// opens them on load. Without one, an event or state carrying personal data is refused
+    /// ([`Error::NoCipher`]).
+    pub fn with_cipher(mut self, cipher: FieldCipher) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The cipher, if any.
+    pub fn cipher(&self) -> Option<&FieldCipher> {
+        self.cipher.as_ref()
+    }
+
+    /// Seals the personal fields of a payload or state, if it has any.
+    pub(crate) async fn seal(
+        &self,
+        tenant: &str,
+        context: &str,
+        payload: &mut serde_json::Value,
+        personal: Option<crate::PersonalData>,
+        what: &str,
+    ) -> Result<(), Error> {
+        let Some(personal) = personal else { return Ok(()) };
+        let Some(cipher) = &self.cipher else { return Err(Error::NoCipher { what: what.to_owned() }) };
+        cipher.seal(tenant, context, payload, &personal).await
+    }
+
+    /// Opens the sealed fields of an event's payload (forgotten subjects read as redacted).
+    async fn reveal(&self, envelope: &mut EventEnvelope) -> Result<(), Error> {
+        match &self.cipher {
+            Some(cipher) => {
+                cipher
+                    .open(envelope.stream.tenant(), &envelope.event_id.to_string(), &mut envelope.payload)
+                    .await
+            }
+            None => Ok(()),
         }
     }
 
@@ -200,6 +242,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         self.check_category(stream)?;
         let mut page = self.store.read(stream, from_version, limit).await?;
         for envelope in &mut page.events {
+            self.reveal(envelope).await?;
             let (event_type, version, payload) = self.upcasters.upcast(
                 &envelope.event_type,
                 envelope.schema_version,
@@ -225,11 +268,21 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         let Some(snapshot) = loaded.snapshot else {
             let mut folded = Folded::empty();
             folded.since = loaded.events.first().map(|e| e.metadata.committed_at);
-            for envelope in loaded.events {
+            for mut envelope in loaded.events {
+                self.reveal(&mut envelope).await?;
                 self.apply(&mut folded, envelope)?;
             }
             return Ok(folded);
         };
+        let mut snapshot = snapshot;
+        if let Some(cipher) = &self.cipher {
+            let context = snapshot_context(stream, snapshot.version);
+            if let Err(error) = cipher.open(stream.tenant(), &context, &mut snapshot.state).await {
+                // A cache that cannot be opened is no cache: replay below.
+                tracing::warn!(%stream, version = snapshot.version, %error, "snapshot does not open");
+                snapshot.state = serde_json::Value::Null;
+            }
+        }
         if let Some(state) = Self::restore(&snapshot) {
             let mut folded = Folded {
                 state,
@@ -237,7 +290,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
                 snapshot_version: snapshot.version,
                 since: Some(snapshot.taken_at),
             };
-            for envelope in loaded.events {
+            for mut envelope in loaded.events {
+                self.reveal(&mut envelope).await?;
                 self.apply(&mut folded, envelope)?;
             }
             return Ok(folded);
@@ -261,10 +315,11 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         let mut next = Some(1);
         while let Some(from) = next {
             let page = self.store.read(stream, from, REPLAY_PAGE).await?;
-            for envelope in page.events {
+            for mut envelope in page.events {
                 if !keep(&envelope) {
                     return Ok(folded);
                 }
+                self.reveal(&mut envelope).await?;
                 folded.since.get_or_insert(envelope.metadata.committed_at);
                 self.apply(&mut folded, envelope)?;
             }
@@ -274,8 +329,11 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     }
 
     async fn write_snapshot(&self, stream: &StreamId, state: &A, version: u64) -> Result<(), Error> {
-        let state = serde_json::to_value(state)
+        let personal = state.personal_data();
+        let mut state = serde_json::to_value(state)
             .map_err(|source| Error::Serialize { what: "aggregate state", source })?;
+        let context = snapshot_context(stream, version);
+        self.seal(stream.tenant(), &context, &mut state, personal, "aggregate state").await?;
         let snapshot = Snapshot {
             stream: stream.clone(),
             version,
@@ -294,4 +352,9 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
             tracing::warn!(%stream, version, %error, "snapshot not written");
         }
     }
+}
+
+/// What a snapshot's sealed fields are bound to: its stream and version.
+fn snapshot_context(stream: &StreamId, version: u64) -> String {
+    format!("snapshot:{stream}@{version}")
 }

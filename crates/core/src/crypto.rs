@@ -1,0 +1,451 @@
+//! Field encryption: personal fields are sealed with AES-256-GCM under a data key per (tenant,
+//! subject) before anything is stored, and opened on read. Forgetting a subject deletes its key;
+//! its fields then read as the redaction marker (crypto-shredding).
+//!
+//! A sealed field is replaced, in place, by
+//! `{"$enc": {"v": 1, "sub": subject, "n": nonce, "c": ciphertext}}` (base64). The associated data
+//! binds the ciphertext to its tenant, subject, context (the event id, or the snapshot's stream and
+//! version) and JSON pointer, so a ciphertext copied to another event or field fails to open.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::personal::{PersonalData, is_redacted_marker, redacted_marker};
+
+/// The key of a sealed field's object.
+pub const SEALED_KEY: &str = "$enc";
+const FORMAT_VERSION: u64 = 1;
+
+/// A boxed future, so key providers can be used behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A 256-bit data key in the clear. Its `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A key from a slice, which must be 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        <[u8; 32]>::try_from(bytes).map(Self).map_err(|_| CryptoError::BadKey { len: bytes.len() })
+    }
+
+    /// A fresh random key.
+    pub fn random() -> Self {
+        Self(Aes256Gcm::generate_key(&mut OsRng).into())
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&self.0.into())
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+/// Why a sealed field could not be opened. Never carries plaintext or key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// Authentication failed: the ciphertext was altered, or moved to another event, field, subject
+    /// or tenant.
+    #[error("sealed field {pointer} does not authenticate (tampered, or moved from elsewhere)")]
+    Tampered {
+        /// Where the field is.
+        pointer: String,
+    },
+    /// The sealed object is not in the expected format.
+    #[error("sealed field {pointer} is malformed: {reason}")]
+    Malformed {
+        /// Where the field is.
+        pointer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A format version this code does not know.
+    #[error("sealed field {pointer} has unknown format version {version}")]
+    UnknownFormat {
+        /// Where the field is.
+        pointer: String,
+        /// The version found.
+        version: u64,
+    },
+    /// A data key of the wrong length.
+    #[error("a data key must be 32 bytes, got {len}")]
+    BadKey {
+        /// The length found.
+        len: usize,
+    },
+}
+
+/// Where data keys come from: created on first write, looked up on read, deleted to forget.
+pub trait KeyProvider: Send + Sync {
+    /// The subject's data key, created (exactly once, even under races) if it has none.
+    fn key_for_write<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, Error>>;
+
+    /// The subject's data key, or `None` if it has none (never had, or was forgotten). Never creates.
+    fn key_for_read<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>>;
+
+    /// Deletes the subject's key: its sealed fields can never be opened again.
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// Data keys held in memory (tests, the in-memory path, the demo). Clones share keys.
+#[derive(Debug, Clone, Default)]
+pub struct LocalKeys {
+    keys: Arc<Mutex<HashMap<(String, String), DataKey>>>,
+}
+
+impl LocalKeys {
+    /// No keys yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<(String, String), DataKey>) -> R) -> R {
+        f(&mut self.keys.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl KeyProvider for LocalKeys {
+    fn key_for_write<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, Error>> {
+        let key = self.with(|keys| {
+            keys.entry((tenant.to_owned(), subject.to_owned())).or_insert_with(DataKey::random).clone()
+        });
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn key_for_read<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.with(|keys| keys.remove(&(tenant.to_owned(), subject.to_owned())));
+        Box::pin(async move { Ok(()) })
+    }
+}
+
+/// Limits of a [`KeyCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// How long an unwrapped key may be reused.
+    pub ttl: Duration,
+    /// How many times an unwrapped key may be handed out before it is fetched again.
+    pub max_uses: u32,
+    /// How many keys are held at most (the oldest goes first).
+    pub max_entries: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(300), max_uses: 10_000, max_entries: 1_000 }
+    }
+}
+
+struct Cached {
+    key: DataKey,
+    fetched: Instant,
+    uses: u32,
+}
+
+/// Unwrapped data keys, bounded in time, uses and count, so a key unwrapped by KMS is not kept for
+/// the life of a Lambda container.
+pub struct KeyCache {
+    limits: CacheLimits,
+    entries: Mutex<HashMap<(String, String), Cached>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// An empty cache.
+    pub fn new(limits: CacheLimits) -> Self {
+        Self { limits, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The cached key, counting a use, unless it expired or was used up.
+    pub fn get(&self, tenant: &str, subject: &str) -> Option<DataKey> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = (tenant.to_owned(), subject.to_owned());
+        let entry = entries.get_mut(&id)?;
+        if entry.fetched.elapsed() >= self.limits.ttl || entry.uses >= self.limits.max_uses {
+            entries.remove(&id);
+            return None;
+        }
+        entry.uses += 1;
+        Some(entry.key.clone())
+    }
+
+    /// Caches a key, evicting the oldest when full.
+    pub fn put(&self, tenant: &str, subject: &str, key: DataKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.limits.max_entries.max(1) {
+            let oldest = entries.iter().min_by_key(|(_, c)| c.fetched).map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            (tenant.to_owned(), subject.to_owned()),
+            Cached { key, fetched: Instant::now(), uses: 0 },
+        );
+    }
+
+    /// Drops a subject's key (after forget).
+    pub fn remove(&self, tenant: &str, subject: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant.to_owned(), subject.to_owned()));
+    }
+}
+
+/// Seals and opens personal fields with data keys from a [`KeyProvider`]. Cheap to clone.
+#[derive(Clone)]
+pub struct FieldCipher {
+    keys: Arc<dyn KeyProvider>,
+}
+
+impl std::fmt::Debug for FieldCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FieldCipher")
+    }
+}
+
+/// A personal field opened for export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenedField {
+    /// JSON pointer of the field within its payload or state.
+    pub pointer: String,
+    /// The decrypted value.
+    pub value: Value,
+}
+
+impl FieldCipher {
+    /// A cipher over `keys`.
+    pub fn new(keys: impl KeyProvider + 'static) -> Self {
+        Self { keys: Arc::new(keys) }
+    }
+
+    /// A cipher with in-memory keys.
+    pub fn local() -> Self {
+        Self::new(LocalKeys::new())
+    }
+
+    /// The key provider.
+    pub fn keys(&self) -> &dyn KeyProvider {
+        &*self.keys
+    }
+
+    /// Replaces each field `personal` names with its sealed form. `context` ties the ciphertexts to
+    /// one event (its id) or one snapshot.
+    pub async fn seal(
+        &self,
+        tenant: &str,
+        context: &str,
+        payload: &mut Value,
+        personal: &PersonalData,
+    ) -> Result<(), Error> {
+        // Absent fields are skipped, and so are redacted ones: sealing a forgotten subject's state
+        // (a snapshot after forget) must not create a new key for it.
+        let fields: Vec<&str> = personal
+            .fields
+            .iter()
+            .copied()
+            .filter(|p| payload.pointer(p).is_some_and(|v| !is_redacted_marker(v)))
+            .collect();
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys.key_for_write(tenant, &personal.subject).await?;
+        let cipher = key.cipher();
+        for pointer in fields {
+            let Some(field) = payload.pointer_mut(pointer) else { continue };
+            let plaintext = serde_json::to_vec(field)
+                .map_err(|source| Error::Serialize { what: "personal field", source })?;
+            let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+            let aad = associated_data(tenant, &personal.subject, context, pointer);
+            let sealed = cipher
+                .encrypt(&nonce, Payload { msg: &plaintext, aad: &aad })
+                .map_err(|_| Error::backend("AES-GCM encryption failed", false))?;
+            *field = json!({ SEALED_KEY: {
+                "v": FORMAT_VERSION,
+                "sub": personal.subject,
+                "n": B64.encode(nonce),
+                "c": B64.encode(sealed),
+            }});
+        }
+        Ok(())
+    }
+
+    /// Opens every sealed field in `payload`, in place. A field whose subject has no key (forgotten)
+    /// becomes the redaction marker; one that does not authenticate is [`CryptoError::Tampered`].
+    pub async fn open(&self, tenant: &str, context: &str, payload: &mut Value) -> Result<(), Error> {
+        let mut sealed = Vec::new();
+        find_sealed(payload, &mut String::new(), &mut sealed);
+        let mut keys: HashMap<String, Option<DataKey>> = HashMap::new();
+        for pointer in sealed {
+            let Some(field) = payload.pointer_mut(&pointer) else { continue };
+            let parsed = parse_sealed(field, &pointer)?;
+            if !keys.contains_key(&parsed.subject) {
+                let key = self.keys.key_for_read(tenant, &parsed.subject).await?;
+                keys.insert(parsed.subject.clone(), key);
+            }
+            *field = match keys.get(&parsed.subject).and_then(Option::as_ref) {
+                Some(key) => open_one(key, tenant, context, &pointer, &parsed)?,
+                None => redacted_marker(),
+            };
+        }
+        Ok(())
+    }
+
+    /// The opened personal fields of `subject` in `payload` (nothing once the subject is forgotten).
+    pub async fn export(
+        &self,
+        tenant: &str,
+        context: &str,
+        payload: &Value,
+        subject: &str,
+    ) -> Result<Vec<OpenedField>, Error> {
+        let mut sealed = Vec::new();
+        find_sealed(payload, &mut String::new(), &mut sealed);
+        let mut opened = Vec::new();
+        let mut key = None;
+        for pointer in sealed {
+            let Some(field) = payload.pointer(&pointer) else { continue };
+            let parsed = parse_sealed(field, &pointer)?;
+            if parsed.subject != subject {
+                continue;
+            }
+            if key.is_none() {
+                match self.keys.key_for_read(tenant, subject).await? {
+                    Some(found) => key = Some(found),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            if let Some(key) = &key {
+                opened
+                    .push(OpenedField { value: open_one(key, tenant, context, &pointer, &parsed)?, pointer });
+            }
+        }
+        Ok(opened)
+    }
+}
+
+struct Sealed {
+    subject: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+fn associated_data(tenant: &str, subject: &str, context: &str, pointer: &str) -> Vec<u8> {
+    // Unit separators: no part can run into the next (tenants and subjects hold no control chars).
+    format!("strata/v{FORMAT_VERSION}\u{1f}{tenant}\u{1f}{subject}\u{1f}{context}\u{1f}{pointer}")
+        .into_bytes()
+}
+
+fn crypto(error: CryptoError) -> Error {
+    Error::Crypto(error)
+}
+
+fn parse_sealed(field: &Value, pointer: &str) -> Result<Sealed, Error> {
+    let malformed =
+        |reason: &str| crypto(CryptoError::Malformed { pointer: pointer.into(), reason: reason.into() });
+    let body = field.get(SEALED_KEY).and_then(Value::as_object).ok_or_else(|| malformed("not an object"))?;
+    let version = body.get("v").and_then(Value::as_u64).ok_or_else(|| malformed("no version"))?;
+    if version != FORMAT_VERSION {
+        return Err(crypto(CryptoError::UnknownFormat { pointer: pointer.into(), version }));
+    }
+    let text = |name: &str| body.get(name).and_then(Value::as_str).ok_or_else(|| malformed(name));
+    let bytes = |name: &str| B64.decode(text(name)?).map_err(|_| malformed(name));
+    let nonce = bytes("n")?;
+    if nonce.len() != 12 {
+        return Err(malformed("nonce length"));
+    }
+    Ok(Sealed { subject: text("sub")?.to_owned(), nonce, ciphertext: bytes("c")? })
+}
+
+fn open_one(
+    key: &DataKey,
+    tenant: &str,
+    context: &str,
+    pointer: &str,
+    sealed: &Sealed,
+) -> Result<Value, Error> {
+    let aad = associated_data(tenant, &sealed.subject, context, pointer);
+    let plaintext = key
+        .cipher()
+        .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
+        .map_err(|_| crypto(CryptoError::Tampered { pointer: pointer.into() }))?;
+    serde_json::from_slice(&plaintext).map_err(|_| {
+        crypto(CryptoError::Malformed { pointer: pointer.into(), reason: "plaintext is not JSON".into() })
+    })
+}
+
+/// Collects the JSON pointers of sealed fields, outermost first.
+fn find_sealed(value: &Value, path: &mut String, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) if is_sealed(map) => found.push(path.clone()),
+        Value::Object(map) => {
+            for (name, child) in map {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                find_sealed(child, path, found);
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&index.to_string());
+                find_sealed(child, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_sealed(map: &Map<String, Value>) -> bool {
+    map.len() == 1 && map.contains_key(SEALED_KEY)
+}

@@ -1,0 +1,126 @@
+//! Field sealing: round trips, typed failures for tampering and moved ciphertexts, forgetting,
+//! export, and the key cache's limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strata_core::crypto::{CacheLimits, CryptoError, DataKey, KeyCache, SEALED_KEY};
+use strata_core::{Error, FieldCipher, KeyProvider, LocalKeys, PersonalData, redacted_marker};
+
+fn personal() -> PersonalData {
+    PersonalData::new("cust-1", ["/name", "/address", "/missing"])
+}
+
+fn payload() -> Value {
+    json!({"name": "Ada Lovelace", "address": {"city": "London", "line1": "12 St James's Square"}, "total": 5})
+}
+
+async fn sealed(cipher: &FieldCipher, context: &str) -> Value {
+    let mut value = payload();
+    cipher.seal("acme", context, &mut value, &personal()).await.unwrap();
+    value
+}
+
+#[tokio::test]
+async fn sealed_fields_hold_no_plaintext_and_open_back_exactly() {
+    let cipher = FieldCipher::local();
+    let mut value = sealed(&cipher, "evt-1").await;
+    let text = value.to_string();
+    for plain in ["Ada", "Lovelace", "London", "James"] {
+        assert!(!text.contains(plain), "{plain} in {text}");
+    }
+    assert!(value["name"].get(SEALED_KEY).is_some());
+    assert_eq!(value["total"], 5, "fields not named stay as they are");
+    assert!(value.get("missing").is_none(), "an absent field is skipped, not created");
+    cipher.open("acme", "evt-1", &mut value).await.unwrap();
+    assert_eq!(value, payload());
+}
+
+#[tokio::test]
+async fn a_tampered_moved_or_misattributed_ciphertext_is_a_typed_error() {
+    let cipher = FieldCipher::local();
+    let tampered = |error: Error| matches!(error, Error::Crypto(CryptoError::Tampered { .. }));
+
+    // One flipped ciphertext byte.
+    let mut value = sealed(&cipher, "evt-1").await;
+    let c = value["name"][SEALED_KEY]["c"].as_str().unwrap().to_owned();
+    let mut bytes: Vec<char> = c.chars().collect();
+    bytes[3] = if bytes[3] == 'A' { 'B' } else { 'A' };
+    value["name"][SEALED_KEY]["c"] = Value::String(bytes.into_iter().collect());
+    assert!(tampered(cipher.open("acme", "evt-1", &mut value).await.unwrap_err()));
+
+    // The same ciphertext read as another event's.
+    let mut value = sealed(&cipher, "evt-1").await;
+    assert!(tampered(cipher.open("acme", "evt-2", &mut value).await.unwrap_err()));
+
+    // Swapped between two fields of one event.
+    let mut value = sealed(&cipher, "evt-1").await;
+    let name = value["name"].clone();
+    value["name"] = value["address"].clone();
+    value["address"] = name;
+    assert!(tampered(cipher.open("acme", "evt-1", &mut value).await.unwrap_err()));
+
+    // Moved to another event's payload.
+    let mut other = sealed(&cipher, "evt-2").await;
+    other["name"] = sealed(&cipher, "evt-1").await["name"].clone();
+    assert!(tampered(cipher.open("acme", "evt-2", &mut other).await.unwrap_err()));
+
+    // Another tenant (another encryption context) with the same subject id.
+    let mut value = sealed(&cipher, "evt-1").await;
+    cipher.keys().key_for_write("globex", "cust-1").await.unwrap();
+    assert!(tampered(cipher.open("globex", "evt-1", &mut value).await.unwrap_err()));
+
+    // Malformed and unknown formats.
+    let mut value = json!({"name": {SEALED_KEY: {"v": 1, "sub": "cust-1", "n": "!!", "c": ""}}});
+    assert!(matches!(
+        cipher.open("acme", "e", &mut value).await,
+        Err(Error::Crypto(CryptoError::Malformed { .. }))
+    ));
+    let mut value = json!({"name": {SEALED_KEY: {"v": 9, "sub": "cust-1", "n": "", "c": ""}}});
+    assert!(matches!(
+        cipher.open("acme", "e", &mut value).await,
+        Err(Error::Crypto(CryptoError::UnknownFormat { version: 9, .. }))
+    ));
+}
+
+#[tokio::test]
+async fn after_forget_fields_read_redacted_export_is_empty_and_no_key_is_recreated() {
+    let keys = LocalKeys::new();
+    let cipher = FieldCipher::new(keys.clone());
+    let value = sealed(&cipher, "evt-1").await;
+    let exported = cipher.export("acme", "evt-1", &value, "cust-1").await.unwrap();
+    assert_eq!(exported.iter().map(|f| f.pointer.as_str()).collect::<Vec<_>>(), ["/address", "/name"]);
+    assert_eq!(exported[1].value, json!("Ada Lovelace"));
+    assert!(cipher.export("acme", "evt-1", &value, "someone-else").await.unwrap().is_empty());
+
+    keys.forget("acme", "cust-1").await.unwrap();
+
+    let mut opened = value.clone();
+    cipher.open("acme", "evt-1", &mut opened).await.unwrap();
+    assert_eq!(opened, json!({"name": redacted_marker(), "address": redacted_marker(), "total": 5}));
+    assert!(cipher.export("acme", "evt-1", &value, "cust-1").await.unwrap().is_empty());
+    assert!(keys.key_for_read("acme", "cust-1").await.unwrap().is_none(), "reads never create a key");
+}
+
+#[test]
+fn the_key_cache_honours_ttl_uses_and_size() {
+    let key = DataKey::random();
+    let cache = KeyCache::new(CacheLimits { ttl: Duration::from_secs(60), max_uses: 2, max_entries: 2 });
+    cache.put("t", "a", key.clone());
+    assert_eq!(cache.get("t", "a"), Some(key.clone()));
+    assert_eq!(cache.get("t", "a"), Some(key.clone()));
+    assert_eq!(cache.get("t", "a"), None, "used up");
+    cache.put("t", "a", key.clone());
+    cache.put("t", "b", key.clone());
+    cache.put("t", "c", key.clone());
+    assert_eq!(cache.get("t", "a"), None, "the oldest entry was evicted");
+    assert!(cache.get("t", "c").is_some());
+    cache.remove("t", "c");
+    assert!(cache.get("t", "c").is_none());
+
+    let expired = KeyCache::new(CacheLimits { ttl: Duration::ZERO, ..CacheLimits::default() });
+    expired.put("t", "a", key);
+    assert!(expired.get("t", "a").is_none());
+    assert_eq!(format!("{:?}", DataKey::random()), "DataKey(..)");
+}
