@@ -7,7 +7,7 @@
 //! binds the ciphertext to its tenant, subject, context (the event id, or the snapshot's stream and
 //! version) and JSON pointer, so a ciphertext copied to another event or field fails to open.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,8 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use crate::Error;
 use crate::personal::{PersonalData, is_redacted_marker, redacted_marker};
+use crate::{Error, EventStore, StreamId};
 
 /// The key of a sealed field's object.
 pub const SEALED_KEY: &str = "$enc";
@@ -87,6 +87,13 @@ pub enum CryptoError {
         /// The version found.
         version: u64,
     },
+    /// The key service refused to unwrap the subject's data key: the wrapped key was made for
+    /// another tenant or subject (encryption context), or under another master key.
+    #[error("the data key of subject {subject} was refused by the key service")]
+    KeyRejected {
+        /// The subject.
+        subject: String,
+    },
     /// A data key of the wrong length.
     #[error("a data key must be 32 bytes, got {len}")]
     BadKey {
@@ -111,15 +118,35 @@ pub trait KeyProvider: Send + Sync {
         subject: &'a str,
     ) -> BoxFuture<'a, Result<Option<DataKey>, Error>>;
 
-    /// Deletes the subject's key: its sealed fields can never be opened again.
+    /// Deletes the subject's key (and its stream index): its sealed fields can never be opened again.
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Records that `stream` holds sealed fields of the subject, for [`FieldCipher::export_subject`].
+    /// Called before the events are written, so the index never misses a stream.
+    fn remember_stream<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// The streams recorded for the subject.
+    fn streams_of<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>>;
 }
 
 /// Data keys held in memory (tests, the in-memory path, the demo). Clones share keys.
 #[derive(Debug, Clone, Default)]
 pub struct LocalKeys {
-    keys: Arc<Mutex<HashMap<(String, String), DataKey>>>,
+    keys: Arc<Mutex<HashMap<Subject, DataKey>>>,
+    streams: Arc<Mutex<HashMap<Subject, BTreeSet<StreamId>>>>,
 }
+
+/// (tenant, subject).
+type Subject = (String, String);
 
 impl LocalKeys {
     /// No keys yet.
@@ -127,7 +154,7 @@ impl LocalKeys {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<(String, String), DataKey>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<Subject, DataKey>) -> R) -> R {
         f(&mut self.keys.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -154,8 +181,40 @@ impl KeyProvider for LocalKeys {
     }
 
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        self.with(|keys| keys.remove(&(tenant.to_owned(), subject.to_owned())));
+        let id = (tenant.to_owned(), subject.to_owned());
+        self.with(|keys| keys.remove(&id));
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         Box::pin(async move { Ok(()) })
+    }
+
+    fn remember_stream<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((tenant.to_owned(), subject.to_owned()))
+            .or_default()
+            .insert(stream.clone());
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn streams_of<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>> {
+        let streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_owned(), subject.to_owned()))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        Box::pin(async move { Ok(streams) })
     }
 }
 
@@ -186,7 +245,7 @@ struct Cached {
 /// the life of a Lambda container.
 pub struct KeyCache {
     limits: CacheLimits,
-    entries: Mutex<HashMap<(String, String), Cached>>,
+    entries: Mutex<HashMap<Subject, Cached>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -248,6 +307,19 @@ impl std::fmt::Debug for FieldCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FieldCipher")
     }
+}
+
+/// A personal field of a subject, found in an event by [`FieldCipher::export_subject`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedField {
+    /// The stream.
+    pub stream: StreamId,
+    /// The event's version.
+    pub version: u64,
+    /// The event's type.
+    pub event_type: String,
+    /// The field and its decrypted value.
+    pub field: OpenedField,
 }
 
 /// A personal field opened for export.
@@ -367,6 +439,41 @@ impl FieldCipher {
             }
         }
         Ok(opened)
+    }
+}
+
+impl FieldCipher {
+    /// Every decrypted personal field of `subject` in the events of the streams recorded for it
+    /// (see [`KeyProvider::remember_stream`]). Empty once the subject is forgotten.
+    pub async fn export_subject<S: EventStore>(
+        &self,
+        store: &S,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<ExportedField>, Error> {
+        let mut exported = Vec::new();
+        if self.keys.key_for_read(tenant, subject).await?.is_none() {
+            return Ok(exported);
+        }
+        for stream in self.keys.streams_of(tenant, subject).await? {
+            let mut next = Some(1);
+            while let Some(from) = next {
+                let page = store.read(&stream, from, 500).await?;
+                for event in &page.events {
+                    let context = event.event_id.to_string();
+                    for field in self.export(tenant, &context, &event.payload, subject).await? {
+                        exported.push(ExportedField {
+                            stream: stream.clone(),
+                            version: event.version,
+                            event_type: event.event_type.clone(),
+                            field,
+                        });
+                    }
+                }
+                next = page.next_version;
+            }
+        }
+        Ok(exported)
     }
 }
 

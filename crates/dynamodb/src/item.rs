@@ -30,6 +30,10 @@ pub mod kind {
     pub const SNAPSHOT: &str = "snapshot";
     /// An idempotency record.
     pub const IDEMPOTENCY: &str = "idempotency";
+    /// A subject's wrapped data key.
+    pub const DATA_KEY: &str = "data_key";
+    /// A subject -> stream index entry.
+    pub const SUBJECT_STREAM: &str = "subject_stream";
 }
 
 /// One command's events: versions `first_version..=last_version` of a stream.

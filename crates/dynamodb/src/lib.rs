@@ -3,6 +3,7 @@
 mod error;
 pub mod item;
 pub mod keys;
+pub mod keys_store;
 mod metrics;
 mod store;
 mod table;

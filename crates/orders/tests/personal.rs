@@ -39,7 +39,15 @@ async fn personal_fields_are_sealed_at_rest_and_redacted_after_forget() {
     assert_eq!(customer.name, Personal::Known("Ada Lovelace".into()));
     assert_eq!(customer.shipping_address, Personal::Known(address()));
 
+    let cipher = repo.cipher().unwrap();
+    let exported = cipher.export_subject(&store, "acme", "cust-1").await.unwrap();
+    let pointers: Vec<_> = exported.iter().map(|e| (e.version, e.field.pointer.as_str())).collect();
+    assert_eq!(pointers, [(1, "/customer_email"), (1, "/customer_name"), (1, "/shipping_address")]);
+    assert_eq!(exported[1].field.value, serde_json::json!("Ada Lovelace"));
+    assert!(cipher.export_subject(&store, "acme", "nobody").await.unwrap().is_empty());
+
     keys.forget("acme", "cust-1").await.unwrap();
+    assert!(cipher.export_subject(&store, "acme", "cust-1").await.unwrap().is_empty());
 
     let loaded = repo.load(&s).await.unwrap();
     let customer = loaded.state.customer.clone().unwrap();

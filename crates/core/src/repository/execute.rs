@@ -156,19 +156,26 @@ where
                 user: context.user.clone(),
             };
             let mut new_events = Vec::with_capacity(events.len());
+            let mut subjects: Vec<String> = Vec::new();
             for event in &events {
                 let encoded = encode_event(event)?;
                 let event_id = EventId::new();
                 let mut payload = encoded.payload;
                 let context = event_id.to_string();
-                self.seal(
-                    stream.tenant(),
-                    &context,
-                    &mut payload,
-                    crate::Event::personal_data(event),
-                    &encoded.event_type,
-                )
-                .await?;
+                let subject = self
+                    .seal(
+                        stream.tenant(),
+                        &context,
+                        &mut payload,
+                        crate::Event::personal_data(event),
+                        &encoded.event_type,
+                    )
+                    .await?;
+                if let Some(subject) = subject
+                    && !subjects.contains(&subject)
+                {
+                    subjects.push(subject);
+                }
                 new_events.push(NewEvent {
                     event_id,
                     event_type: encoded.event_type,
@@ -212,6 +219,12 @@ where
             } else {
                 ExpectedVersion::Exact(folded.version)
             };
+            // Index the stream under each subject before writing, so an export never misses it.
+            if let Some(cipher) = &self.cipher {
+                for subject in &subjects {
+                    cipher.keys().remember_stream(stream.tenant(), subject, stream).await?;
+                }
+            }
             let request =
                 AppendRequest { stream: stream.clone(), expected, events: new_events, idempotency: record };
             match self.store.append_after_load(request).await {

@@ -99,10 +99,11 @@ impl<A: Aggregate, S> Repository<A, S> {
         payload: &mut serde_json::Value,
         personal: Option<crate::PersonalData>,
         what: &str,
-    ) -> Result<(), Error> {
-        let Some(personal) = personal else { return Ok(()) };
+    ) -> Result<Option<String>, Error> {
+        let Some(personal) = personal else { return Ok(None) };
         let Some(cipher) = &self.cipher else { return Err(Error::NoCipher { what: what.to_owned() }) };
-        cipher.seal(tenant, context, payload, &personal).await
+        cipher.seal(tenant, context, payload, &personal).await?;
+        Ok(Some(personal.subject))
     }
 
     /// Opens the sealed fields of an event's payload (forgotten subjects read as redacted).

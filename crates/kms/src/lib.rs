@@ -1,0 +1,168 @@
+#![doc = include_str!("../README.md")]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::operation::decrypt::DecryptError;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use strata_core::crypto::{BoxFuture, CacheLimits, CryptoError, DataKey, KeyCache};
+use strata_core::{Error, KeyProvider, MAX_ID_LEN, StreamId, validate_key_part};
+use strata_dynamodb::DynamoStore;
+
+/// How many (tenant, subject, stream) index entries a process remembers having written.
+const REMEMBERED_MAX: usize = 10_000;
+
+/// Data keys from KMS: one per (tenant, subject), made by `GenerateDataKey` with the encryption
+/// context `{tenant, subject}`, stored wrapped in the event table, unwrapped by `Decrypt` and cached
+/// within [`CacheLimits`].
+pub struct KmsKeys {
+    kms: Client,
+    key_id: String,
+    store: DynamoStore,
+    cache: KeyCache,
+    remembered: Mutex<HashSet<(String, String, StreamId)>>,
+}
+
+impl std::fmt::Debug for KmsKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsKeys").field("key_id", &self.key_id).field("table", &self.store.table()).finish()
+    }
+}
+
+impl KmsKeys {
+    /// Keys wrapped under the KMS key `key_id` (id, ARN or alias), stored in `store`'s table.
+    pub fn new(kms: Client, key_id: impl Into<String>, store: DynamoStore) -> Self {
+        Self {
+            kms,
+            key_id: key_id.into(),
+            store,
+            cache: KeyCache::new(CacheLimits::default()),
+            remembered: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Other cache limits (default: 5 minutes, 10,000 uses, 1,000 keys).
+    pub fn with_cache_limits(mut self, limits: CacheLimits) -> Self {
+        self.cache = KeyCache::new(limits);
+        self
+    }
+
+    fn context(tenant: &str, subject: &str) -> HashMap<String, String> {
+        HashMap::from([("tenant".to_owned(), tenant.to_owned()), ("subject".to_owned(), subject.to_owned())])
+    }
+
+    async fn unwrap_key(&self, tenant: &str, subject: &str, wrapped: Vec<u8>) -> Result<DataKey, Error> {
+        let out = self
+            .kms
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(wrapped))
+            .set_encryption_context(Some(Self::context(tenant, subject)))
+            .send()
+            .await
+            .map_err(|error| match error.as_service_error() {
+                Some(
+                    DecryptError::InvalidCiphertextException(_) | DecryptError::IncorrectKeyException(_),
+                ) => Error::Crypto(CryptoError::KeyRejected { subject: subject.to_owned() }),
+                _ => Error::backend(error, true),
+            })?;
+        let plaintext =
+            out.plaintext.ok_or_else(|| Error::backend("KMS Decrypt returned no plaintext", true))?;
+        Ok(DataKey::from_slice(plaintext.as_ref())?)
+    }
+
+    async fn fetch(&self, tenant: &str, subject: &str) -> Result<Option<DataKey>, Error> {
+        validate_key_part("subject", subject, MAX_ID_LEN)?;
+        if let Some(key) = self.cache.get(tenant, subject) {
+            return Ok(Some(key));
+        }
+        let Some(wrapped) = self.store.wrapped_key(tenant, subject).await? else { return Ok(None) };
+        let key = self.unwrap_key(tenant, subject, wrapped).await?;
+        self.cache.put(tenant, subject, key.clone());
+        Ok(Some(key))
+    }
+
+    async fn fetch_or_create(&self, tenant: &str, subject: &str) -> Result<DataKey, Error> {
+        if let Some(key) = self.fetch(tenant, subject).await? {
+            return Ok(key);
+        }
+        let out = self
+            .kms
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .set_encryption_context(Some(Self::context(tenant, subject)))
+            .send()
+            .await
+            .map_err(|error| Error::backend(error, true))?;
+        let (Some(plaintext), Some(wrapped)) = (out.plaintext, out.ciphertext_blob) else {
+            return Err(Error::backend("KMS GenerateDataKey returned no key", true));
+        };
+        let key = DataKey::from_slice(plaintext.as_ref())?;
+        if self.store.put_wrapped_key_if_absent(tenant, subject, wrapped.into_inner(), &self.key_id).await? {
+            self.cache.put(tenant, subject, key.clone());
+            return Ok(key);
+        }
+        // Another writer created the subject's key first: use theirs, so the subject has one key.
+        self.fetch(tenant, subject).await?.ok_or_else(|| {
+            Error::backend(format!("the data key of {subject} vanished while being created"), true)
+        })
+    }
+}
+
+impl KeyProvider for KmsKeys {
+    fn key_for_write<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, Error>> {
+        Box::pin(self.fetch_or_create(tenant, subject))
+    }
+
+    fn key_for_read<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        Box::pin(self.fetch(tenant, subject))
+    }
+
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            validate_key_part("subject", subject, MAX_ID_LEN)?;
+            self.cache.remove(tenant, subject);
+            self.store.delete_subject(tenant, subject).await
+        })
+    }
+
+    fn remember_stream<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let entry = (tenant.to_owned(), subject.to_owned(), stream.clone());
+            if self.remembered.lock().unwrap_or_else(PoisonError::into_inner).contains(&entry) {
+                return Ok(());
+            }
+            self.store.remember_subject_stream(tenant, subject, stream).await?;
+            let mut remembered = self.remembered.lock().unwrap_or_else(PoisonError::into_inner);
+            if remembered.len() >= REMEMBERED_MAX {
+                remembered.clear();
+            }
+            remembered.insert(entry);
+            Ok(())
+        })
+    }
+
+    fn streams_of<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>> {
+        Box::pin(self.store.subject_streams(tenant, subject))
+    }
+}

@@ -1,0 +1,217 @@
+//! Field encryption with KMS data keys, against the emulator: no plaintext at rest or in the table's
+//! stream, erasure by forgetting, export, KMS call counts, one key per subject under races.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
+use strata_core::crypto::CryptoError;
+use strata_core::{
+    CommandContext, Error, FieldCipher, KeyProvider, Personal, Repository, SnapshotPolicy, StreamId,
+};
+use strata_dynamodb::keys_store::{KEY_SK, subject_pk};
+use strata_dynamodb::{DynamoStore, RequestCounter, TableSpec};
+use strata_kms::KmsKeys;
+use strata_orders::samples::{PERSONAL_STRINGS, place_order};
+use strata_orders::{Order, OrderCommand};
+
+struct Fixture {
+    sdk: aws_config::SdkConfig,
+    store: DynamoStore,
+    kms: aws_sdk_kms::Client,
+    kms_counter: RequestCounter,
+    key_id: String,
+}
+
+async fn fixture() -> Fixture {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run ./scripts/test or `export AWS_ENDPOINT_URL=$(localstack/start)`",
+    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
+    if std::env::var_os("AWS_REGION").is_none() {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "strata-tests"));
+    }
+    let sdk = loader.load().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = format!("strata-test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    TableSpec::strata().create(&dynamodb, &table, Duration::from_secs(30)).await.unwrap();
+    let kms_counter = RequestCounter::new();
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&sdk).interceptor(kms_counter.clone()).build(),
+    );
+    let key_id = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+    kms_counter.reset();
+    Fixture { store: DynamoStore::new(dynamodb, table), sdk, kms, kms_counter, key_id }
+}
+
+impl Fixture {
+    fn keys(&self) -> KmsKeys {
+        KmsKeys::new(self.kms.clone(), self.key_id.clone(), self.store.clone())
+    }
+
+    fn repo(&self, keys: KmsKeys) -> Repository<Order, DynamoStore> {
+        Repository::new(self.store.clone())
+            .with_cipher(FieldCipher::new(keys))
+            .with_snapshot_policy(SnapshotPolicy::every(2))
+    }
+
+    /// Every item of the table, as the plain SDK returns them (a Scan: test-only).
+    async fn table_text(&self) -> String {
+        let out = self.store.client().scan().table_name(self.store.table()).send().await.unwrap();
+        format!("{:?}", out.items())
+    }
+
+    /// Every record of the table's DynamoDB stream, as the plain Streams API returns them.
+    async fn stream_text(&self) -> (usize, String) {
+        let streams = aws_sdk_dynamodbstreams::Client::new(&self.sdk);
+        let table = self.store.client().describe_table().table_name(self.store.table()).send().await.unwrap();
+        let arn = table.table().unwrap().latest_stream_arn().unwrap().to_owned();
+        let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+        let mut records = Vec::new();
+        for shard in described.stream_description().unwrap().shards() {
+            let iterator = streams
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(shard.shard_id().unwrap())
+                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator
+                .unwrap();
+            let out = streams.get_records().shard_iterator(iterator).limit(1000).send().await.unwrap();
+            records.extend(out.records.unwrap_or_default());
+        }
+        (records.len(), format!("{records:?}"))
+    }
+}
+
+fn no_plaintext(what: &str, text: &str) {
+    for plain in PERSONAL_STRINGS {
+        assert!(!text.contains(plain), "plaintext {plain:?} in {what}");
+    }
+}
+
+fn add_item() -> OrderCommand {
+    OrderCommand::AddItem { sku: "BOOK".into(), quantity: 1, unit_price_minor: 500 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_never_reaches_the_table_or_its_stream_and_forget_erases_it() {
+    let f = fixture().await;
+    let repo = f.repo(f.keys());
+    let (o1, o2) =
+        (StreamId::new("acme", "order", "o-1").unwrap(), StreamId::new("acme", "order", "o-2").unwrap());
+    for (order, customer) in [(&o1, "cust-1"), (&o2, "cust-2")] {
+        repo.execute(order, &place_order(customer), CommandContext::default()).await.unwrap();
+        repo.execute(order, &add_item(), CommandContext::default()).await.unwrap(); // v2: snapshot
+    }
+
+    let table = f.table_text().await;
+    assert!(table.contains("snapshot") && table.contains("data_key"), "snapshots and keys are there");
+    no_plaintext("the table", &table);
+    let (records, stream) = f.stream_text().await;
+    assert!(records >= 8, "the stream saw every write ({records})");
+    no_plaintext("the table's stream", &stream);
+
+    let cipher = repo.cipher().unwrap();
+    let exported = cipher.export_subject(&f.store, "acme", "cust-1").await.unwrap();
+    assert_eq!(exported.len(), 3);
+    assert!(exported.iter().all(|e| e.stream == o1 && e.version == 1));
+
+    cipher.keys().forget("acme", "cust-1").await.unwrap();
+
+    let forgotten = repo.load(&o1).await.unwrap().state.customer.unwrap();
+    assert!(
+        forgotten.name.is_redacted()
+            && forgotten.email.is_redacted()
+            && forgotten.shipping_address.is_redacted()
+    );
+    let kept = repo.load(&o2).await.unwrap().state.customer.unwrap();
+    assert_eq!(kept.name, Personal::Known("Ada Lovelace".into()), "another subject is untouched");
+    assert!(cipher.export_subject(&f.store, "acme", "cust-1").await.unwrap().is_empty());
+    repo.execute(&o1, &add_item(), CommandContext::default()).await.unwrap();
+    repo.execute(&o1, &add_item(), CommandContext::default()).await.unwrap(); // v4: snapshot after forget
+    assert!(cipher.keys().key_for_read("acme", "cust-1").await.unwrap().is_none(), "no key was recreated");
+    // A cold reader (another Lambda) sees the same.
+    let cold = f.repo(f.keys());
+    assert!(cold.load(&o1).await.unwrap().state.customer.unwrap().email.is_redacted());
+    no_plaintext("the table after forget", &f.table_text().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_is_called_once_per_new_subject_and_once_per_subject_per_cold_cache() {
+    let f = fixture().await;
+    let repo = f.repo(f.keys());
+    let s = StreamId::new("acme", "order", "o-kms").unwrap();
+
+    repo.execute(&s, &place_order("cust-k"), CommandContext::default()).await.unwrap();
+    let counts = f.kms_counter.take();
+    assert_eq!((counts.calls("GenerateDataKey"), counts.total_calls()), (1, 1), "{counts}");
+
+    for _ in 0..3 {
+        repo.execute(&s, &add_item(), CommandContext::default()).await.unwrap();
+    }
+    repo.load(&s).await.unwrap();
+    assert_eq!(f.kms_counter.take().total_calls(), 0, "a warm cache calls KMS for nothing");
+
+    let cold = f.repo(f.keys());
+    cold.load(&s).await.unwrap();
+    cold.load(&s).await.unwrap();
+    cold.execute(&s, &add_item(), CommandContext::default()).await.unwrap();
+    let counts = f.kms_counter.take();
+    assert_eq!((counts.calls("Decrypt"), counts.total_calls()), (1, 1), "{counts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_first_writes_of_a_subject_end_with_one_key() {
+    let f = fixture().await;
+    let (a, b) = (Arc::new(f.keys()), Arc::new(f.keys()));
+    let (ka, kb) = tokio::join!(
+        tokio::spawn({
+            let a = Arc::clone(&a);
+            async move { a.key_for_write("acme", "cust-race").await }
+        }),
+        tokio::spawn({
+            let b = Arc::clone(&b);
+            async move { b.key_for_write("acme", "cust-race").await }
+        }),
+    );
+    let (ka, kb) = (ka.unwrap().unwrap(), kb.unwrap().unwrap());
+    assert_eq!(ka, kb, "the loser uses the winner's key");
+    let fresh = f.keys();
+    assert_eq!(fresh.key_for_read("acme", "cust-race").await.unwrap(), Some(ka));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapped_key_moved_to_another_subject_is_rejected() {
+    let f = fixture().await;
+    let keys = f.keys();
+    keys.key_for_write("acme", "alice").await.unwrap();
+    let wrapped = f.store.wrapped_key("acme", "alice").await.unwrap().unwrap();
+    // Plant alice's wrapped key as mallory's: KMS refuses it under mallory's encryption context.
+    f.store
+        .client()
+        .put_item()
+        .table_name(f.store.table())
+        .item("pk", AttributeValue::S(subject_pk("acme", "mallory")))
+        .item("sk", AttributeValue::S(KEY_SK.into()))
+        .item("kind", AttributeValue::S("data_key".into()))
+        .item("wrapped_key", AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(wrapped)))
+        .send()
+        .await
+        .unwrap();
+    let result = f.keys().key_for_read("acme", "mallory").await;
+    assert!(
+        matches!(result, Err(Error::Crypto(CryptoError::KeyRejected { ref subject })) if subject == "mallory"),
+        "{result:?}"
+    );
+    let bad_subject = f.keys().key_for_write("acme", "has#hash").await;
+    assert!(matches!(bad_subject, Err(Error::InvalidKey(_))));
+}
