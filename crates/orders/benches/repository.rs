@@ -5,22 +5,10 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use strata_core::{
     Aggregate, CommandContext, FieldCipher, InMemoryStore, Repository, SnapshotPolicy, StreamId, encode_event,
 };
-use strata_orders::{Address, Order, OrderCommand};
+use strata_orders::{Order, OrderCommand};
 
 fn place() -> OrderCommand {
-    OrderCommand::PlaceOrder {
-        customer_id: "c-1".into(),
-        customer_name: "Ada Lovelace".into(),
-        customer_email: "ada@example.com".into(),
-        shipping_address: Address {
-            line1: "12 St James's Square".into(),
-            line2: None,
-            city: "London".into(),
-            postal_code: "SW1Y 4JH".into(),
-            country: "GB".into(),
-        },
-        currency: "GBP".into(),
-    }
+    strata_orders::samples::place_order("c-1")
 }
 
 fn add() -> OrderCommand {
