@@ -66,13 +66,18 @@ async fn a_tampered_moved_or_misattributed_ciphertext_is_a_typed_error() {
     other["name"] = sealed(&cipher, "evt-1").await["name"].clone();
     assert!(tampered(cipher.open("acme", "evt-2", &mut other).await.unwrap_err()));
 
-    // Another tenant (another encryption context) with the same subject id.
+    // Another tenant with the same subject id: its key is another generation, so the field reads as
+    // redacted (never as plaintext); relabelled with that tenant's key id, it fails to authenticate.
     let mut value = sealed(&cipher, "evt-1").await;
-    cipher.keys().key_for_write("globex", "cust-1").await.unwrap();
+    let globex = cipher.keys().key_for_write("globex", "cust-1").await.unwrap();
+    let mut moved = value.clone();
+    cipher.open("globex", "evt-1", &mut moved).await.unwrap();
+    assert_eq!(moved["name"], redacted_marker());
+    value["name"][SEALED_KEY]["k"] = json!(globex.id());
     assert!(tampered(cipher.open("globex", "evt-1", &mut value).await.unwrap_err()));
 
     // Malformed and unknown formats.
-    let mut value = json!({"name": {SEALED_KEY: {"v": 1, "sub": "cust-1", "n": "!!", "c": ""}}});
+    let mut value = json!({"name": {SEALED_KEY: {"v": 1, "k": "k1", "sub": "cust-1", "n": "!!", "c": ""}}});
     assert!(matches!(
         cipher.open("acme", "e", &mut value).await,
         Err(Error::Crypto(CryptoError::Malformed { .. }))
@@ -82,6 +87,12 @@ async fn a_tampered_moved_or_misattributed_ciphertext_is_a_typed_error() {
         cipher.open("acme", "e", &mut value).await,
         Err(Error::Crypto(CryptoError::UnknownFormat { version: 9, .. }))
     ));
+    // Claiming another key generation does not help: unknown generations read as redacted, and the
+    // current key with a forged id fails to authenticate (the id is in the associated data).
+    let mut value = sealed(&cipher, "evt-1").await;
+    value["name"][SEALED_KEY]["k"] = json!("forged");
+    cipher.open("acme", "evt-1", &mut value).await.unwrap();
+    assert_eq!(value["name"], redacted_marker());
 }
 
 #[tokio::test]
@@ -101,6 +112,17 @@ async fn after_forget_fields_read_redacted_export_is_empty_and_no_key_is_recreat
     assert_eq!(opened, json!({"name": redacted_marker(), "address": redacted_marker(), "total": 5}));
     assert!(cipher.export("acme", "evt-1", &value, "cust-1").await.unwrap().is_empty());
     assert!(keys.key_for_read("acme", "cust-1").await.unwrap().is_none(), "reads never create a key");
+
+    // The subject comes back: a new key generation. Old fields stay redacted, new ones open.
+    let fresh = sealed(&cipher, "evt-2").await;
+    let mut old = value.clone();
+    cipher.open("acme", "evt-1", &mut old).await.unwrap();
+    assert_eq!(old["name"], redacted_marker());
+    let mut new = fresh.clone();
+    cipher.open("acme", "evt-2", &mut new).await.unwrap();
+    assert_eq!(new, payload());
+    assert!(cipher.export("acme", "evt-1", &value, "cust-1").await.unwrap().is_empty());
+    assert_eq!(cipher.export("acme", "evt-2", &fresh, "cust-1").await.unwrap().len(), 2);
 }
 
 #[test]
@@ -122,5 +144,6 @@ fn the_key_cache_honours_ttl_uses_and_size() {
     let expired = KeyCache::new(CacheLimits { ttl: Duration::ZERO, ..CacheLimits::default() });
     expired.put("t", "a", key);
     assert!(expired.get("t", "a").is_none());
-    assert_eq!(format!("{:?}", DataKey::random()), "DataKey(..)");
+    let shown = format!("{:?}", DataKey::from_bytes("k-1", [7; 32]));
+    assert_eq!(shown, "DataKey(k-1, ..)");
 }

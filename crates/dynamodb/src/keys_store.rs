@@ -17,6 +17,15 @@ pub const KEY_SK: &str = "KEY";
 /// Sort key prefix of a subject's stream index items.
 pub const STREAM_SK_PREFIX: &str = "S#";
 
+/// A data key as stored: wrapped by KMS, with the id of its generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The generation id (recorded in every field the key seals).
+    pub id: String,
+    /// The key, encrypted by KMS.
+    pub wrapped: Vec<u8>,
+}
+
 /// `{tenant}#K#{subject}`.
 pub fn subject_pk(tenant: &str, subject: &str) -> String {
     format!("{tenant}#K#{subject}")
@@ -27,8 +36,8 @@ fn key(tenant: &str, subject: &str, sk: String) -> [(String, AttributeValue); 2]
 }
 
 impl DynamoStore {
-    /// The subject's wrapped data key, read strongly consistently.
-    pub async fn wrapped_key(&self, tenant: &str, subject: &str) -> Result<Option<Vec<u8>>, Error> {
+    /// The subject's wrapped data key and its generation id, read strongly consistently.
+    pub async fn wrapped_key(&self, tenant: &str, subject: &str) -> Result<Option<WrappedKey>, Error> {
         let out = self
             .client
             .get_item()
@@ -39,7 +48,12 @@ impl DynamoStore {
             .send()
             .await
             .map_err(backend)?;
-        Ok(out.item.and_then(|item| item.get("wrapped_key")?.as_b().ok().map(|b| b.as_ref().to_vec())))
+        Ok(out.item.and_then(|item| {
+            Some(WrappedKey {
+                id: item.get("data_key_id")?.as_s().ok()?.clone(),
+                wrapped: item.get("wrapped_key")?.as_b().ok()?.as_ref().to_vec(),
+            })
+        }))
     }
 
     /// Stores the subject's wrapped key unless one exists; `false` when another writer was first
@@ -48,12 +62,13 @@ impl DynamoStore {
         &self,
         tenant: &str,
         subject: &str,
-        wrapped: Vec<u8>,
+        data_key: WrappedKey,
         kms_key_id: &str,
     ) -> Result<bool, Error> {
         let mut item: Item = key(tenant, subject, KEY_SK.into()).into_iter().collect();
         item.insert("kind".into(), AttributeValue::S(kind::DATA_KEY.into()));
-        item.insert("wrapped_key".into(), AttributeValue::B(Blob::new(wrapped)));
+        item.insert("data_key_id".into(), AttributeValue::S(data_key.id));
+        item.insert("wrapped_key".into(), AttributeValue::B(Blob::new(data_key.wrapped)));
         item.insert("kms_key_id".into(), AttributeValue::S(kms_key_id.into()));
         item.insert("created_at".into(), AttributeValue::S(Utc::now().to_rfc3339()));
         let result = self
@@ -87,15 +102,7 @@ impl DynamoStore {
         item.insert("tenant".into(), AttributeValue::S(stream.tenant().into()));
         item.insert("category".into(), AttributeValue::S(stream.category().into()));
         item.insert("stream_id".into(), AttributeValue::S(stream.id().into()));
-        self.client
-            .put_item()
-            .table_name(&*self.table)
-            .set_item(Some(item))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.put(item).await
     }
 
     /// The streams recorded for the subject.

@@ -254,6 +254,21 @@ pub(crate) fn first_event_id(request: &AppendRequest) -> String {
     request.events.first().map(|e| e.event_id.to_string()).unwrap_or_default()
 }
 
+impl DynamoStore {
+    /// An unconditional PutItem (a replace).
+    pub(crate) async fn put(&self, item: Item) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
 pub(crate) fn now_value() -> AttributeValue {
     AttributeValue::N(Utc::now().timestamp().to_string())
 }
@@ -469,15 +484,7 @@ impl SnapshotStore for DynamoStore {
                 snapshot.stream
             )));
         }
-        self.client
-            .put_item()
-            .table_name(&*self.table)
-            .set_item(Some(item))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.put(item).await
     }
 
     /// Lists the stream's snapshots from the sparse `snapshots` index (keys only, never the commits)

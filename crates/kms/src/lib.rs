@@ -10,6 +10,7 @@ use aws_sdk_kms::types::DataKeySpec;
 use strata_core::crypto::{BoxFuture, CacheLimits, CryptoError, DataKey, KeyCache};
 use strata_core::{Error, KeyProvider, MAX_ID_LEN, StreamId, validate_key_part};
 use strata_dynamodb::DynamoStore;
+use strata_dynamodb::keys_store::WrappedKey;
 
 /// How many (tenant, subject, stream) index entries a process remembers having written.
 const REMEMBERED_MAX: usize = 10_000;
@@ -53,12 +54,12 @@ impl KmsKeys {
         HashMap::from([("tenant".to_owned(), tenant.to_owned()), ("subject".to_owned(), subject.to_owned())])
     }
 
-    async fn unwrap_key(&self, tenant: &str, subject: &str, wrapped: Vec<u8>) -> Result<DataKey, Error> {
+    async fn unwrap_key(&self, tenant: &str, subject: &str, stored: WrappedKey) -> Result<DataKey, Error> {
         let out = self
             .kms
             .decrypt()
             .key_id(&self.key_id)
-            .ciphertext_blob(Blob::new(wrapped))
+            .ciphertext_blob(Blob::new(stored.wrapped))
             .set_encryption_context(Some(Self::context(tenant, subject)))
             .send()
             .await
@@ -70,7 +71,7 @@ impl KmsKeys {
             })?;
         let plaintext =
             out.plaintext.ok_or_else(|| Error::backend("KMS Decrypt returned no plaintext", true))?;
-        Ok(DataKey::from_slice(plaintext.as_ref())?)
+        Ok(DataKey::from_slice(stored.id, plaintext.as_ref())?)
     }
 
     async fn fetch(&self, tenant: &str, subject: &str) -> Result<Option<DataKey>, Error> {
@@ -100,8 +101,9 @@ impl KmsKeys {
         let (Some(plaintext), Some(wrapped)) = (out.plaintext, out.ciphertext_blob) else {
             return Err(Error::backend("KMS GenerateDataKey returned no key", true));
         };
-        let key = DataKey::from_slice(plaintext.as_ref())?;
-        if self.store.put_wrapped_key_if_absent(tenant, subject, wrapped.into_inner(), &self.key_id).await? {
+        let key = DataKey::from_slice(DataKey::new_id(), plaintext.as_ref())?;
+        let stored = WrappedKey { id: key.id().to_owned(), wrapped: wrapped.into_inner() };
+        if self.store.put_wrapped_key_if_absent(tenant, subject, stored, &self.key_id).await? {
             self.cache.put(tenant, subject, key.clone());
             return Ok(key);
         }
@@ -133,6 +135,11 @@ impl KeyProvider for KmsKeys {
         Box::pin(async move {
             validate_key_part("subject", subject, MAX_ID_LEN)?;
             self.cache.remove(tenant, subject);
+            // The index goes with the key: a later event of the subject must index its stream again.
+            self.remembered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(t, s, _)| !(t == tenant && s == subject));
             self.store.delete_subject(tenant, subject).await
         })
     }

@@ -139,6 +139,14 @@ async fn personal_data_never_reaches_the_table_or_its_stream_and_forget_erases_i
     repo.execute(&o1, &add_item(), CommandContext::default()).await.unwrap();
     repo.execute(&o1, &add_item(), CommandContext::default()).await.unwrap(); // v4: snapshot after forget
     assert!(cipher.keys().key_for_read("acme", "cust-1").await.unwrap().is_none(), "no key was recreated");
+    // The customer comes back: a new key generation; the old order stays redacted and loads.
+    let o3 = StreamId::new("acme", "order", "o-3").unwrap();
+    repo.execute(&o3, &place_order("cust-1"), CommandContext::default()).await.unwrap();
+    assert!(repo.load(&o1).await.unwrap().state.customer.unwrap().name.is_redacted());
+    assert!(repo.load(&o3).await.unwrap().state.customer.unwrap().name.known().is_some());
+    let again = cipher.export_subject(&f.store, "acme", "cust-1").await.unwrap();
+    assert!(again.len() == 3 && again.iter().all(|e| e.stream == o3), "only the new order: {again:?}");
+    cipher.keys().forget("acme", "cust-1").await.unwrap();
     // A cold reader (another Lambda) sees the same.
     let cold = f.repo(f.keys());
     assert!(cold.load(&o1).await.unwrap().state.customer.unwrap().email.is_redacted());
@@ -203,7 +211,8 @@ async fn a_wrapped_key_moved_to_another_subject_is_rejected() {
         .item("pk", AttributeValue::S(subject_pk("acme", "mallory")))
         .item("sk", AttributeValue::S(KEY_SK.into()))
         .item("kind", AttributeValue::S("data_key".into()))
-        .item("wrapped_key", AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(wrapped)))
+        .item("data_key_id", AttributeValue::S(wrapped.id))
+        .item("wrapped_key", AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(wrapped.wrapped)))
         .send()
         .await
         .unwrap();

@@ -3,15 +3,17 @@
 //! its fields then read as the redaction marker (crypto-shredding).
 //!
 //! A sealed field is replaced, in place, by
-//! `{"$enc": {"v": 1, "sub": subject, "n": nonce, "c": ciphertext}}` (base64). The associated data
-//! binds the ciphertext to its tenant, subject, context (the event id, or the snapshot's stream and
-//! version) and JSON pointer, so a ciphertext copied to another event or field fails to open.
+//! `{"$enc": {"v": 1, "k": key id, "sub": subject, "n": nonce, "c": ciphertext}}` (base64): format
+//! version, the id of the data key generation that sealed it, subject, nonce, ciphertext. A subject
+//! forgotten and later seen again gets a new key with a new id; fields sealed under the old one read
+//! as redacted, never as a decryption failure. The associated data binds the ciphertext to all of those plus its tenant,
+//! context (the event id, or the snapshot's stream and version) and JSON pointer, so a ciphertext
+//! copied to another event or field fails to open.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -22,6 +24,10 @@ use serde_json::{Map, Value, json};
 use crate::personal::{PersonalData, is_redacted_marker, redacted_marker};
 use crate::{Error, EventStore, StreamId};
 
+mod keys;
+
+pub use keys::{CacheLimits, KeyCache, LocalKeys};
+
 /// The key of a sealed field's object.
 pub const SEALED_KEY: &str = "$enc";
 const FORMAT_VERSION: u64 = 1;
@@ -29,34 +35,48 @@ const FORMAT_VERSION: u64 = 1;
 /// A boxed future, so key providers can be used behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A 256-bit data key in the clear. Its `Debug` never shows the key.
+/// A 256-bit data key in the clear, with the id of its generation. Its `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DataKey([u8; 32]);
+pub struct DataKey {
+    id: String,
+    bytes: [u8; 32],
+}
 
 impl DataKey {
-    /// A key from its bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+    /// A key from its generation id and bytes.
+    pub fn from_bytes(id: impl Into<String>, bytes: [u8; 32]) -> Self {
+        Self { id: id.into(), bytes }
     }
 
-    /// A key from a slice, which must be 32 bytes.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        <[u8; 32]>::try_from(bytes).map(Self).map_err(|_| CryptoError::BadKey { len: bytes.len() })
+    /// A key from its generation id and a slice, which must be 32 bytes.
+    pub fn from_slice(id: impl Into<String>, bytes: &[u8]) -> Result<Self, CryptoError> {
+        let bytes = <[u8; 32]>::try_from(bytes).map_err(|_| CryptoError::BadKey { len: bytes.len() })?;
+        Ok(Self::from_bytes(id, bytes))
     }
 
-    /// A fresh random key.
+    /// A fresh random key with a fresh id.
     pub fn random() -> Self {
-        Self(Aes256Gcm::generate_key(&mut OsRng).into())
+        Self::from_bytes(Self::new_id(), Aes256Gcm::generate_key(&mut OsRng).into())
+    }
+
+    /// A fresh key generation id (a ULID).
+    pub fn new_id() -> String {
+        ulid::Ulid::new().to_string()
+    }
+
+    /// The id of this key's generation, recorded in every field it seals.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&self.0.into())
+        Aes256Gcm::new(&self.bytes.into())
     }
 }
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DataKey(..)")
+        write!(f, "DataKey({}, ..)", self.id)
     }
 }
 
@@ -138,165 +158,6 @@ pub trait KeyProvider: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>>;
 }
 
-/// Data keys held in memory (tests, the in-memory path, the demo). Clones share keys.
-#[derive(Debug, Clone, Default)]
-pub struct LocalKeys {
-    keys: Arc<Mutex<HashMap<Subject, DataKey>>>,
-    streams: Arc<Mutex<HashMap<Subject, BTreeSet<StreamId>>>>,
-}
-
-/// (tenant, subject).
-type Subject = (String, String);
-
-impl LocalKeys {
-    /// No keys yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<Subject, DataKey>) -> R) -> R {
-        f(&mut self.keys.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-impl KeyProvider for LocalKeys {
-    fn key_for_write<'a>(
-        &'a self,
-        tenant: &'a str,
-        subject: &'a str,
-    ) -> BoxFuture<'a, Result<DataKey, Error>> {
-        let key = self.with(|keys| {
-            keys.entry((tenant.to_owned(), subject.to_owned())).or_insert_with(DataKey::random).clone()
-        });
-        Box::pin(async move { Ok(key) })
-    }
-
-    fn key_for_read<'a>(
-        &'a self,
-        tenant: &'a str,
-        subject: &'a str,
-    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
-        let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
-        Box::pin(async move { Ok(key) })
-    }
-
-    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        let id = (tenant.to_owned(), subject.to_owned());
-        self.with(|keys| keys.remove(&id));
-        self.streams.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        Box::pin(async move { Ok(()) })
-    }
-
-    fn remember_stream<'a>(
-        &'a self,
-        tenant: &'a str,
-        subject: &'a str,
-        stream: &'a StreamId,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        self.streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry((tenant.to_owned(), subject.to_owned()))
-            .or_default()
-            .insert(stream.clone());
-        Box::pin(async move { Ok(()) })
-    }
-
-    fn streams_of<'a>(
-        &'a self,
-        tenant: &'a str,
-        subject: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>> {
-        let streams = self
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(tenant.to_owned(), subject.to_owned()))
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        Box::pin(async move { Ok(streams) })
-    }
-}
-
-/// Limits of a [`KeyCache`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheLimits {
-    /// How long an unwrapped key may be reused.
-    pub ttl: Duration,
-    /// How many times an unwrapped key may be handed out before it is fetched again.
-    pub max_uses: u32,
-    /// How many keys are held at most (the oldest goes first).
-    pub max_entries: usize,
-}
-
-impl Default for CacheLimits {
-    fn default() -> Self {
-        Self { ttl: Duration::from_secs(300), max_uses: 10_000, max_entries: 1_000 }
-    }
-}
-
-struct Cached {
-    key: DataKey,
-    fetched: Instant,
-    uses: u32,
-}
-
-/// Unwrapped data keys, bounded in time, uses and count, so a key unwrapped by KMS is not kept for
-/// the life of a Lambda container.
-pub struct KeyCache {
-    limits: CacheLimits,
-    entries: Mutex<HashMap<Subject, Cached>>,
-}
-
-impl std::fmt::Debug for KeyCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyCache").field("limits", &self.limits).finish_non_exhaustive()
-    }
-}
-
-impl KeyCache {
-    /// An empty cache.
-    pub fn new(limits: CacheLimits) -> Self {
-        Self { limits, entries: Mutex::new(HashMap::new()) }
-    }
-
-    /// The cached key, counting a use, unless it expired or was used up.
-    pub fn get(&self, tenant: &str, subject: &str) -> Option<DataKey> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = (tenant.to_owned(), subject.to_owned());
-        let entry = entries.get_mut(&id)?;
-        if entry.fetched.elapsed() >= self.limits.ttl || entry.uses >= self.limits.max_uses {
-            entries.remove(&id);
-            return None;
-        }
-        entry.uses += 1;
-        Some(entry.key.clone())
-    }
-
-    /// Caches a key, evicting the oldest when full.
-    pub fn put(&self, tenant: &str, subject: &str, key: DataKey) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.limits.max_entries.max(1) {
-            let oldest = entries.iter().min_by_key(|(_, c)| c.fetched).map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(
-            (tenant.to_owned(), subject.to_owned()),
-            Cached { key, fetched: Instant::now(), uses: 0 },
-        );
-    }
-
-    /// Drops a subject's key (after forget).
-    pub fn remove(&self, tenant: &str, subject: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(tenant.to_owned(), subject.to_owned()));
-    }
-}
-
 /// Seals and opens personal fields with data keys from a [`KeyProvider`]. Cheap to clone.
 #[derive(Clone)]
 pub struct FieldCipher {
@@ -374,12 +235,13 @@ impl FieldCipher {
             let plaintext = serde_json::to_vec(field)
                 .map_err(|source| Error::Serialize { what: "personal field", source })?;
             let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-            let aad = associated_data(tenant, &personal.subject, context, pointer);
+            let aad = associated_data(tenant, &personal.subject, key.id(), context, pointer);
             let sealed = cipher
                 .encrypt(&nonce, Payload { msg: &plaintext, aad: &aad })
                 .map_err(|_| Error::backend("AES-GCM encryption failed", false))?;
             *field = json!({ SEALED_KEY: {
                 "v": FORMAT_VERSION,
+                "k": key.id(),
                 "sub": personal.subject,
                 "n": B64.encode(nonce),
                 "c": B64.encode(sealed),
@@ -402,8 +264,10 @@ impl FieldCipher {
                 keys.insert(parsed.subject.clone(), key);
             }
             *field = match keys.get(&parsed.subject).and_then(Option::as_ref) {
-                Some(key) => open_one(key, tenant, context, &pointer, &parsed)?,
-                None => redacted_marker(),
+                // The subject's current key sealed it.
+                Some(key) if key.id() == parsed.key_id => open_one(key, tenant, context, &pointer, &parsed)?,
+                // No key, or a newer generation: the key that sealed it was forgotten.
+                _ => redacted_marker(),
             };
         }
         Ok(())
@@ -433,7 +297,9 @@ impl FieldCipher {
                     None => return Ok(Vec::new()),
                 }
             }
-            if let Some(key) = &key {
+            if let Some(key) = &key
+                && key.id() == parsed.key_id
+            {
                 opened
                     .push(OpenedField { value: open_one(key, tenant, context, &pointer, &parsed)?, pointer });
             }
@@ -479,14 +345,17 @@ impl FieldCipher {
 
 struct Sealed {
     subject: String,
+    key_id: String,
     nonce: Vec<u8>,
     ciphertext: Vec<u8>,
 }
 
-fn associated_data(tenant: &str, subject: &str, context: &str, pointer: &str) -> Vec<u8> {
+fn associated_data(tenant: &str, subject: &str, key_id: &str, context: &str, pointer: &str) -> Vec<u8> {
     // Unit separators: no part can run into the next (tenants and subjects hold no control chars).
-    format!("strata/v{FORMAT_VERSION}\u{1f}{tenant}\u{1f}{subject}\u{1f}{context}\u{1f}{pointer}")
-        .into_bytes()
+    format!(
+        "strata/v{FORMAT_VERSION}\u{1f}{tenant}\u{1f}{subject}\u{1f}{key_id}\u{1f}{context}\u{1f}{pointer}"
+    )
+    .into_bytes()
 }
 
 fn crypto(error: CryptoError) -> Error {
@@ -507,7 +376,12 @@ fn parse_sealed(field: &Value, pointer: &str) -> Result<Sealed, Error> {
     if nonce.len() != 12 {
         return Err(malformed("nonce length"));
     }
-    Ok(Sealed { subject: text("sub")?.to_owned(), nonce, ciphertext: bytes("c")? })
+    Ok(Sealed {
+        subject: text("sub")?.to_owned(),
+        key_id: text("k")?.to_owned(),
+        nonce,
+        ciphertext: bytes("c")?,
+    })
 }
 
 fn open_one(
@@ -517,7 +391,7 @@ fn open_one(
     pointer: &str,
     sealed: &Sealed,
 ) -> Result<Value, Error> {
-    let aad = associated_data(tenant, &sealed.subject, context, pointer);
+    let aad = associated_data(tenant, &sealed.subject, &sealed.key_id, context, pointer);
     let plaintext = key
         .cipher()
         .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })

@@ -1,0 +1,167 @@
+//! Key providers and caches: [`LocalKeys`] (in memory) and [`KeyCache`] (bounded unwrapped keys).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::{BoxFuture, DataKey, KeyProvider};
+use crate::{Error, StreamId};
+
+/// Data keys held in memory (tests, the in-memory path, the demo). Clones share keys.
+#[derive(Debug, Clone, Default)]
+pub struct LocalKeys {
+    keys: Arc<Mutex<HashMap<Subject, DataKey>>>,
+    streams: Arc<Mutex<HashMap<Subject, BTreeSet<StreamId>>>>,
+}
+
+/// (tenant, subject).
+type Subject = (String, String);
+
+impl LocalKeys {
+    /// No keys yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<Subject, DataKey>) -> R) -> R {
+        f(&mut self.keys.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl KeyProvider for LocalKeys {
+    fn key_for_write<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, Error>> {
+        let key = self.with(|keys| {
+            keys.entry((tenant.to_owned(), subject.to_owned())).or_insert_with(DataKey::random).clone()
+        });
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn key_for_read<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let id = (tenant.to_owned(), subject.to_owned());
+        self.with(|keys| keys.remove(&id));
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn remember_stream<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((tenant.to_owned(), subject.to_owned()))
+            .or_default()
+            .insert(stream.clone());
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn streams_of<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>> {
+        let streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_owned(), subject.to_owned()))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        Box::pin(async move { Ok(streams) })
+    }
+}
+
+/// Limits of a [`KeyCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// How long an unwrapped key may be reused.
+    pub ttl: Duration,
+    /// How many times an unwrapped key may be handed out before it is fetched again.
+    pub max_uses: u32,
+    /// How many keys are held at most (the oldest goes first).
+    pub max_entries: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(300), max_uses: 10_000, max_entries: 1_000 }
+    }
+}
+
+struct Cached {
+    key: DataKey,
+    fetched: Instant,
+    uses: u32,
+}
+
+/// Unwrapped data keys, bounded in time, uses and count, so a key unwrapped by KMS is not kept for
+/// the life of a Lambda container.
+pub struct KeyCache {
+    limits: CacheLimits,
+    entries: Mutex<HashMap<Subject, Cached>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// An empty cache.
+    pub fn new(limits: CacheLimits) -> Self {
+        Self { limits, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The cached key, counting a use, unless it expired or was used up.
+    pub fn get(&self, tenant: &str, subject: &str) -> Option<DataKey> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = (tenant.to_owned(), subject.to_owned());
+        let entry = entries.get_mut(&id)?;
+        if entry.fetched.elapsed() >= self.limits.ttl || entry.uses >= self.limits.max_uses {
+            entries.remove(&id);
+            return None;
+        }
+        entry.uses += 1;
+        Some(entry.key.clone())
+    }
+
+    /// Caches a key, evicting the oldest when full.
+    pub fn put(&self, tenant: &str, subject: &str, key: DataKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.limits.max_entries.max(1) {
+            let oldest = entries.iter().min_by_key(|(_, c)| c.fetched).map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            (tenant.to_owned(), subject.to_owned()),
+            Cached { key, fetched: Instant::now(), uses: 0 },
+        );
+    }
+
+    /// Drops a subject's key (after forget).
+    pub fn remove(&self, tenant: &str, subject: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant.to_owned(), subject.to_owned()));
+    }
+}
