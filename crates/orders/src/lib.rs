@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod command;
+pub mod conformance;
 mod error;
 mod event;
 mod order;

@@ -69,6 +69,17 @@ async fn personal_fields_are_sealed_at_rest_and_redacted_after_forget() {
 }
 
 #[tokio::test]
+async fn the_personal_data_life_cycle_holds_in_memory() {
+    let store = InMemoryStore::new();
+    strata_orders::conformance::personal_data_lifecycle(&store, &FieldCipher::local()).await.unwrap();
+    let mut text = String::new();
+    for id in ["o-1", "o-2", "o-3"] {
+        text.push_str(&stored_text(&store, &StreamId::new("acme", "order", id).unwrap()).await);
+    }
+    no_plaintext(&text);
+}
+
+#[tokio::test]
 async fn personal_data_without_a_cipher_is_refused_and_nothing_is_written() {
     let store = InMemoryStore::new();
     let repo = Repository::<Order, _>::new(store.clone());
