@@ -82,7 +82,7 @@ async fn a_tampered_moved_or_misattributed_ciphertext_is_a_typed_error() {
         cipher.open("acme", "e", &mut value).await,
         Err(Error::Crypto(CryptoError::Malformed { .. }))
     ));
-    let mut value = json!({"name": {SEALED_KEY: {"v": 9, "sub": "cust-1", "n": "", "c": ""}}});
+    let mut value = json!({"name": {SEALED_KEY: {"v": 9, "k": "k1", "sub": "cust-1", "n": "", "c": ""}}});
     assert!(matches!(
         cipher.open("acme", "e", &mut value).await,
         Err(Error::Crypto(CryptoError::UnknownFormat { version: 9, .. }))
@@ -93,6 +93,38 @@ async fn a_tampered_moved_or_misattributed_ciphertext_is_a_typed_error() {
     value["name"][SEALED_KEY]["k"] = json!("forged");
     cipher.open("acme", "evt-1", &mut value).await.unwrap();
     assert_eq!(value["name"], redacted_marker());
+}
+
+#[tokio::test]
+async fn user_data_that_looks_sealed_is_left_alone_and_bad_pointers_are_refused() {
+    let cipher = FieldCipher::local();
+    // A map keyed by user input may hold a "$enc" key: it is data, not a sealed field.
+    let mut value = json!({"lines": {SEALED_KEY: {"quantity": 1}}});
+    cipher.open("acme", "e", &mut value).await.unwrap();
+    assert_eq!(value, json!({"lines": {SEALED_KEY: {"quantity": 1}}}));
+
+    let bad = |fields: Vec<&'static str>| async move {
+        let mut value = payload();
+        FieldCipher::local().seal("acme", "e", &mut value, &PersonalData::new("s", fields)).await
+    };
+    for fields in [vec!["name"], vec!["/a~b"], vec!["/address", "/address/city"], vec!["/name", "/name"]] {
+        let result = bad(fields.clone()).await;
+        assert!(
+            matches!(result, Err(Error::Crypto(CryptoError::BadPointer { .. }))),
+            "{fields:?}: {result:?}"
+        );
+    }
+    // Null and redacted values hold nothing personal: no key is made for them.
+    let keys = LocalKeys::new();
+    let cipher = FieldCipher::new(keys.clone());
+    let mut value = json!({"name": null, "address": redacted_marker()});
+    cipher.seal("acme", "e", &mut value, &personal()).await.unwrap();
+    assert!(keys.key_for_read("acme", "cust-1").await.unwrap().is_none());
+    // Sealing with an existing key only refuses a subject without one.
+    let mut value = payload();
+    let result = cipher.seal_existing("acme", "e", &mut value, &personal()).await;
+    assert!(matches!(result, Err(Error::Crypto(CryptoError::KeyMissing { .. }))));
+    assert_eq!(value, payload(), "nothing was changed");
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ pub struct KmsKeys {
     key_id: String,
     store: DynamoStore,
     cache: KeyCache,
-    remembered: Mutex<HashSet<(String, String, StreamId)>>,
+    remembered: Mutex<HashSet<(String, String, String, StreamId)>>,
 }
 
 impl std::fmt::Debug for KmsKeys {
@@ -74,21 +74,39 @@ impl KmsKeys {
         Ok(DataKey::from_slice(stored.id, plaintext.as_ref())?)
     }
 
+    /// The subject's key: cached, or read from the table and unwrapped by KMS.
     async fn fetch(&self, tenant: &str, subject: &str) -> Result<Option<DataKey>, Error> {
         validate_key_part("subject", subject, MAX_ID_LEN)?;
         if let Some(key) = self.cache.get(tenant, subject) {
             return Ok(Some(key));
         }
-        let Some(wrapped) = self.store.wrapped_key(tenant, subject).await? else { return Ok(None) };
-        let key = self.unwrap_key(tenant, subject, wrapped).await?;
-        self.cache.put(tenant, subject, key.clone());
+        self.fetch_stored(tenant, subject).await
+    }
+
+    /// Reads the stored key (past the cache) and unwraps it, reusing the cached key when it is the
+    /// same generation.
+    async fn fetch_stored(&self, tenant: &str, subject: &str) -> Result<Option<DataKey>, Error> {
+        let token = self.cache.token();
+        let Some(stored) = self.store.wrapped_key(tenant, subject).await? else { return Ok(None) };
+        if let Some(cached) = self.cache.get(tenant, subject)
+            && cached.id() == stored.id
+        {
+            return Ok(Some(cached));
+        }
+        let key = self.unwrap_key(tenant, subject, stored).await?;
+        self.cache.put_since(token, tenant, subject, key.clone());
         Ok(Some(key))
     }
 
+    /// Writing checks the stored key generation every time (one GetItem, no KMS call when the cached
+    /// key is current): a key cached here may have been forgotten, and the subject come back, in
+    /// another process, and data sealed under a deleted key would be lost.
     async fn fetch_or_create(&self, tenant: &str, subject: &str) -> Result<DataKey, Error> {
-        if let Some(key) = self.fetch(tenant, subject).await? {
+        validate_key_part("subject", subject, MAX_ID_LEN)?;
+        if let Some(key) = self.fetch_stored(tenant, subject).await? {
             return Ok(key);
         }
+        let token = self.cache.token();
         let out = self
             .kms
             .generate_data_key()
@@ -104,11 +122,11 @@ impl KmsKeys {
         let key = DataKey::from_slice(DataKey::new_id(), plaintext.as_ref())?;
         let stored = WrappedKey { id: key.id().to_owned(), wrapped: wrapped.into_inner() };
         if self.store.put_wrapped_key_if_absent(tenant, subject, stored, &self.key_id).await? {
-            self.cache.put(tenant, subject, key.clone());
+            self.cache.put_since(token, tenant, subject, key.clone());
             return Ok(key);
         }
         // Another writer created the subject's key first: use theirs, so the subject has one key.
-        self.fetch(tenant, subject).await?.ok_or_else(|| {
+        self.fetch_stored(tenant, subject).await?.ok_or_else(|| {
             Error::backend(format!("the data key of {subject} vanished while being created"), true)
         })
     }
@@ -131,6 +149,17 @@ impl KeyProvider for KmsKeys {
         Box::pin(self.fetch(tenant, subject))
     }
 
+    fn refresh<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        Box::pin(async move {
+            validate_key_part("subject", subject, MAX_ID_LEN)?;
+            self.fetch_stored(tenant, subject).await
+        })
+    }
+
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             validate_key_part("subject", subject, MAX_ID_LEN)?;
@@ -139,7 +168,7 @@ impl KeyProvider for KmsKeys {
             self.remembered
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .retain(|(t, s, _)| !(t == tenant && s == subject));
+                .retain(|(t, s, _, _)| !(t == tenant && s == subject));
             self.store.delete_subject(tenant, subject).await
         })
     }
@@ -151,7 +180,12 @@ impl KeyProvider for KmsKeys {
         stream: &'a StreamId,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let entry = (tenant.to_owned(), subject.to_owned(), stream.clone());
+            // Keyed by key generation too: after a forget elsewhere and the subject's return, the new
+            // generation indexes its streams again.
+            let Some(generation) = self.cache.peek_id(tenant, subject) else {
+                return self.store.remember_subject_stream(tenant, subject, stream).await;
+            };
+            let entry = (tenant.to_owned(), subject.to_owned(), generation, stream.clone());
             if self.remembered.lock().unwrap_or_else(PoisonError::into_inner).contains(&entry) {
                 return Ok(());
             }

@@ -190,3 +190,33 @@ async fn a_wrapped_key_moved_to_another_subject_is_rejected() {
     let bad_subject = f.keys().key_for_write("acme", "has#hash").await;
     assert!(matches!(bad_subject, Err(Error::InvalidKey(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_newer_fields() {
+    let f = fixture().await;
+    let (a, b) = (FieldCipher::new(f.keys()), FieldCipher::new(f.keys()));
+    let personal = strata_core::PersonalData::new("cust-s", ["/name"]);
+    let sealed_by = |cipher: &FieldCipher, context: &'static str| {
+        let cipher = cipher.clone();
+        let personal = personal.clone();
+        async move {
+            let mut value = serde_json::json!({"name": "Ada Lovelace"});
+            cipher.seal("acme", context, &mut value, &personal).await.unwrap();
+            value
+        }
+    };
+    sealed_by(&a, "e1").await; // A caches generation 1
+    b.keys().forget("acme", "cust-s").await.unwrap(); // B forgets...
+    let from_b = sealed_by(&b, "e2").await; // ...and the customer returns: generation 2
+
+    // A writes again: it must seal under generation 2, or the field would be lost.
+    let from_a = sealed_by(&a, "e3").await;
+    let mut opened = from_a.clone();
+    f.keys().key_for_read("acme", "cust-s").await.unwrap().unwrap();
+    FieldCipher::new(f.keys()).open("acme", "e3", &mut opened).await.unwrap();
+    assert_eq!(opened["name"], "Ada Lovelace", "A sealed under the current key");
+    // A reads B's generation-2 field (its cache said generation 1): refreshed, not redacted.
+    let mut opened = from_b.clone();
+    a.open("acme", "e2", &mut opened).await.unwrap();
+    assert_eq!(opened["name"], "Ada Lovelace");
+}

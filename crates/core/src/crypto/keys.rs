@@ -1,6 +1,7 @@
 //! Key providers and caches: [`LocalKeys`] (in memory) and [`KeyCache`] (bounded unwrapped keys).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,8 @@ struct Cached {
 pub struct KeyCache {
     limits: CacheLimits,
     entries: Mutex<HashMap<Subject, Cached>>,
+    /// Bumped by every [`KeyCache::remove`], so a fetch that raced a forget does not cache its key.
+    removals: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -126,7 +129,7 @@ impl std::fmt::Debug for KeyCache {
 impl KeyCache {
     /// An empty cache.
     pub fn new(limits: CacheLimits) -> Self {
-        Self { limits, entries: Mutex::new(HashMap::new()) }
+        Self { limits, entries: Mutex::new(HashMap::new()), removals: AtomicU64::new(0) }
     }
 
     /// The cached key, counting a use, unless it expired or was used up.
@@ -142,10 +145,41 @@ impl KeyCache {
         Some(entry.key.clone())
     }
 
+    /// The id of the cached key generation, without counting a use.
+    pub fn peek_id(&self, tenant: &str, subject: &str) -> Option<String> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(&(tenant.to_owned(), subject.to_owned())).map(|c| c.key.id().to_owned())
+    }
+
+    /// A token to pass to [`KeyCache::put_since`]: take it before fetching a key.
+    pub fn token(&self) -> u64 {
+        self.removals.load(Ordering::SeqCst)
+    }
+
+    /// Caches a key fetched after `token` was taken, unless a key was removed since (a forget may
+    /// have deleted the very key that was fetched).
+    pub fn put_since(&self, token: u64, tenant: &str, subject: &str, key: DataKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.removals.load(Ordering::SeqCst) != token {
+            return;
+        }
+        Self::insert(&mut entries, self.limits, tenant, subject, key);
+    }
+
     /// Caches a key, evicting the oldest when full.
     pub fn put(&self, tenant: &str, subject: &str, key: DataKey) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.limits.max_entries.max(1) {
+        Self::insert(&mut entries, self.limits, tenant, subject, key);
+    }
+
+    fn insert(
+        entries: &mut HashMap<Subject, Cached>,
+        limits: CacheLimits,
+        tenant: &str,
+        subject: &str,
+        key: DataKey,
+    ) {
+        if entries.len() >= limits.max_entries.max(1) {
             let oldest = entries.iter().min_by_key(|(_, c)| c.fetched).map(|(id, _)| id.clone());
             if let Some(oldest) = oldest {
                 entries.remove(&oldest);
@@ -157,11 +191,10 @@ impl KeyCache {
         );
     }
 
-    /// Drops a subject's key (after forget).
+    /// Drops a subject's key (after forget, or to refresh it).
     pub fn remove(&self, tenant: &str, subject: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(tenant.to_owned(), subject.to_owned()));
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        self.removals.fetch_add(1, Ordering::SeqCst);
+        entries.remove(&(tenant.to_owned(), subject.to_owned()));
     }
 }

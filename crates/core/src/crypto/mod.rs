@@ -114,6 +114,21 @@ pub enum CryptoError {
         /// The subject.
         subject: String,
     },
+    /// State of a subject without a key (forgotten) was to be sealed with an existing key: refused,
+    /// so a snapshot can neither recreate a forgotten subject's key nor store it in clear.
+    #[error("subject {subject} has no data key (forgotten); nothing sealed")]
+    KeyMissing {
+        /// The subject.
+        subject: String,
+    },
+    /// Declared personal-field pointers that cannot be sealed and opened reliably.
+    #[error("personal field pointer {pointer} is invalid: {reason}")]
+    BadPointer {
+        /// The pointer.
+        pointer: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A data key of the wrong length.
     #[error("a data key must be 32 bytes, got {len}")]
     BadKey {
@@ -137,6 +152,16 @@ pub trait KeyProvider: Send + Sync {
         tenant: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, Result<Option<DataKey>, Error>>;
+
+    /// Like [`KeyProvider::key_for_read`], bypassing any cache: asked when a field names a key
+    /// generation other than the cached one (another process forgot the subject and it came back).
+    fn refresh<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        self.key_for_read(tenant, subject)
+    }
 
     /// Deletes the subject's key (and its stream index): its sealed fields can never be opened again.
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>>;
@@ -208,8 +233,8 @@ impl FieldCipher {
         &*self.keys
     }
 
-    /// Replaces each field `personal` names with its sealed form. `context` ties the ciphertexts to
-    /// one event (its id) or one snapshot.
+    /// Replaces each field `personal` names with its sealed form, creating the subject's key if it
+    /// has none (for new events). `context` ties the ciphertexts to one event (its id) or one snapshot.
     pub async fn seal(
         &self,
         tenant: &str,
@@ -217,18 +242,49 @@ impl FieldCipher {
         payload: &mut Value,
         personal: &PersonalData,
     ) -> Result<(), Error> {
-        // Absent fields are skipped, and so are redacted ones: sealing a forgotten subject's state
-        // (a snapshot after forget) must not create a new key for it.
+        self.seal_with(tenant, context, payload, personal, true).await
+    }
+
+    /// Like [`FieldCipher::seal`], but only with the subject's existing key, refreshed past caches
+    /// ([`CryptoError::KeyMissing`] if it has none): for snapshots and read models, which must never
+    /// recreate the key of a forgotten subject, nor store its data in clear.
+    pub async fn seal_existing(
+        &self,
+        tenant: &str,
+        context: &str,
+        payload: &mut Value,
+        personal: &PersonalData,
+    ) -> Result<(), Error> {
+        self.seal_with(tenant, context, payload, personal, false).await
+    }
+
+    async fn seal_with(
+        &self,
+        tenant: &str,
+        context: &str,
+        payload: &mut Value,
+        personal: &PersonalData,
+        create: bool,
+    ) -> Result<(), Error> {
+        check_pointers(&personal.fields)?;
+        // Absent, null and redacted fields are skipped: there is nothing personal in them.
         let fields: Vec<&str> = personal
             .fields
             .iter()
             .copied()
-            .filter(|p| payload.pointer(p).is_some_and(|v| !is_redacted_marker(v)))
+            .filter(|p| payload.pointer(p).is_some_and(|v| !v.is_null() && !is_redacted_marker(v)))
             .collect();
         if fields.is_empty() {
             return Ok(());
         }
-        let key = self.keys.key_for_write(tenant, &personal.subject).await?;
+        let key = if create {
+            self.keys.key_for_write(tenant, &personal.subject).await?
+        } else {
+            self.keys
+                .refresh(tenant, &personal.subject)
+                .await?
+                .ok_or_else(|| crypto(CryptoError::KeyMissing { subject: personal.subject.clone() }))?
+        };
         let cipher = key.cipher();
         for pointer in fields {
             let Some(field) = payload.pointer_mut(pointer) else { continue };
@@ -261,6 +317,12 @@ impl FieldCipher {
             let parsed = parse_sealed(field, &pointer)?;
             if !keys.contains_key(&parsed.subject) {
                 let key = self.keys.key_for_read(tenant, &parsed.subject).await?;
+                keys.insert(parsed.subject.clone(), key);
+            }
+            // A generation other than the cached one: the subject may have been forgotten and come
+            // back elsewhere. Ask past the cache once before calling the field redacted.
+            if keys.get(&parsed.subject).and_then(Option::as_ref).is_some_and(|k| k.id() != parsed.key_id) {
+                let key = self.keys.refresh(tenant, &parsed.subject).await?;
                 keys.insert(parsed.subject.clone(), key);
             }
             *field = match keys.get(&parsed.subject).and_then(Option::as_ref) {
@@ -427,6 +489,38 @@ fn find_sealed(value: &Value, path: &mut String, found: &mut Vec<String>) {
     }
 }
 
+/// A sealed field: `{"$enc": {...}}` whose body has exactly the format's members. User data that
+/// merely has a `$enc` key (a map keyed by user input, say) is not taken for one.
 fn is_sealed(map: &Map<String, Value>) -> bool {
-    map.len() == 1 && map.contains_key(SEALED_KEY)
+    map.len() == 1
+        && map.get(SEALED_KEY).and_then(Value::as_object).is_some_and(|body| {
+            body.len() == 5
+                && body.get("v").is_some_and(Value::is_u64)
+                && ["k", "sub", "n", "c"].iter().all(|m| body.get(*m).is_some_and(Value::is_string))
+        })
+}
+
+/// Pointers must be canonical (so the one sealed with is the one found on open) and disjoint (a
+/// field inside another sealed field could never be reached).
+fn check_pointers(pointers: &[&'static str]) -> Result<(), Error> {
+    let bad = |pointer: &str, reason| crypto(CryptoError::BadPointer { pointer: pointer.into(), reason });
+    for (i, pointer) in pointers.iter().enumerate() {
+        if !pointer.starts_with('/') {
+            return Err(bad(pointer, "must start with /"));
+        }
+        let mut chars = pointer.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.peek(), Some('0' | '1')) {
+                return Err(bad(pointer, "~ must be escaped as ~0"));
+            }
+        }
+        for other in &pointers[i + 1..] {
+            let nested =
+                |a: &str, b: &str| a == b || b.strip_prefix(a).is_some_and(|rest| rest.starts_with('/'));
+            if nested(pointer, other) || nested(other, pointer) {
+                return Err(bad(pointer, "overlaps another personal field"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -169,6 +169,7 @@ where
                         &mut payload,
                         crate::Event::personal_data(event),
                         &encoded.event_type,
+                        false,
                     )
                     .await?;
                 if let Some(subject) = subject

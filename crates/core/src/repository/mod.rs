@@ -99,10 +99,15 @@ impl<A: Aggregate, S> Repository<A, S> {
         payload: &mut serde_json::Value,
         personal: Option<crate::PersonalData>,
         what: &str,
+        existing_key_only: bool,
     ) -> Result<Option<String>, Error> {
         let Some(personal) = personal else { return Ok(None) };
         let Some(cipher) = &self.cipher else { return Err(Error::NoCipher { what: what.to_owned() }) };
-        cipher.seal(tenant, context, payload, &personal).await?;
+        if existing_key_only {
+            cipher.seal_existing(tenant, context, payload, &personal).await?;
+        } else {
+            cipher.seal(tenant, context, payload, &personal).await?;
+        }
         Ok(Some(personal.subject))
     }
 
@@ -159,7 +164,14 @@ impl<A: Aggregate, S> Repository<A, S> {
         payload: serde_json::Value,
     ) -> Result<A::Event, Error> {
         let (event_type, version, payload) = self.upcasters.upcast(event_type, version, payload)?;
-        decode_event(&event_type, version, payload)
+        decode_event(&event_type, version, payload).map_err(|error| match error {
+            // serde's messages quote the offending value, which may be an opened personal field:
+            // keep only where and what kind of failure it was.
+            Error::Decode { event_type, source } if self.cipher.is_some() => {
+                Error::Decode { event_type, source: without_values(&source) }
+            }
+            other => other,
+        })
     }
 
     fn check_category(&self, stream: &StreamId) -> Result<(), Error> {
@@ -189,7 +201,7 @@ impl<A: Aggregate, S> Repository<A, S> {
     }
 
     /// Restores a snapshot, or `None` when it is of another state schema or does not decode.
-    fn restore(snapshot: &Snapshot) -> Option<A> {
+    fn restore(&self, snapshot: &Snapshot) -> Option<A> {
         if snapshot.state_schema_version != A::STATE_SCHEMA_VERSION {
             tracing::info!(stream = %snapshot.stream, version = snapshot.version, "ignoring snapshot of an older state schema");
             return None;
@@ -197,6 +209,7 @@ impl<A: Aggregate, S> Repository<A, S> {
         match serde_json::from_value(snapshot.state.clone()) {
             Ok(state) => Some(state),
             Err(error) => {
+                let error = if self.cipher.is_some() { without_values(&error) } else { error };
                 tracing::warn!(stream = %snapshot.stream, version = snapshot.version, %error, "ignoring snapshot that does not decode");
                 None
             }
@@ -284,7 +297,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
                 snapshot.state = serde_json::Value::Null;
             }
         }
-        if let Some(state) = Self::restore(&snapshot) {
+        if let Some(state) = self.restore(&snapshot) {
             let mut folded = Folded {
                 state,
                 version: snapshot.version,
@@ -334,7 +347,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         let mut state = serde_json::to_value(state)
             .map_err(|source| Error::Serialize { what: "aggregate state", source })?;
         let context = snapshot_context(stream, version);
-        self.seal(stream.tenant(), &context, &mut state, personal, "aggregate state").await?;
+        // Only with the subject's existing key: a snapshot never recreates a forgotten subject's key.
+        self.seal(stream.tenant(), &context, &mut state, personal, "aggregate state", true).await?;
         let snapshot = Snapshot {
             stream: stream.clone(),
             version,
@@ -358,4 +372,14 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 /// What a snapshot's sealed fields are bound to: its stream and version.
 fn snapshot_context(stream: &StreamId, version: u64) -> String {
     format!("snapshot:{stream}@{version}")
+}
+
+/// A serde error that says where and what kind of failure, never the value (which may be personal).
+fn without_values(error: &serde_json::Error) -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom(format!(
+        "{:?} error at line {} column {} (value withheld)",
+        error.classify(),
+        error.line(),
+        error.column()
+    ))
 }
