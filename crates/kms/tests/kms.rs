@@ -206,6 +206,8 @@ async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_
         }
     };
     sealed_by(&a, "e1").await; // A caches generation 1
+    let c = FieldCipher::new(f.keys());
+    sealed_by(&c, "e0").await; // and so does C
     b.keys().forget("acme", "cust-s").await.unwrap(); // B forgets...
     let from_b = sealed_by(&b, "e2").await; // ...and the customer returns: generation 2
 
@@ -215,6 +217,9 @@ async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_
     f.keys().key_for_read("acme", "cust-s").await.unwrap().unwrap();
     FieldCipher::new(f.keys()).open("acme", "e3", &mut opened).await.unwrap();
     assert_eq!(opened["name"], "Ada Lovelace", "A sealed under the current key");
+    // C, still caching generation 1, exports B's generation-2 field: refreshed, not skipped.
+    let exported = c.export("acme", "e2", &from_b, "cust-s").await.unwrap();
+    assert_eq!(exported.len(), 1, "{exported:?}");
     // A reads B's generation-2 field (its cache said generation 1): refreshed, not redacted.
     let mut opened = from_b.clone();
     a.open("acme", "e2", &mut opened).await.unwrap();

@@ -311,28 +311,37 @@ impl FieldCipher {
     pub async fn open(&self, tenant: &str, context: &str, payload: &mut Value) -> Result<(), Error> {
         let mut sealed = Vec::new();
         find_sealed(payload, &mut String::new(), &mut sealed);
-        let mut keys: HashMap<String, Option<DataKey>> = HashMap::new();
+        let mut keys = HashMap::new();
         for pointer in sealed {
             let Some(field) = payload.pointer_mut(&pointer) else { continue };
             let parsed = parse_sealed(field, &pointer)?;
-            if !keys.contains_key(&parsed.subject) {
-                let key = self.keys.key_for_read(tenant, &parsed.subject).await?;
-                keys.insert(parsed.subject.clone(), key);
-            }
-            // A generation other than the cached one: the subject may have been forgotten and come
-            // back elsewhere. Ask past the cache once before calling the field redacted.
-            if keys.get(&parsed.subject).and_then(Option::as_ref).is_some_and(|k| k.id() != parsed.key_id) {
-                let key = self.keys.refresh(tenant, &parsed.subject).await?;
-                keys.insert(parsed.subject.clone(), key);
-            }
-            *field = match keys.get(&parsed.subject).and_then(Option::as_ref) {
-                // The subject's current key sealed it.
-                Some(key) if key.id() == parsed.key_id => open_one(key, tenant, context, &pointer, &parsed)?,
-                // No key, or a newer generation: the key that sealed it was forgotten.
-                _ => redacted_marker(),
+            *field = match self.key_that_sealed(tenant, &parsed, &mut keys).await? {
+                Some(key) => open_one(&key, tenant, context, &pointer, &parsed)?,
+                // The key that sealed it was forgotten.
+                None => redacted_marker(),
             };
         }
         Ok(())
+    }
+
+    /// The key generation that sealed a field, if it still exists. `keys` memoizes per subject within
+    /// one payload. A generation other than the cached one means the subject may have been forgotten
+    /// and come back in another process: ask past the cache once before answering `None`.
+    async fn key_that_sealed(
+        &self,
+        tenant: &str,
+        sealed: &Sealed,
+        keys: &mut HashMap<String, Option<DataKey>>,
+    ) -> Result<Option<DataKey>, Error> {
+        if !keys.contains_key(&sealed.subject) {
+            let key = self.keys.key_for_read(tenant, &sealed.subject).await?;
+            keys.insert(sealed.subject.clone(), key);
+        }
+        if keys.get(&sealed.subject).and_then(Option::as_ref).is_some_and(|k| k.id() != sealed.key_id) {
+            let key = self.keys.refresh(tenant, &sealed.subject).await?;
+            keys.insert(sealed.subject.clone(), key);
+        }
+        Ok(keys.get(&sealed.subject).and_then(Option::as_ref).filter(|k| k.id() == sealed.key_id).cloned())
     }
 
     /// The opened personal fields of `subject` in `payload` (nothing once the subject is forgotten).
@@ -346,24 +355,18 @@ impl FieldCipher {
         let mut sealed = Vec::new();
         find_sealed(payload, &mut String::new(), &mut sealed);
         let mut opened = Vec::new();
-        let mut key = None;
+        let mut keys = HashMap::new();
         for pointer in sealed {
             let Some(field) = payload.pointer(&pointer) else { continue };
             let parsed = parse_sealed(field, &pointer)?;
             if parsed.subject != subject {
                 continue;
             }
-            if key.is_none() {
-                match self.keys.key_for_read(tenant, subject).await? {
-                    Some(found) => key = Some(found),
-                    None => return Ok(Vec::new()),
-                }
-            }
-            if let Some(key) = &key
-                && key.id() == parsed.key_id
-            {
-                opened
-                    .push(OpenedField { value: open_one(key, tenant, context, &pointer, &parsed)?, pointer });
+            if let Some(key) = self.key_that_sealed(tenant, &parsed, &mut keys).await? {
+                opened.push(OpenedField {
+                    value: open_one(&key, tenant, context, &pointer, &parsed)?,
+                    pointer,
+                });
             }
         }
         Ok(opened)

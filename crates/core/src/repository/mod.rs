@@ -152,7 +152,8 @@ impl<A: Aggregate, S> Repository<A, S> {
         &self.store
     }
 
-    /// Upcasts and decodes one stored event.
+    /// Upcasts and decodes one stored event. Its sealed personal fields must already be open: take
+    /// events from [`Repository::read`], not from the store.
     pub fn decode(&self, envelope: &EventEnvelope) -> Result<A::Event, Error> {
         self.decode_payload(&envelope.event_type, envelope.schema_version, envelope.payload.clone())
     }
