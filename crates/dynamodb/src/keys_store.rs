@@ -139,27 +139,15 @@ impl DynamoStore {
     }
 
     async fn subject_items(&self, tenant: &str, subject: &str, prefix: &str) -> Result<Vec<Item>, Error> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
+        self.query_all(
+            self.client
                 .query()
                 .table_name(&*self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", AttributeValue::S(subject_pk(tenant, subject)))
                 .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+                .consistent_read(true),
+        )
+        .await
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 use chrono::Utc;
 use strata_core::{
@@ -255,6 +256,21 @@ pub(crate) fn first_event_id(request: &AppendRequest) -> String {
 }
 
 impl DynamoStore {
+    /// Every item a Query matches, following `LastEvaluatedKey` to the end.
+    pub(crate) async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, Error> {
+        let query = query.return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// An unconditional PutItem (a replace).
     pub(crate) async fn put(&self, item: Item) -> Result<(), Error> {
         self.client
@@ -491,28 +507,17 @@ impl SnapshotStore for DynamoStore {
     /// and deletes all but the newest `keep`. The index is eventually consistent: a snapshot written
     /// a moment ago may be missing from the list, which only keeps one more than asked.
     async fn prune_snapshots(&self, stream: &StreamId, keep: usize) -> Result<usize, Error> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name(SNAPSHOTS_INDEX)
-                .key_condition_expression("snapshot_of = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(backend)?;
-            keys.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let keys = self
+            .query_all(
+                self.client
+                    .query()
+                    .table_name(&*self.table)
+                    .index_name(SNAPSHOTS_INDEX)
+                    .key_condition_expression("snapshot_of = :pk")
+                    .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
+                    .scan_index_forward(false),
+            )
+            .await?;
         let mut removed = 0;
         for item in keys.into_iter().skip(keep) {
             let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
