@@ -188,3 +188,13 @@ impl Error {
         matches!(self, Self::Conflict { .. })
     }
 }
+
+/// A serde error that says where and what kind of failure, never the value (which may be personal).
+pub(crate) fn without_values(error: &serde_json::Error) -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom(format!(
+        "{:?} error at line {} column {} (value withheld)",
+        error.classify(),
+        error.line(),
+        error.column()
+    ))
+}

@@ -8,6 +8,7 @@ mod event;
 pub mod fixture;
 pub mod memory;
 mod personal;
+pub mod projection;
 mod repository;
 mod snapshot;
 mod store;

@@ -11,6 +11,7 @@ use std::{
 
 use chrono::Utc;
 
+use crate::projection::{StoredView, ViewStore};
 use crate::{
     AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
     LoadedStream, Publisher, Snapshot, SnapshotStore, StreamId,
@@ -28,6 +29,8 @@ struct State {
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     /// Every commit in commit order: the in-memory analogue of the table's change stream.
     feed: Vec<Commit>,
+    /// Views by (projection, stream).
+    views: BTreeMap<(String, StreamId), StoredView>,
 }
 
 /// An in-memory event store, snapshot store and idempotency store in one, like the single table.
@@ -193,6 +196,48 @@ impl IdempotencyStore for InMemoryStore {
         }
         state.idempotency.insert((record.tenant.clone(), record.key.clone()), record);
         Ok(())
+    }
+}
+
+impl ViewStore for InMemoryStore {
+    async fn get_view(&self, projection: &str, stream: &StreamId) -> Result<Option<StoredView>, Error> {
+        Ok(self.lock().views.get(&(projection.to_owned(), stream.clone())).cloned())
+    }
+
+    async fn put_view(&self, view: StoredView, expected: Option<u64>) -> Result<(), Error> {
+        let mut state = self.lock();
+        let key = (view.projection.clone(), view.stream.clone());
+        let current = state.views.get(&key).map(|v| v.version);
+        if current != expected {
+            return Err(Error::Conflict {
+                stream: view.stream,
+                expected: expected.map_or(crate::ExpectedVersion::NoStream, crate::ExpectedVersion::Exact),
+                actual: current,
+            });
+        }
+        state.views.insert(key, view);
+        Ok(())
+    }
+
+    async fn lookup_views(
+        &self,
+        tenant: &str,
+        projection: &str,
+        partition: &str,
+    ) -> Result<Vec<StoredView>, Error> {
+        let state = self.lock();
+        let mut views: Vec<StoredView> = state
+            .views
+            .values()
+            .filter(|v| {
+                v.projection == projection
+                    && v.stream.tenant() == tenant
+                    && v.lookup.as_ref().is_some_and(|l| l.partition == partition)
+            })
+            .cloned()
+            .collect();
+        views.sort_by(|a, b| a.lookup.as_ref().map(|l| &l.sort).cmp(&b.lookup.as_ref().map(|l| &l.sort)));
+        Ok(views)
     }
 }
 

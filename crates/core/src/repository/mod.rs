@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 
 use crate::crypto::FieldCipher;
+use crate::error::without_values;
 use crate::{
     Aggregate, Error, EventEnvelope, EventPage, EventStore, Snapshot, SnapshotPolicy, SnapshotStore,
     StreamId, UpcasterChain, decode_event,
@@ -373,14 +374,4 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 /// What a snapshot's sealed fields are bound to: its stream and version.
 fn snapshot_context(stream: &StreamId, version: u64) -> String {
     format!("snapshot:{stream}@{version}")
-}
-
-/// A serde error that says where and what kind of failure, never the value (which may be personal).
-fn without_values(error: &serde_json::Error) -> serde_json::Error {
-    <serde_json::Error as serde::de::Error>::custom(format!(
-        "{:?} error at line {} column {} (value withheld)",
-        error.classify(),
-        error.line(),
-        error.column()
-    ))
 }

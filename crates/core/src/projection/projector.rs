@@ -1,0 +1,320 @@
+//! Applies delivered events to views exactly once and in stream order.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+
+use super::{Projection, StoredView, ViewStore, view_context};
+use crate::{
+    Error, EventEnvelope, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event,
+    error::without_values, validate_key_part,
+};
+
+/// Most events read from the store per page when filling a gap.
+const GAP_PAGE: usize = 500;
+
+/// An event as it reached a consumer: whole, or as a reference to resolve from the store (an event
+/// too large for EventBridge is published that way).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivered {
+    /// The committed event, personal fields still sealed.
+    Event(EventEnvelope),
+    /// Only its position: read it from the store.
+    Reference {
+        /// Its stream.
+        stream: StreamId,
+        /// Its version.
+        version: u64,
+    },
+}
+
+impl Delivered {
+    /// The stream it belongs to.
+    pub fn stream(&self) -> &StreamId {
+        match self {
+            Self::Event(envelope) => &envelope.stream,
+            Self::Reference { stream, .. } => stream,
+        }
+    }
+
+    /// Its version.
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Event(envelope) => envelope.version,
+            Self::Reference { version, .. } => *version,
+        }
+    }
+}
+
+/// What one [`Projector::project`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Projected {
+    /// Events applied to the view (delivered or read from the store).
+    pub applied: u64,
+    /// Of those, events read from the store (gaps and references).
+    pub fetched: u64,
+    /// Delivered events already in the view: duplicates, skipped.
+    pub duplicates: u64,
+    /// The view's version (checkpoint) afterwards.
+    pub version: u64,
+}
+
+/// Keeps one projection's views up to date from delivered events.
+///
+/// `S` is the store the events live in and the views are kept in (one table in production: the
+/// `DynamoStore`; [`crate::InMemoryStore`] in tests).
+pub struct Projector<P, S> {
+    projection: P,
+    store: S,
+    cipher: Option<FieldCipher>,
+    upcasters: UpcasterChain,
+    max_attempts: u32,
+}
+
+impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
+    /// A projector of `projection` over `store`, without a cipher (for events without personal data).
+    pub fn new(projection: P, store: S) -> Self {
+        Self { projection, store, cipher: None, upcasters: UpcasterChain::empty(), max_attempts: 5 }
+    }
+
+    /// Opens sealed event fields with this cipher and seals the view's personal fields with it.
+    pub fn with_cipher(mut self, cipher: FieldCipher) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// Upcasts stored events with this chain before decoding (the aggregate's chain).
+    pub fn with_upcasters(mut self, upcasters: UpcasterChain) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// How many times to reload and reapply after losing a race with another projector on the same
+    /// stream (default 5).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether this projector follows `stream` (its category).
+    pub fn follows(&self, stream: &StreamId) -> bool {
+        stream.category() == P::CATEGORY
+    }
+
+    /// Applies delivered events of one stream, in any order and with duplicates, exactly once each and
+    /// in version order, reading missing versions (gaps, references) from the store. Writes the view
+    /// once, conditionally on the checkpoint it read; a lost race reloads and tries again.
+    pub async fn project(&self, stream: &StreamId, delivered: Vec<Delivered>) -> Result<Projected, Error> {
+        if !self.follows(stream) {
+            return Err(Error::WrongCategory { stream: stream.clone(), expected: P::CATEGORY });
+        }
+        if let Some(other) = delivered.iter().find(|d| d.stream() != stream) {
+            return Err(Error::InvalidRequest(format!(
+                "event of {} delivered with the events of {stream}",
+                other.stream()
+            )));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.project_once(stream, &delivered).await {
+                Err(error) if error.is_conflict() && attempt < self.max_attempts => {
+                    tracing::debug!(%stream, attempt, "view changed under us; reloading");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn project_once(&self, stream: &StreamId, delivered: &[Delivered]) -> Result<Projected, Error> {
+        let stored = self.store.get_view(P::NAME, stream).await?;
+        let expected = stored.as_ref().map(|s| s.version);
+        // A view of another schema version is rebuilt from the start of the stream.
+        let (mut view, checkpoint) = match stored {
+            Some(stored) if stored.schema_version == P::SCHEMA_VERSION => {
+                (self.open_view(stream, stored.state).await?, stored.version)
+            }
+            _ => (None, 0),
+        };
+        let target = delivered.iter().map(Delivered::version).max().unwrap_or(0);
+        let mut outcome = Projected {
+            duplicates: delivered.iter().filter(|d| d.version() <= checkpoint).count() as u64,
+            version: checkpoint,
+            ..Projected::default()
+        };
+        // Rebuilding (old schema) goes as far as the old checkpoint at least.
+        let target = target.max(expected.unwrap_or(0));
+        if target <= checkpoint {
+            return Ok(outcome);
+        }
+        let mut at_hand: BTreeMap<u64, EventEnvelope> = delivered
+            .iter()
+            .filter_map(|d| match d {
+                Delivered::Event(envelope) if envelope.version > checkpoint => {
+                    Some((envelope.version, envelope.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut next = checkpoint + 1;
+        while next <= target {
+            if let Some(envelope) = at_hand.remove(&next) {
+                view = self.apply(view, envelope).await?;
+                outcome.applied += 1;
+                next += 1;
+                continue;
+            }
+            // Read only up to the next event at hand.
+            let until = at_hand.keys().next().map_or(target, |v| v - 1);
+            let wanted = usize::try_from(until - next + 1).unwrap_or(GAP_PAGE).min(GAP_PAGE);
+            let page = self.store.read(stream, next, wanted).await?;
+            let fetched: Vec<EventEnvelope> =
+                page.events.into_iter().take_while(|e| e.version <= until).collect();
+            if fetched.first().map(|e| e.version) != Some(next) {
+                // A delivered version the store does not have: the stream is not where the event says.
+                return Err(Error::VersionNotFound {
+                    stream: stream.clone(),
+                    requested: next,
+                    current: next - 1,
+                });
+            }
+            for envelope in fetched {
+                if envelope.version != next {
+                    return Err(Error::StreamCorrupted {
+                        stream: stream.clone(),
+                        expected: next,
+                        found: envelope.version,
+                    });
+                }
+                view = self.apply(view, envelope).await?;
+                outcome.applied += 1;
+                outcome.fetched += 1;
+                next += 1;
+            }
+        }
+        outcome.version = next - 1;
+        self.write(stream, view, outcome.version, expected).await?;
+        Ok(outcome)
+    }
+
+    /// Decodes one event (opened, upcast) and folds it in.
+    async fn apply(
+        &self,
+        view: Option<P::View>,
+        mut envelope: EventEnvelope,
+    ) -> Result<Option<P::View>, Error> {
+        if let Some(cipher) = &self.cipher {
+            cipher
+                .open(envelope.stream.tenant(), &envelope.event_id.to_string(), &mut envelope.payload)
+                .await?;
+        }
+        let (event_type, version, payload) = self.upcasters.upcast(
+            &envelope.event_type,
+            envelope.schema_version,
+            std::mem::take(&mut envelope.payload),
+        )?;
+        let event = decode_event::<P::Event>(&event_type, version, payload).map_err(|error| match error {
+            Error::Decode { event_type, source } => {
+                Error::Decode { event_type, source: without_values(&source) }
+            }
+            other => other,
+        })?;
+        Ok(self.projection.apply(view, &event, &envelope))
+    }
+
+    async fn write(
+        &self,
+        stream: &StreamId,
+        view: Option<P::View>,
+        version: u64,
+        expected: Option<u64>,
+    ) -> Result<(), Error> {
+        let lookup = view.as_ref().and_then(|v| self.projection.lookup(v));
+        if let Some(lookup) = &lookup {
+            validate_key_part("lookup partition", &lookup.partition, crate::MAX_ID_LEN)?;
+        }
+        let state = match view {
+            Some(view) => {
+                let personal = self.projection.personal_data(&view);
+                let mut state = serde_json::to_value(&view)
+                    .map_err(|source| Error::Serialize { what: "view", source })?;
+                if let Some(personal) = personal {
+                    let Some(cipher) = &self.cipher else {
+                        return Err(Error::NoCipher { what: format!("view {}", P::NAME) });
+                    };
+                    // Never recreates a forgotten subject's key: a view of a forgotten subject holds
+                    // only redaction markers, which need none.
+                    let context = view_context(P::NAME, stream);
+                    cipher.seal_existing(stream.tenant(), &context, &mut state, &personal).await?;
+                }
+                Some(state)
+            }
+            None => None,
+        };
+        let stored = StoredView {
+            projection: P::NAME.to_owned(),
+            stream: stream.clone(),
+            version,
+            schema_version: P::SCHEMA_VERSION,
+            state,
+            lookup,
+            updated_at: Utc::now(),
+        };
+        self.store.put_view(stored, expected).await
+    }
+
+    async fn open_view(
+        &self,
+        stream: &StreamId,
+        state: Option<serde_json::Value>,
+    ) -> Result<Option<P::View>, Error> {
+        let Some(mut state) = state else { return Ok(None) };
+        if let Some(cipher) = &self.cipher {
+            cipher.open(stream.tenant(), &view_context(P::NAME, stream), &mut state).await?;
+        }
+        serde_json::from_value(state)
+            .map(Some)
+            .map_err(|source| Error::Deserialize { what: "view", source: without_values(&source) })
+    }
+
+    /// The current view of a stream, personal fields opened (redacted once the subject is forgotten),
+    /// with its version; `None` when the projection keeps none.
+    pub async fn view(&self, stream: &StreamId) -> Result<Option<(P::View, u64)>, Error> {
+        let Some(stored) = self.store.get_view(P::NAME, stream).await? else { return Ok(None) };
+        if stored.schema_version != P::SCHEMA_VERSION {
+            return Ok(None);
+        }
+        let version = stored.version;
+        Ok(self.open_view(stream, stored.state).await?.map(|view| (view, version)))
+    }
+
+    /// The views listed under a lookup partition, opened, in sort order.
+    pub async fn lookup(&self, tenant: &str, partition: &str) -> Result<Vec<(StreamId, P::View)>, Error> {
+        let mut views = Vec::new();
+        for stored in self.store.lookup_views(tenant, P::NAME, partition).await? {
+            if stored.schema_version != P::SCHEMA_VERSION {
+                continue;
+            }
+            if let Some(view) = self.open_view(&stored.stream, stored.state).await? {
+                views.push((stored.stream, view));
+            }
+        }
+        Ok(views)
+    }
+}
+
+impl<P, S> std::fmt::Debug for Projector<P, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector").field("max_attempts", &self.max_attempts).finish_non_exhaustive()
+    }
+}
