@@ -34,6 +34,8 @@ pub mod kind {
     pub const DATA_KEY: &str = "data_key";
     /// A subject -> stream index entry.
     pub const SUBJECT_STREAM: &str = "subject_stream";
+    /// A read-model view and its checkpoint.
+    pub const VIEW: &str = "view";
 }
 
 /// One command's events: versions `first_version..=last_version` of a stream.

@@ -75,15 +75,28 @@ impl TableSpec {
             stream_view_type: "NEW_IMAGE".into(),
             ttl_attribute: "expires_at".into(),
             point_in_time_recovery: true,
-            global_secondary_indexes: vec![IndexSpec {
-                name: SNAPSHOTS_INDEX.into(),
-                partition_key: key("snapshot_of", "S"),
-                sort_key: key("snapshot_version", "N"),
-                projection: "KEYS_ONLY".into(),
-                purpose: "Sparse: only snapshot items carry snapshot_of. Lists a stream's snapshots newest \
+            global_secondary_indexes: vec![
+                IndexSpec {
+                    name: SNAPSHOTS_INDEX.into(),
+                    partition_key: key("snapshot_of", "S"),
+                    sort_key: key("snapshot_version", "N"),
+                    projection: "KEYS_ONLY".into(),
+                    purpose:
+                        "Sparse: only snapshot items carry snapshot_of. Lists a stream's snapshots newest \
                           first so pruning to keep-K never reads the stream's commits."
-                    .into(),
-            }],
+                            .into(),
+                },
+                IndexSpec {
+                    name: crate::views::LOOKUP_INDEX.into(),
+                    partition_key: key("lookup_pk", "S"),
+                    sort_key: key("lookup_sk", "S"),
+                    projection: "ALL".into(),
+                    purpose:
+                        "Sparse: only read-model views with a lookup carry lookup_pk. Lists views across \
+                          streams (a customer's orders) in one Query, without a read per view."
+                            .into(),
+                },
+            ],
         }
     }
 
