@@ -2,13 +2,14 @@
 //! path (`LocalKeys`) and the AWS path (`KmsKeys` on DynamoDB) are held to the same behaviour by the
 //! same code. Callers add what only they can see (the raw bytes of their backend).
 
+use strata_core::projection::{Delivered, Projection, Projector, ViewStore};
 use strata_core::{
     CommandContext, EventStore, FieldCipher, IdempotencyStore, Repository, SnapshotPolicy, SnapshotStore,
     StreamId,
 };
 
-use crate::samples::place_order;
-use crate::{Order, OrderCommand};
+use crate::samples::{PERSONAL_STRINGS, place_order};
+use crate::{Order, OrderCommand, OrderSummaries, upcasters};
 
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)+) => {
@@ -90,5 +91,90 @@ where
     ensure!(customer(&o3).await?.name.known().is_some(), "the returning customer's new order reads");
     let again = cipher.export_subject(store, "acme", "cust-1").await.map_err(|e| fail(&e))?;
     ensure!(again.len() == 3 && again.iter().all(|e| e.stream == o3), "export after return: {again:?}");
+    Ok(())
+}
+
+/// The read model's personal-data life cycle over any store and key provider:
+/// - views projected from the stored (sealed) events equal the aggregate's fold, and a customer's
+///   orders list through the lookup;
+/// - the stored views hold no plaintext of the personal fields;
+/// - after the customer is forgotten the views read redacted (in place, no rebuild), the other
+///   customer is untouched, and later events still project.
+pub async fn read_model_lifecycle<S>(store: &S, cipher: &FieldCipher) -> Result<(), String>
+where
+    S: EventStore + SnapshotStore + IdempotencyStore + ViewStore + Clone,
+{
+    let repo = Repository::<Order, _>::new(store.clone()).with_cipher(cipher.clone());
+    let projector =
+        Projector::new(OrderSummaries, store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters());
+    let fail = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    let add = OrderCommand::AddItem { sku: "BOOK".into(), quantity: 2, unit_price_minor: 750 };
+    let orders =
+        [(stream("rm-1")?, "rm-cust-1"), (stream("rm-2")?, "rm-cust-1"), (stream("rm-3")?, "rm-cust-2")];
+    for (order, customer) in &orders {
+        repo.execute(order, &place_order(customer), CommandContext::default()).await.map_err(|e| fail(&e))?;
+        repo.execute(order, &add, CommandContext::default()).await.map_err(|e| fail(&e))?;
+    }
+    let project = |order: StreamId| {
+        let (store, projector) = (store, &projector);
+        async move {
+            let events = store.read(&order, 1, 1000).await.map_err(|e| fail(&e))?.events;
+            projector
+                .project(&order, events.into_iter().map(Delivered::Event).collect())
+                .await
+                .map_err(|e| fail(&e))
+        }
+    };
+    for (order, _) in &orders {
+        project(order.clone()).await?;
+        let (view, version) = projector.view(order).await.map_err(|e| fail(&e))?.ok_or("no view")?;
+        let folded = repo.load(order).await.map_err(|e| fail(&e))?;
+        ensure!(
+            view.order == folded.state && version == folded.version,
+            "{order}: view {view:?} is not the fold"
+        );
+        ensure!(view.total_minor == 1500, "{order}: total {}", view.total_minor);
+        let stored = store
+            .get_view(OrderSummaries::NAME, order)
+            .await
+            .map_err(|e| fail(&e))?
+            .ok_or("no stored view")?;
+        let raw = serde_json::to_string(&stored.state).map_err(|e| fail(&e))?;
+        for secret in PERSONAL_STRINGS {
+            ensure!(!raw.contains(secret), "{order}: the stored view holds {secret:?} in clear");
+        }
+    }
+    let listed = projector.lookup("acme", "rm-cust-1").await.map_err(|e| fail(&e))?;
+    let ids: Vec<&str> = listed.iter().map(|(s, _)| s.id()).collect();
+    ensure!(ids == ["rm-1", "rm-2"], "rm-cust-1's orders: {ids:?}");
+
+    cipher.keys().forget("acme", "rm-cust-1").await.map_err(|e| fail(&e))?;
+    let (view, _) = projector.view(&orders[0].0).await.map_err(|e| fail(&e))?.ok_or("no view")?;
+    let customer = view.order.customer.ok_or("no customer")?;
+    ensure!(
+        customer.name.is_redacted()
+            && customer.email.is_redacted()
+            && customer.shipping_address.is_redacted(),
+        "a forgotten customer's view reads redacted: {customer:?}"
+    );
+    let listed = projector.lookup("acme", "rm-cust-1").await.map_err(|e| fail(&e))?;
+    ensure!(
+        listed.len() == 2
+            && listed.iter().all(|(_, v)| v.order.customer.as_ref().is_some_and(|c| c.name.is_redacted())),
+        "listed views read redacted"
+    );
+    let (other, _) = projector.view(&orders[2].0).await.map_err(|e| fail(&e))?.ok_or("no view")?;
+    ensure!(other.order.customer.is_some_and(|c| c.name.known().is_some()), "rm-cust-2 is untouched");
+    repo.execute(&orders[0].0, &OrderCommand::Cancel { reason: "gone".into() }, CommandContext::default())
+        .await
+        .map_err(|e| fail(&e))?;
+    let done = project(orders[0].0.clone()).await?;
+    ensure!(done.applied == 1 && done.version == 3, "an event after forget projects: {done:?}");
+    let (view, _) = projector.view(&orders[0].0).await.map_err(|e| fail(&e))?.ok_or("no view")?;
+    ensure!(view.order.status == crate::OrderStatus::Cancelled, "cancelled: {view:?}");
+    ensure!(
+        cipher.keys().key_for_read("acme", "rm-cust-1").await.map_err(|e| fail(&e))?.is_none(),
+        "projecting never recreates a forgotten subject's key"
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@ mod error;
 mod event;
 mod order;
 pub mod samples;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,6 +16,7 @@ pub use command::OrderCommand;
 pub use error::OrderError;
 pub use event::OrderEvent;
 pub use order::{Customer, Line, MAX_LINES, Order, OrderStatus};
+pub use views::{OrderSummaries, OrderSummary};
 
 /// A postal address (personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,8 @@ const GAP_PAGE: usize = 500;
 /// An event as it reached a consumer: whole, or as a reference to resolve from the store (an event
 /// too large for EventBridge is published that way).
 #[derive(Debug, Clone, PartialEq)]
+// References are rare (only events over 256 KB); boxing every event to shrink them is not worth it.
+#[allow(clippy::large_enum_variant)]
 pub enum Delivered {
     /// The committed event, personal fields still sealed.
     Event(EventEnvelope),

@@ -1,0 +1,140 @@
+//! Consuming Strata's EventBridge events through SQS: decoding, and applying them to a projection
+//! with a partial batch response.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use strata_core::projection::{Delivered, Projection, Projector, ViewStore};
+use strata_core::{Error, Event, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event};
+
+use crate::detail::Detail;
+
+/// Why a message is not a Strata event.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// The SQS message has no body.
+    #[error("message has no body")]
+    NoBody,
+    /// The body is not an EventBridge event with a Strata detail. Only where and what kind of
+    /// failure: the body may hold sealed personal data, never printed.
+    #[error("body is not a Strata EventBridge event: {kind:?} error at line {line} column {column}")]
+    NotAnEvent {
+        /// serde's classification.
+        kind: serde_json::error::Category,
+        /// Line.
+        line: usize,
+        /// Column.
+        column: usize,
+    },
+}
+
+/// Decodes an EventBridge event (as an SQS body or a Lambda payload) into its [`Detail`].
+pub fn decode_detail(json: &str) -> Result<EventBridgeEvent<Detail>, MessageError> {
+    serde_json::from_str(json).map_err(|error| MessageError::NotAnEvent {
+        kind: error.classify(),
+        line: error.line(),
+        column: error.column(),
+    })
+}
+
+/// Decodes an SQS message whose body is an EventBridge event (the rule -> queue target).
+pub fn decode_message(message: &SqsMessage) -> Result<Detail, MessageError> {
+    let body = message.body.as_deref().ok_or(MessageError::NoBody)?;
+    Ok(decode_detail(body)?.detail)
+}
+
+/// Decodes a delivered event into the consumer's event type: opens sealed fields with `cipher` (when
+/// given; without one, personal fields must decode as sealed, so declare them as raw JSON), upcasts,
+/// decodes. A claim check has no payload: read the event from the store instead.
+pub async fn decode_typed<E: Event>(
+    detail: Detail,
+    cipher: Option<&FieldCipher>,
+    upcasters: &UpcasterChain,
+) -> Result<E, Error> {
+    if detail.claim_check {
+        return Err(Error::InvalidRequest(format!(
+            "{}@{} was published as a claim check: read it from the store",
+            detail.stream, detail.version
+        )));
+    }
+    let mut payload = detail.payload.unwrap_or(serde_json::Value::Null);
+    if let Some(cipher) = cipher {
+        cipher.open(detail.stream.tenant(), &detail.event_id.to_string(), &mut payload).await?;
+    }
+    let (event_type, version, payload) =
+        upcasters.upcast(&detail.event_type, detail.schema_version, payload)?;
+    decode_event(&event_type, version, payload)
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events applied to views.
+    pub applied: u64,
+    /// Delivered events that were already applied.
+    pub duplicates: u64,
+    /// Events read from the store (gaps, claim checks).
+    pub fetched: u64,
+    /// Messages of streams this projection does not follow (acknowledged, nothing done).
+    pub ignored: usize,
+    /// Messages reported as failed.
+    pub failed: usize,
+}
+
+/// Applies an SQS batch of Strata events to a projection: groups messages by stream, applies each
+/// stream's events once and in order (see [`Projector::project`]), and reports the messages of
+/// streams that failed, and messages that are not Strata events, as batch item failures, so only
+/// those are retried (and, after the queue's receive limit, moved to its dead-letter queue).
+///
+/// Fails as a whole only when a failed message has no id to report.
+pub async fn project_batch<P, S>(
+    projector: &Projector<P, S>,
+    event: SqsEvent,
+) -> Result<(SqsBatchResponse, BatchOutcome), Error>
+where
+    P: Projection,
+    S: EventStore + ViewStore,
+{
+    let mut outcome = BatchOutcome::default();
+    let mut failed_ids: Vec<Option<String>> = Vec::new();
+    let mut by_stream: BTreeMap<StreamId, (Vec<Delivered>, Vec<Option<String>>)> = BTreeMap::new();
+    for message in event.records {
+        match decode_message(&message) {
+            Ok(detail) if !projector.follows(&detail.stream) => outcome.ignored += 1,
+            Ok(detail) => {
+                let entry = by_stream.entry(detail.stream.clone()).or_default();
+                entry.0.push(detail.into_delivered());
+                entry.1.push(message.message_id);
+            }
+            Err(error) => {
+                tracing::error!(message_id = ?message.message_id, %error, "message is not a Strata event");
+                failed_ids.push(message.message_id);
+            }
+        }
+    }
+    for (stream, (delivered, ids)) in by_stream {
+        match projector.project(&stream, delivered).await {
+            Ok(projected) => {
+                outcome.applied += projected.applied;
+                outcome.duplicates += projected.duplicates;
+                outcome.fetched += projected.fetched;
+            }
+            Err(error) => {
+                tracing::error!(%stream, %error, "events not applied; their messages will be retried");
+                failed_ids.extend(ids);
+            }
+        }
+    }
+    outcome.failed = failed_ids.len();
+    let mut response = SqsBatchResponse::default();
+    for id in failed_ids {
+        let Some(id) = id else {
+            return Err(Error::backend("a failed SQS message has no id to report", true));
+        };
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    Ok((response, outcome))
+}

@@ -1,0 +1,97 @@
+//! The stream publisher's handler: a DynamoDB stream batch in, a partial batch response out.
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use strata_core::{Error, EventEnvelope};
+
+use crate::publisher::{EventBridgePublisher, PublishReport, PutEvents};
+use crate::records::decode_batch;
+
+/// Relays the table's change stream to EventBridge: the outbox's relay.
+#[derive(Debug, Clone)]
+pub struct StreamRelay<C> {
+    publisher: EventBridgePublisher<C>,
+}
+
+/// What one batch did, besides the response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relayed {
+    /// Events found in the batch's commit records.
+    pub events: usize,
+    /// Of those, published.
+    pub published: usize,
+    /// The publisher's report.
+    pub report: PublishReport,
+}
+
+impl<C: PutEvents> StreamRelay<C> {
+    /// A relay publishing through `publisher`.
+    pub fn new(publisher: EventBridgePublisher<C>) -> Self {
+        Self { publisher }
+    }
+
+    /// The publisher.
+    pub fn publisher(&self) -> &EventBridgePublisher<C> {
+        &self.publisher
+    }
+
+    /// Publishes every event of the batch's new commits, in record and version order, and reports
+    /// the records whose events were not all published (and records that do not decode) as batch
+    /// item failures. Lambda then retries from the earliest of them, so nothing is lost; records
+    /// after it are published again, which consumers deduplicate by (stream, version).
+    ///
+    /// Fails as a whole only when a failed record has no sequence number to report.
+    pub async fn handle(&self, event: StreamEvent) -> Result<DynamoDbEventResponse, Error> {
+        self.handle_counted(event).await.map(|(response, _)| response)
+    }
+
+    /// [`StreamRelay::handle`], with counts.
+    pub async fn handle_counted(
+        &self,
+        event: StreamEvent,
+    ) -> Result<(DynamoDbEventResponse, Relayed), Error> {
+        let mut owners = Vec::new();
+        let mut events: Vec<EventEnvelope> = Vec::new();
+        let mut failed_records = vec![false; event.records.len()];
+        let records = decode_batch(&event);
+        let sequence_numbers: Vec<Option<String>> = records.iter().map(|(seq, _)| seq.clone()).collect();
+        for (record, (sequence_number, decoded)) in records.into_iter().enumerate() {
+            match decoded {
+                Ok(record_events) => {
+                    owners.extend(std::iter::repeat_n(record, record_events.len()));
+                    events.extend(record_events);
+                }
+                Err(error) => {
+                    tracing::error!(?sequence_number, %error, "stream record does not decode");
+                    failed_records[record] = true;
+                }
+            }
+        }
+        let report = self.publisher.publish_all(&events).await;
+        for &index in &report.failed {
+            if let Some(&record) = owners.get(index) {
+                failed_records[record] = true;
+            }
+        }
+        let mut response = DynamoDbEventResponse::default();
+        for (record, failed) in failed_records.iter().enumerate() {
+            if !failed {
+                continue;
+            }
+            let Some(Some(sequence_number)) = sequence_numbers.get(record) else {
+                return Err(Error::backend("a failed stream record has no sequence number to report", true));
+            };
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence_number.clone());
+            response.batch_item_failures.push(failure);
+        }
+        let relayed = Relayed { events: events.len(), published: events.len() - report.failed.len(), report };
+        if !response.batch_item_failures.is_empty() {
+            tracing::warn!(
+                failed_records = response.batch_item_failures.len(),
+                "reporting batch item failures"
+            );
+        }
+        Ok((response, relayed))
+    }
+}

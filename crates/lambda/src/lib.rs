@@ -1,0 +1,40 @@
+//! Lambda glue shared by Strata's functions: typed configuration from the environment, JSON logs,
+//! and the AWS configuration every client is built from.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), strata_lambda::ConfigError> {
+//! strata_lambda::init_logs();
+//! let table = strata_lambda::env::required("STRATA_TABLE")?;
+//! let attempts: u32 = strata_lambda::env::parsed_or("STRATA_PUBLISH_ATTEMPTS", 4)?;
+//! let sdk = strata_lambda::aws().await;
+//! # Ok(()) }
+//! ```
+
+pub mod env;
+
+pub use env::ConfigError;
+
+/// JSON logs on stdout (CloudWatch), one object per line, level from `AWS_LAMBDA_LOG_LEVEL`, then
+/// `RUST_LOG`, else `info`. Calling it twice is harmless.
+pub fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into())
+        .to_lowercase();
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Lambda stamps each line itself; the target adds nothing for a single-crate function.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .with_current_span(false)
+        .try_init();
+}
+
+/// The shared AWS configuration: region, credentials and `AWS_ENDPOINT_URL` from the environment,
+/// as the SDK reads them (so the same binary runs against AWS, LocalStack or the native emulator).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
