@@ -205,11 +205,18 @@ impl Pipeline {
 
     /// Receives up to 10 messages (long-polling up to 1 s), as the JSON Lambda delivers.
     pub async fn receive(&self) -> Vec<Value> {
+        self.receive_hidden_for(30).await
+    }
+
+    /// Like [`Pipeline::receive`], hiding what it receives for `seconds` (0: a message not deleted
+    /// is received again at once, as after Lambda reports it failed and its visibility times out).
+    pub async fn receive_hidden_for(&self, seconds: i32) -> Vec<Value> {
         let out = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
+            .visibility_timeout(seconds)
             .wait_time_seconds(1)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
@@ -231,6 +238,24 @@ impl Pipeline {
                     .unwrap();
             }
         }
+    }
+
+    /// Deletes the messages of a batch that its response does not report as failed: what Lambda does
+    /// with a partial batch response.
+    pub async fn acknowledge(
+        &self,
+        event: &SqsEvent,
+        response: &aws_lambda_events::event::sqs::SqsBatchResponse,
+    ) {
+        let failed: Vec<&str> =
+            response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let done: Vec<SqsMessage> = event
+            .records
+            .iter()
+            .filter(|m| !m.message_id.as_deref().is_some_and(|id| failed.contains(&id)))
+            .cloned()
+            .collect();
+        self.delete(&done).await;
     }
 
     /// Messages waiting in the dead-letter queue (approximate, as SQS reports).
