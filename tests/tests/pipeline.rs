@@ -187,11 +187,11 @@ async fn commands_reach_the_read_model_through_stream_bus_and_queue() {
         assert_eq!(versions, (1..=*head).collect::<Vec<_>>(), "{stream}: applied once each, in order");
     }
     let listed: Vec<String> = summaries
-        .lookup("acme", "cust-a")
+        .lookup("acme", "cust-a", None, 100)
         .await
         .unwrap()
         .into_iter()
-        .map(|(s, _)| s.id().to_owned())
+        .map(|(s, _, _)| s.id().to_owned())
         .collect();
     assert_eq!(listed, ["e2e-1", "e2e-2"]);
 
@@ -303,13 +303,9 @@ async fn a_message_that_is_not_a_strata_event_is_reported_alone_and_ends_in_the_
     let relay =
         StreamRelay::new(EventBridgePublisher::new(p.eventbridge.clone(), &p.bus, &p.source).unwrap());
     relay.handle(stream_event(&p.stream_records().await)).await.unwrap();
-    p.sqs
-        .send_message()
-        .queue_url(&p.queue_url)
-        .message_body("{\"not\": \"an event\"}")
-        .send()
-        .await
-        .unwrap();
+    let poison =
+        p.sqs.send_message().queue_url(&p.queue_url).message_body("{\"not\": \"an event\"}").send().await;
+    let poison_id = poison.unwrap().message_id.unwrap();
     let projector =
         Projector::new(OrderSummaries, p.store.clone()).with_cipher(p.cipher()).with_upcasters(upcasters());
 
@@ -326,8 +322,7 @@ async fn a_message_that_is_not_a_strata_event_is_reported_alone_and_ends_in_the_
         let event = sqs_event(&batch);
         let (response, outcome) = project_batch(&projector, event.clone()).await.unwrap();
         for failure in &response.batch_item_failures {
-            let message = batch.iter().find(|m| m["messageId"] == failure.item_identifier.as_str()).unwrap();
-            assert!(message["body"].as_str().unwrap().contains("not"), "only the poison message fails");
+            assert_eq!(failure.item_identifier, poison_id, "only the poison message fails");
         }
         reported += outcome.failed;
         applied += outcome.applied;

@@ -189,8 +189,9 @@ impl Error {
     }
 }
 
-/// A serde error that says where and what kind of failure, never the value (which may be personal).
-pub(crate) fn without_values(error: &serde_json::Error) -> serde_json::Error {
+/// A serde error that says where and what kind of failure, never the value (which may be personal):
+/// use it on errors of decoding opened (decrypted) data before they reach a log or a caller.
+pub fn without_values(error: &serde_json::Error) -> serde_json::Error {
     <serde_json::Error as serde::de::Error>::custom(format!(
         "{:?} error at line {} column {} (value withheld)",
         error.classify(),

@@ -18,7 +18,7 @@ mod upcast;
 pub use aggregate::{Aggregate, Command};
 pub use crypto::{FieldCipher, KeyProvider, LocalKeys};
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, without_values};
 pub use event::{EncodedEvent, Event, decode_event, encode_event};
 pub use memory::{InMemoryPublisher, InMemoryStore};
 pub use personal::{Personal, PersonalData, REDACTED_KEY, is_redacted_marker, redacted_marker};

@@ -205,6 +205,7 @@ impl ViewStore for InMemoryStore {
     }
 
     async fn put_view(&self, view: StoredView, expected: Option<u64>) -> Result<(), Error> {
+        crate::validate_key_part("projection", &view.projection, crate::MAX_CATEGORY_LEN)?;
         let mut state = self.lock();
         let key = (view.projection.clone(), view.stream.clone());
         let current = state.views.get(&key).map(|v| v.version);
@@ -224,7 +225,12 @@ impl ViewStore for InMemoryStore {
         tenant: &str,
         projection: &str,
         partition: &str,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<StoredView>, Error> {
+        if limit == 0 {
+            return Err(Error::InvalidRequest("page limit must be at least 1".into()));
+        }
         let state = self.lock();
         let mut views: Vec<StoredView> = state
             .views
@@ -232,11 +238,14 @@ impl ViewStore for InMemoryStore {
             .filter(|v| {
                 v.projection == projection
                     && v.stream.tenant() == tenant
-                    && v.lookup.as_ref().is_some_and(|l| l.partition == partition)
+                    && v.lookup.as_ref().is_some_and(|l| {
+                        l.partition == partition && after.is_none_or(|after| l.sort.as_str() > after)
+                    })
             })
             .cloned()
             .collect();
         views.sort_by(|a, b| a.lookup.as_ref().map(|l| &l.sort).cmp(&b.lookup.as_ref().map(|l| &l.sort)));
+        views.truncate(limit);
         Ok(views)
     }
 }

@@ -30,12 +30,23 @@ pub const REDACTED_KEY: &str = "$redacted";
 /// [`PersonalData`] names, so events and states still decode after `forget`.
 ///
 /// Serializes as the plain value (or `{"$redacted": true}`), so payloads keep their shape.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Its `Debug` never shows the value (`Known(..)`), so a logged event, state or view leaks nothing.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Personal<T> {
     /// The value.
     Known(T),
     /// Erased: the subject's key was deleted.
     Redacted,
+}
+
+impl<T> std::fmt::Debug for Personal<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Known(_) => f.write_str("Known(..)"),
+            Self::Redacted => f.write_str("Redacted"),
+        }
+    }
 }
 
 impl<T> Personal<T> {

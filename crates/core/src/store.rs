@@ -151,7 +151,8 @@ pub trait IdempotencyStore: Send + Sync {
 /// Publishes committed events to consumers (EventBridge in production).
 ///
 /// Commands never publish: the store's change feed is the outbox, and a relay publishes from it,
-/// at least once, in version order per stream.
+/// at least once. Entries retried after a partial failure can arrive after later versions of their
+/// stream: consumers order and deduplicate by (stream, version).
 pub trait Publisher: Send + Sync {
     /// Publishes events, in order.
     fn publish(&self, events: &[EventEnvelope]) -> impl Future<Output = Result<(), Error>> + Send;

@@ -177,12 +177,68 @@ async fn lookups_list_views_by_partition_in_sort_order() {
         projector.project(&s, events.into_iter().map(Delivered::Event).collect()).await.unwrap();
     }
     let odd: Vec<(String, u64)> = projector
-        .lookup("t1", "p1")
+        .lookup("t1", "p1", None, 100)
         .await
         .unwrap()
         .into_iter()
-        .map(|(s, view)| (s.id().to_owned(), view.count))
+        .map(|(s, _, view)| (s.id().to_owned(), view.count))
         .collect();
     assert_eq!(odd, [("h1".to_owned(), 3), ("h3".to_owned(), 5)]);
-    assert!(projector.lookup("t2", "p1").await.unwrap().is_empty());
+    assert!(projector.lookup("t2", "p1", None, 100).await.unwrap().is_empty());
+    // Paging: one at a time, after the last sort key.
+    let first = projector.lookup("t1", "p1", None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let next = projector.lookup("t1", "p1", Some(&first[0].1.sort), 1).await.unwrap();
+    assert_eq!(next.iter().map(|(s, _, _)| s.id()).collect::<Vec<_>>(), ["h3"]);
+    assert!(projector.lookup("t1", "p1", Some(&next[0].1.sort), 1).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_view_of_a_newer_schema_is_left_alone_and_one_that_does_not_decode_is_rebuilt() {
+    let store = InMemoryStore::new();
+    let (s, events) = written(&store, "n", 4).await;
+    let v2 = Projector::new(Seen::<2>, store.clone());
+    v2.project(&s, vec![Delivered::Event(events[3].clone())]).await.unwrap();
+    // Older code meeting the newer view: a retryable error, no overwrite, nothing served.
+    let v1 = Projector::new(Seen::<1>, store.clone());
+    let refused = v1.project(&s, vec![Delivered::Event(events[0].clone())]).await;
+    assert!(matches!(refused, Err(Error::Backend { retryable: true, .. })), "{refused:?}");
+    assert!(v1.view(&s).await.is_err());
+    assert_eq!(store.get_view("seen", &s).await.unwrap().unwrap().schema_version, 2);
+
+    // A stored view that no longer decodes is a cache miss: rebuilt from the stream.
+    let mut stored = store.get_view("seen", &s).await.unwrap().unwrap();
+    stored.state = Some(serde_json::json!({ "not": "a tally" }));
+    store.put_view(stored, Some(4)).await.unwrap();
+    let rebuilt = v2.project(&s, vec![Delivered::Event(events[0].clone())]).await.unwrap();
+    assert_eq!((rebuilt.applied, rebuilt.version), (4, 4));
+    assert_eq!(v2.view(&s).await.unwrap().unwrap(), (fold(&store, &s).await, 4));
+}
+
+/// A projection whose lookup sort key is empty: refused before anything is written.
+struct EmptySort;
+
+impl Projection for EmptySort {
+    type Event = TallyEvent;
+    type View = u64;
+    const NAME: &'static str = "empty-sort";
+    const CATEGORY: &'static str = "tally";
+
+    fn apply(&self, view: Option<u64>, _: &TallyEvent, _: &EventEnvelope) -> Option<u64> {
+        Some(view.unwrap_or(0) + 1)
+    }
+
+    fn lookup(&self, _: &u64) -> Option<Lookup> {
+        Some(Lookup { partition: "p".into(), sort: String::new() })
+    }
+}
+
+#[tokio::test]
+async fn a_bad_lookup_key_is_refused_and_nothing_is_written() {
+    let store = InMemoryStore::new();
+    let (s, events) = written(&store, "k", 1).await;
+    let refused =
+        Projector::new(EmptySort, store.clone()).project(&s, vec![Delivered::Event(events[0].clone())]).await;
+    assert!(matches!(refused, Err(Error::InvalidRequest(_))), "{refused:?}");
+    assert_eq!(store.get_view("empty-sort", &s).await.unwrap(), None);
 }

@@ -202,21 +202,44 @@ impl ViewStore for DynamoStore {
         tenant: &str,
         projection: &str,
         partition: &str,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<StoredView>, Error> {
         validate_key_part("tenant", tenant, strata_core::MAX_TENANT_LEN)?;
         validate_key_part("projection", projection, MAX_CATEGORY_LEN)?;
         validate_key_part("lookup partition", partition, strata_core::MAX_ID_LEN)?;
+        if limit == 0 {
+            return Err(Error::InvalidRequest("page limit must be at least 1".into()));
+        }
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
         let query = self
             .client
             .query()
             .table_name(&*self.table)
             .index_name(LOOKUP_INDEX)
-            .key_condition_expression("lookup_pk = :p")
+            .limit(page)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .expression_attribute_values(":p", AttributeValue::S(lookup_pk(tenant, projection, partition)));
-        self.query_all(query)
-            .await?
-            .into_iter()
-            .map(|item| from_item::<ViewItem>(item, "view item")?.into_view())
-            .collect()
+        let query = match after {
+            Some(after) => query
+                .key_condition_expression("lookup_pk = :p AND lookup_sk > :after")
+                .expression_attribute_values(":after", AttributeValue::S(after.to_owned())),
+            None => query.key_condition_expression("lookup_pk = :p"),
+        };
+        // Follow pages only until `limit` views are in hand.
+        let mut views = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                views.push(from_item::<ViewItem>(item, "view item")?.into_view()?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && views.len() < limit => start = Some(key),
+                _ => break,
+            }
+        }
+        views.truncate(limit);
+        Ok(views)
     }
 }

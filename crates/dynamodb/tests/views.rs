@@ -93,14 +93,19 @@ async fn lookups_list_views_across_streams_in_sort_order() {
             .unwrap();
     }
     let odd: Vec<(String, u64)> = projector
-        .lookup("acme", "odd")
+        .lookup("acme", "odd", None, 100)
         .await
         .unwrap()
         .into_iter()
-        .map(|(s, v)| (s.id().to_owned(), v.count))
+        .map(|(s, _, v)| (s.id().to_owned(), v.count))
         .collect();
     assert_eq!(odd, [("l3".to_owned(), 1), ("l1".to_owned(), 3)]);
-    let even = projector.lookup("acme", "even").await.unwrap();
+    let even = projector.lookup("acme", "even", None, 100).await.unwrap();
     assert_eq!(even.len(), 2);
-    assert!(projector.lookup("other", "odd").await.unwrap().is_empty());
+    // Pages of one, each after the previous sort key.
+    let first = projector.lookup("acme", "even", None, 1).await.unwrap();
+    let second = projector.lookup("acme", "even", Some(&first[0].1.sort), 1).await.unwrap();
+    let third = projector.lookup("acme", "even", Some(&second[0].1.sort), 1).await.unwrap();
+    assert_eq!((first[0].0.id(), second[0].0.id(), third.len()), ("l2", "l4", 0));
+    assert!(projector.lookup("other", "odd", None, 100).await.unwrap().is_empty());
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use strata_core::projection::{Delivered, Projection, Projector, ViewStore};
-use strata_core::{Error, Event, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event};
+use strata_core::{
+    Error, Event, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event, without_values,
+};
 
 use crate::detail::Detail;
 
@@ -64,7 +66,11 @@ pub async fn decode_typed<E: Event>(
     }
     let (event_type, version, payload) =
         upcasters.upcast(&detail.event_type, detail.schema_version, payload)?;
-    decode_event(&event_type, version, payload)
+    decode_event(&event_type, version, payload).map_err(|error| match error {
+        // serde quotes offending values, which may be opened personal fields.
+        Error::Decode { event_type, source } => Error::Decode { event_type, source: without_values(&source) },
+        other => other,
+    })
 }
 
 /// What a batch did.

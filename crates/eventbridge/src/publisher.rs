@@ -36,7 +36,7 @@ impl Entry {
 pub enum EntryResult {
     /// Accepted, with EventBridge's event id.
     Published(String),
-    /// Refused; worth retrying unless the code says the entry itself is bad.
+    /// Refused; see [`EntryResult::is_retryable`].
     Failed {
         /// EventBridge's error code, e.g. `ThrottlingException`, `InternalFailure`.
         code: String,
@@ -70,9 +70,7 @@ impl PutEvents for aws_sdk_eventbridge::Client {
                     .build()
             })
             .collect();
-        let out = self.put_events().set_entries(Some(entries)).send().await.map_err(|error| {
-            Error::backend(aws_sdk_eventbridge::error::DisplayErrorContext(error).to_string(), true)
-        })?;
+        let out = self.put_events().set_entries(Some(entries)).send().await.map_err(sdk_error)?;
         Ok(out
             .entries
             .unwrap_or_default()
@@ -85,6 +83,44 @@ impl PutEvents for aws_sdk_eventbridge::Client {
                 },
             })
             .collect())
+    }
+}
+
+/// The SDK's failure as [`Error::Backend`], kept as the source; retryable unless the request itself
+/// is wrong (validation, access), which no retry mends.
+fn sdk_error<E>(
+    error: aws_sdk_eventbridge::error::SdkError<E, aws_sdk_eventbridge::config::http::HttpResponse>,
+) -> Error
+where
+    E: std::error::Error + aws_sdk_eventbridge::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    let permanent = matches!(&error, aws_sdk_eventbridge::error::SdkError::ServiceError(service)
+        if !service.raw().status().is_server_error() && !is_retryable_code(service.err().code()));
+    Error::backend(error, !permanent)
+}
+
+/// Entry and call error codes after which the same entry may go through.
+fn is_retryable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "InternalFailure"
+                | "InternalException"
+                | "ServiceUnavailable"
+                | "LimitExceededException"
+        )
+    )
+}
+
+impl EntryResult {
+    /// Whether sending the entry again may succeed: throttling and EventBridge's own failures. An
+    /// entry refused for what it is (malformed detail, access) is reported at once instead.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Published(_) => false,
+            Self::Failed { code, .. } => is_retryable_code(Some(code)),
+        }
     }
 }
 
@@ -137,7 +173,13 @@ impl<C: PutEvents> EventBridgePublisher<C> {
 
     /// Retries by this policy.
     pub fn with_retry(mut self, retry: PublishRetry) -> Self {
-        self.retry = PublishRetry { max_attempts: retry.max_attempts.max(1), ..retry };
+        // A Lambda invocation lasts 15 minutes at most: longer backoffs only mean timeouts.
+        let cap = Duration::from_secs(60);
+        self.retry = PublishRetry {
+            max_attempts: retry.max_attempts.max(1),
+            base_delay: retry.base_delay.min(cap),
+            max_delay: retry.max_delay.min(cap),
+        };
         self
     }
 
@@ -207,9 +249,13 @@ impl<C: PutEvents> EventBridgePublisher<C> {
                         for (position, item) in batch.iter().enumerate() {
                             match results.get(position) {
                                 Some(EntryResult::Published(_)) => {}
-                                Some(EntryResult::Failed { code, message }) => {
+                                Some(result @ EntryResult::Failed { code, message }) => {
                                     tracing::warn!(attempt, code, message, "entry not published");
-                                    failed.push((*item).clone());
+                                    if result.is_retryable() {
+                                        failed.push((*item).clone());
+                                    } else {
+                                        report.failed.push(item.0);
+                                    }
                                 }
                                 None => failed.push((*item).clone()),
                             }
@@ -217,7 +263,11 @@ impl<C: PutEvents> EventBridgePublisher<C> {
                     }
                     Err(error) => {
                         tracing::warn!(attempt, %error, entries = batch.len(), "PutEvents call failed");
-                        failed.extend(batch.iter().map(|item| (*item).clone()));
+                        if matches!(error, Error::Backend { retryable: false, .. }) {
+                            report.failed.extend(batch.iter().map(|item| item.0));
+                        } else {
+                            failed.extend(batch.iter().map(|item| (*item).clone()));
+                        }
                     }
                 }
             }

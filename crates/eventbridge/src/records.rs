@@ -18,6 +18,18 @@ pub struct RecordEvents {
 pub fn decode_record(record: &EventRecord) -> Result<RecordEvents, Error> {
     let sequence_number = record.change.sequence_number.clone();
     let image = &record.change.new_image;
+    // A stream without new images (KEYS_ONLY, OLD_IMAGE) would make every commit look like "not a
+    // commit" and lose it from the bus silently: refuse such records instead.
+    if record.event_name == "INSERT" && image.is_empty() {
+        return Err(Error::backend(
+            format!(
+                "stream record {sequence_number:?} carries no new image (stream view type {:?}); the table's \
+                 stream must be NEW_IMAGE or NEW_AND_OLD_IMAGES",
+                record.change.stream_view_type
+            ),
+            false,
+        ));
+    }
     let is_commit = matches!(
         image.get("kind"),
         Some(serde_dynamo::AttributeValue::S(k)) if k == kind::COMMIT

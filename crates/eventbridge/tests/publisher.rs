@@ -203,3 +203,39 @@ async fn the_relay_skips_removals_and_items_that_are_not_commits() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((relayed.events, relay.publisher().client().calls().len()), (0, 0));
 }
+
+#[tokio::test]
+async fn an_entry_refused_for_what_it_is_is_reported_without_retrying() {
+    struct Malformed;
+    impl PutEvents for Malformed {
+        async fn put_events(&self, _: &str, entries: &[Entry]) -> Result<Vec<EntryResult>, Error> {
+            Ok(entries
+                .iter()
+                .map(|e| match version_of(e) {
+                    2 => EntryResult::Failed { code: "MalformedDetail".into(), message: "bad".into() },
+                    v => EntryResult::Published(format!("eb-{v}")),
+                })
+                .collect())
+        }
+    }
+    let retry = PublishRetry {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+    };
+    let p = EventBridgePublisher::new(Malformed, "bus", "src").unwrap().with_retry(retry);
+    let report = p.publish_all(&events(3, |v| json!({ "v": v }))).await;
+    assert_eq!((report.failed, report.calls), (vec![1], 1));
+}
+
+#[tokio::test]
+async fn a_stream_without_new_images_is_refused_not_skipped() {
+    let relay = StreamRelay::new(publisher(Scripted::default(), 1));
+    let mut keys_only = commit_record(1, 1, "s1");
+    keys_only["dynamodb"]["NewImage"] = json!({});
+    keys_only["dynamodb"]["StreamViewType"] = json!("KEYS_ONLY");
+    let (response, _) = relay.handle_counted(batch(vec![keys_only])).await.unwrap();
+    let failed: Vec<&str> =
+        response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
+    assert_eq!(failed, ["s1"]);
+}

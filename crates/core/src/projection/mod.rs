@@ -135,13 +135,16 @@ pub trait ViewStore: Send + Sync {
         expected: Option<u64>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Every view of `projection` listed under a lookup partition, in sort-key order. May lag the
-    /// newest writes slightly (a secondary index is eventually consistent).
+    /// Up to `limit` views of `projection` listed under a lookup partition with a sort key after
+    /// `after` (exclusive), in sort-key order. May lag the newest writes slightly (a secondary index
+    /// is eventually consistent).
     fn lookup_views(
         &self,
         tenant: &str,
         projection: &str,
         partition: &str,
+        after: Option<&str>,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredView>, Error>> + Send;
 }
 

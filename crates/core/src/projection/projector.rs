@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::{Projection, StoredView, ViewStore, view_context};
+use super::{Lookup, Projection, StoredView, ViewStore, view_context};
 use crate::{
     Error, EventEnvelope, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event,
     error::without_values, validate_key_part,
@@ -141,10 +141,21 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
     async fn project_once(&self, stream: &StreamId, delivered: &[Delivered]) -> Result<Projected, Error> {
         let stored = self.store.get_view(P::NAME, stream).await?;
         let expected = stored.as_ref().map(|s| s.version);
-        // A view of another schema version is rebuilt from the start of the stream.
+        // A view of an older schema, or one that no longer decodes, is rebuilt from the start of the
+        // stream (like a snapshot, it is a cache of the fold); a newer one belongs to newer code.
         let (mut view, checkpoint) = match stored {
             Some(stored) if stored.schema_version == P::SCHEMA_VERSION => {
-                (self.open_view(stream, stored.state).await?, stored.version)
+                match self.open_view(stream, stored.state).await {
+                    Ok(view) => (view, stored.version),
+                    Err(Error::Deserialize { .. }) => {
+                        tracing::warn!(%stream, projection = P::NAME, "view does not decode; rebuilding it");
+                        (None, 0)
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Some(stored) if stored.schema_version > P::SCHEMA_VERSION => {
+                return Err(newer_schema::<P>(stream, &stored));
             }
             _ => (None, 0),
         };
@@ -241,9 +252,16 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         version: u64,
         expected: Option<u64>,
     ) -> Result<(), Error> {
+        validate_key_part("projection", P::NAME, crate::MAX_CATEGORY_LEN)?;
         let lookup = view.as_ref().and_then(|v| self.projection.lookup(v));
         if let Some(lookup) = &lookup {
             validate_key_part("lookup partition", &lookup.partition, crate::MAX_ID_LEN)?;
+            if lookup.sort.is_empty() || lookup.sort.len() > MAX_LOOKUP_SORT_LEN {
+                return Err(Error::InvalidRequest(format!(
+                    "lookup sort key of view {} must be 1 to {MAX_LOOKUP_SORT_LEN} bytes",
+                    P::NAME
+                )));
+            }
         }
         let state = match view {
             Some(view) => {
@@ -293,26 +311,56 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
     /// with its version; `None` when the projection keeps none.
     pub async fn view(&self, stream: &StreamId) -> Result<Option<(P::View, u64)>, Error> {
         let Some(stored) = self.store.get_view(P::NAME, stream).await? else { return Ok(None) };
-        if stored.schema_version != P::SCHEMA_VERSION {
+        if stored.schema_version > P::SCHEMA_VERSION {
+            return Err(newer_schema::<P>(stream, &stored));
+        }
+        if stored.schema_version < P::SCHEMA_VERSION {
+            // Not rebuilt yet: the next delivered event of the stream rebuilds it.
             return Ok(None);
         }
         let version = stored.version;
         Ok(self.open_view(stream, stored.state).await?.map(|view| (view, version)))
     }
 
-    /// The views listed under a lookup partition, opened, in sort order.
-    pub async fn lookup(&self, tenant: &str, partition: &str) -> Result<Vec<(StreamId, P::View)>, Error> {
+    /// Up to `limit` views listed under a lookup partition, after sort key `after` (exclusive; `None`
+    /// from the start), opened, in sort order. Page on with the last view's sort key.
+    pub async fn lookup(
+        &self,
+        tenant: &str,
+        partition: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, Lookup, P::View)>, Error> {
         let mut views = Vec::new();
-        for stored in self.store.lookup_views(tenant, P::NAME, partition).await? {
+        for stored in self.store.lookup_views(tenant, P::NAME, partition, after, limit).await? {
             if stored.schema_version != P::SCHEMA_VERSION {
                 continue;
             }
-            if let Some(view) = self.open_view(&stored.stream, stored.state).await? {
-                views.push((stored.stream, view));
+            if let (Some(view), Some(lookup)) =
+                (self.open_view(&stored.stream, stored.state).await?, stored.lookup)
+            {
+                views.push((stored.stream, lookup, view));
             }
         }
         Ok(views)
     }
+}
+
+/// Longest lookup sort key (DynamoDB's limit for an index sort key).
+const MAX_LOOKUP_SORT_LEN: usize = 1024;
+
+fn newer_schema<P: Projection>(stream: &StreamId, stored: &StoredView) -> Error {
+    // Retryable: during a deployment, newer code wrote this view; this (older) code must neither
+    // overwrite it in the old shape nor serve it.
+    Error::backend(
+        format!(
+            "view {} of {stream} has schema version {}, newer than this code's {}",
+            P::NAME,
+            stored.schema_version,
+            P::SCHEMA_VERSION
+        ),
+        true,
+    )
 }
 
 impl<P, S> std::fmt::Debug for Projector<P, S> {
