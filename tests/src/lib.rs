@@ -11,39 +11,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use serde_json::{Value, json};
 use strata_core::{Error, FieldCipher};
 use strata_dynamodb::{DynamoStore, RequestCounter, TableSpec};
 use strata_eventbridge::{Entry, EntryResult, PutEvents};
 use strata_kms::KmsKeys;
 
-/// The emulator's SDK configuration: `AWS_ENDPOINT_URL` (required: tests never skip), region and
-/// credentials from the environment or test defaults.
-pub async fn sdk() -> SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!(
-            "AWS_ENDPOINT_URL is not set. These tests run against an AWS emulator: run ./scripts/test, \
-             or `export AWS_ENDPOINT_URL=$(localstack/start)` first (LocalStack: http://localhost:4566)"
-        )
-    });
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
-    if std::env::var_os("AWS_REGION").is_none() {
-        loader = loader.region(Region::new("us-east-1"));
-    }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "strata-tests"));
-    }
-    loader.load().await
-}
-
-/// A unique, lower-case resource name.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
+pub use strata_testing::{sdk, unique};
 
 /// One test's pipeline: commands write the table; its stream feeds the publisher; the bus routes the
 /// test's source to the queue the projector reads.
@@ -153,54 +130,12 @@ impl Pipeline {
 
     /// Every item of the table, as text (a Scan: tests only), to search for plaintext.
     pub async fn table_text(&self) -> String {
-        let mut text = String::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .store
-                .client()
-                .scan()
-                .table_name(self.store.table())
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            text.push_str(&format!("{:?}", out.items()));
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return text,
-            }
-        }
+        strata_testing::table_text(self.store.client(), self.store.table()).await
     }
 
     /// Every record of the table's stream so far, in shard order, as the JSON Lambda delivers.
     pub async fn stream_records(&self) -> Vec<Value> {
-        let streams = aws_sdk_dynamodbstreams::Client::new(&self.sdk);
-        let table = self.store.client().describe_table().table_name(self.store.table()).send().await.unwrap();
-        let arn = table.table().unwrap().latest_stream_arn().unwrap().to_owned();
-        let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
-        let mut records = Vec::new();
-        for shard in described.stream_description().unwrap().shards() {
-            let mut iterator = streams
-                .get_shard_iterator()
-                .stream_arn(&arn)
-                .shard_id(shard.shard_id().unwrap())
-                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .unwrap()
-                .shard_iterator;
-            while let Some(current) = iterator {
-                let out = streams.get_records().shard_iterator(current).limit(1000).send().await.unwrap();
-                let page = out.records.unwrap_or_default();
-                if page.is_empty() {
-                    break;
-                }
-                records.extend(page.into_iter().map(|r| lambda_stream_record(r, &arn)));
-                iterator = out.next_shard_iterator;
-            }
-        }
-        records
+        strata_testing::stream_records(&self.sdk, self.store.client(), self.store.table()).await
     }
 
     /// Receives up to 10 messages (long-polling up to 1 s), as the JSON Lambda delivers.
@@ -284,33 +219,6 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .await
         .unwrap();
     out.attributes().unwrap().get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).unwrap().clone()
-}
-
-fn item_json(item: Option<HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Value {
-    let item: HashMap<String, serde_dynamo::AttributeValue> =
-        item.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into())).collect();
-    serde_json::to_value(serde_dynamo::Item::from(item)).unwrap()
-}
-
-/// A DynamoDB Streams record as Lambda's event source mapping hands it to a function.
-fn lambda_stream_record(record: aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> Value {
-    let change = record.dynamodb.unwrap();
-    json!({
-        "eventID": record.event_id,
-        "eventName": record.event_name.map(|n| n.as_str().to_owned()),
-        "eventVersion": record.event_version,
-        "eventSource": record.event_source,
-        "awsRegion": record.aws_region,
-        "dynamodb": {
-            "ApproximateCreationDateTime": change.approximate_creation_date_time.map(|t| t.secs()),
-            "Keys": item_json(change.keys),
-            "NewImage": item_json(change.new_image),
-            "SequenceNumber": change.sequence_number,
-            "SizeBytes": change.size_bytes,
-            "StreamViewType": change.stream_view_type.map(|v| v.as_str().to_owned()),
-        },
-        "eventSourceARN": stream_arn,
-    })
 }
 
 /// An SQS message as Lambda's event source mapping hands it to a function.

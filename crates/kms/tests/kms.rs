@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use strata_core::crypto::CryptoError;
 use strata_core::{CommandContext, Error, FieldCipher, KeyProvider, Repository, SnapshotPolicy, StreamId};
@@ -17,7 +15,7 @@ use strata_orders::samples::{PERSONAL_STRINGS, place_order};
 use strata_orders::{Order, OrderCommand};
 
 struct Fixture {
-    sdk: aws_config::SdkConfig,
+    sdk: strata_testing::SdkConfig,
     store: DynamoStore,
     kms: aws_sdk_kms::Client,
     kms_counter: RequestCounter,
@@ -25,19 +23,9 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL is not set: run ./scripts/test or `export AWS_ENDPOINT_URL=$(localstack/start)`",
-    );
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
-    if std::env::var_os("AWS_REGION").is_none() {
-        loader = loader.region(Region::new("us-east-1"));
-    }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "strata-tests"));
-    }
-    let sdk = loader.load().await;
+    let sdk = strata_testing::sdk().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = format!("strata-test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let table = strata_testing::unique("strata-test");
     TableSpec::strata().create(&dynamodb, &table, Duration::from_secs(30)).await.unwrap();
     let kms_counter = RequestCounter::new();
     let kms = aws_sdk_kms::Client::from_conf(
@@ -61,32 +49,14 @@ impl Fixture {
 
     /// Every item of the table, as the plain SDK returns them (a Scan: test-only).
     async fn table_text(&self) -> String {
-        let out = self.store.client().scan().table_name(self.store.table()).send().await.unwrap();
-        format!("{:?}", out.items())
+        strata_testing::table_text(self.store.client(), self.store.table()).await
     }
 
-    /// Every record of the table's DynamoDB stream, as the plain Streams API returns them.
+    /// Every record of the table's DynamoDB stream, as Lambda would hand them to the publisher.
     async fn stream_text(&self) -> (usize, String) {
-        let streams = aws_sdk_dynamodbstreams::Client::new(&self.sdk);
-        let table = self.store.client().describe_table().table_name(self.store.table()).send().await.unwrap();
-        let arn = table.table().unwrap().latest_stream_arn().unwrap().to_owned();
-        let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
-        let mut records = Vec::new();
-        for shard in described.stream_description().unwrap().shards() {
-            let iterator = streams
-                .get_shard_iterator()
-                .stream_arn(&arn)
-                .shard_id(shard.shard_id().unwrap())
-                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .unwrap()
-                .shard_iterator
-                .unwrap();
-            let out = streams.get_records().shard_iterator(iterator).limit(1000).send().await.unwrap();
-            records.extend(out.records.unwrap_or_default());
-        }
-        (records.len(), format!("{records:?}"))
+        let records =
+            strata_testing::stream_records(&self.sdk, self.store.client(), self.store.table()).await;
+        (records.len(), serde_json::to_string(&records).unwrap())
     }
 }
 

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use serde_json::{Value, json};
 use strata_core::{AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamId};
 use strata_dynamodb::{DynamoStore, RequestCounter, TableSpec};
@@ -16,31 +14,13 @@ pub struct Fixture {
     pub counter: RequestCounter,
 }
 
-/// The emulator's endpoint; tests fail (never skip) when it is missing.
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!(
-            "AWS_ENDPOINT_URL is not set. These tests run against an AWS emulator: run ./scripts/test, \
-             or `export AWS_ENDPOINT_URL=$(localstack/start)` first (LocalStack: http://localhost:4566)"
-        )
-    })
-}
-
 /// A new table with a unique name, created from [`TableSpec::strata`].
 pub async fn fixture() -> Fixture {
-    let endpoint = endpoint();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
-    if std::env::var_os("AWS_REGION").is_none() {
-        loader = loader.region(Region::new("us-east-1"));
-    }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "strata-tests"));
-    }
-    let sdk = loader.load().await;
+    let sdk = strata_testing::sdk().await;
     let counter = RequestCounter::new();
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
-    let table = format!("strata-test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let table = strata_testing::unique("strata-test");
     TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
     counter.reset();
     Fixture { store: DynamoStore::new(client, table), counter }

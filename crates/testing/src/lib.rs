@@ -1,0 +1,112 @@
+//! Emulator plumbing shared by the integration tests of every Strata crate: the SDK configuration
+//! (from `AWS_ENDPOINT_URL`), unique resource names, and readers of a table and of its DynamoDB
+//! stream. It depends on no Strata crate, so any crate's tests can use it.
+//!
+//! Test support fails loudly: a missing emulator or a failed call panics with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use serde_json::{Value, json};
+
+/// The emulator's SDK configuration: `AWS_ENDPOINT_URL` (required: tests never skip), region and
+/// credentials from the environment or test defaults (`us-east-1`, dummy keys).
+pub async fn sdk() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set. These tests run against an AWS emulator: run ./scripts/test, \
+             or `export AWS_ENDPOINT_URL=$(localstack/start)` first (LocalStack: http://localhost:4566)"
+        )
+    });
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
+    if std::env::var_os("AWS_REGION").is_none() {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "strata-tests"));
+    }
+    loader.load().await
+}
+
+/// A unique, lower-case resource name: `{prefix}-{ulid}`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// Every item of a table, as text (a paged Scan: tests only), to search for plaintext.
+pub async fn table_text(client: &aws_sdk_dynamodb::Client, table: &str) -> String {
+    let mut text = String::new();
+    let mut start = None;
+    loop {
+        let out = client.scan().table_name(table).set_exclusive_start_key(start).send().await.unwrap();
+        text.push_str(&format!("{:?}", out.items()));
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return text,
+        }
+    }
+}
+
+/// Every record of a table's DynamoDB stream so far, in shard order, as the JSON Lambda's event
+/// source mapping hands a function (one element of `Records`).
+///
+/// Reads each shard from its start until a page comes back empty: the emulator has every record at
+/// once; against AWS, records can take a moment to appear, so poll for what you expect.
+pub async fn stream_records(sdk: &SdkConfig, client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let described = client.describe_table().table_name(table).send().await.unwrap();
+    let arn = described.table().unwrap().latest_stream_arn().unwrap().to_owned();
+    let stream = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+    let mut records = Vec::new();
+    for shard in stream.stream_description().unwrap().shards() {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let out = streams.get_records().shard_iterator(current).limit(1000).send().await.unwrap();
+            let page = out.records.unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            records.extend(page.into_iter().map(|r| lambda_stream_record(r, &arn)));
+            iterator = out.next_shard_iterator;
+        }
+    }
+    records
+}
+
+fn item_json(item: Option<HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Value {
+    let item: HashMap<String, serde_dynamo::AttributeValue> =
+        item.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into())).collect();
+    serde_json::to_value(serde_dynamo::Item::from(item)).unwrap()
+}
+
+/// A DynamoDB Streams record as Lambda's event source mapping hands it to a function.
+fn lambda_stream_record(record: aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> Value {
+    let change = record.dynamodb.unwrap();
+    json!({
+        "eventID": record.event_id,
+        "eventName": record.event_name.map(|n| n.as_str().to_owned()),
+        "eventVersion": record.event_version,
+        "eventSource": record.event_source,
+        "awsRegion": record.aws_region,
+        "dynamodb": {
+            "ApproximateCreationDateTime": change.approximate_creation_date_time.map(|t| t.secs()),
+            "Keys": item_json(change.keys),
+            "NewImage": item_json(change.new_image),
+            "SequenceNumber": change.sequence_number,
+            "SizeBytes": change.size_bytes,
+            "StreamViewType": change.stream_view_type.map(|v| v.as_str().to_owned()),
+        },
+        "eventSourceARN": stream_arn,
+    })
+}
