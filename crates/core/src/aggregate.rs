@@ -55,3 +55,16 @@ pub trait Command: Serialize + DeserializeOwned + Debug + Send + Sync {
         true
     }
 }
+
+/// How a domain rejection is reported to callers: a stable machine-readable code, and whether the
+/// command was malformed (an HTTP API answers 400) rather than refused by a rule of the current state
+/// (422).
+pub trait Rejection: std::error::Error {
+    /// A stable code in snake case, e.g. `not_paid`.
+    fn code(&self) -> &'static str;
+
+    /// Whether the command itself is malformed (a bad field), whatever the state.
+    fn is_invalid_input(&self) -> bool {
+        false
+    }
+}

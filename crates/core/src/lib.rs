@@ -15,7 +15,7 @@ mod store;
 mod stream;
 mod upcast;
 
-pub use aggregate::{Aggregate, Command};
+pub use aggregate::{Aggregate, Command, Rejection};
 pub use crypto::{FieldCipher, KeyProvider, LocalKeys};
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error, without_values};

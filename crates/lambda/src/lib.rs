@@ -10,9 +10,18 @@
 //! # Ok(()) }
 //! ```
 
+pub mod command_api;
 pub mod env;
+pub mod http;
+pub mod openapi;
+pub mod problem;
+pub mod query_api;
 
+pub use command_api::CommandApi;
 pub use env::ConfigError;
+pub use http::Tenancy;
+pub use problem::{Problem, ProblemKind};
+pub use query_api::QueryApi;
 
 /// JSON logs on stdout (CloudWatch), one object per line, level from `AWS_LAMBDA_LOG_LEVEL`, then
 /// `RUST_LOG`, else `info`. Calling it twice is harmless.

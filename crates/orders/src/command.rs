@@ -10,6 +10,7 @@ use crate::Address;
 /// Serialized externally tagged in snake case, e.g. `{"add_item": {"sku": "A-1", ...}}`: the tag is
 /// the command name the HTTP API routes on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum OrderCommand {
     /// Opens the order for a customer.

@@ -66,3 +66,27 @@ pub enum OrderError {
         max: usize,
     },
 }
+
+impl strata_core::Rejection for OrderError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::AlreadyPlaced => "already_placed",
+            Self::NotPlaced => "not_placed",
+            Self::AlreadyPaid => "already_paid",
+            Self::NotPaid => "not_paid",
+            Self::AlreadyShipped => "already_shipped",
+            Self::Cancelled => "cancelled",
+            Self::ItemNotInOrder { .. } => "item_not_in_order",
+            Self::PriceMismatch { .. } => "price_mismatch",
+            Self::EmptyOrder => "empty_order",
+            Self::AmountMismatch { .. } => "amount_mismatch",
+            Self::TotalOverflow => "total_overflow",
+            Self::TooManyLines { .. } => "too_many_lines",
+        }
+    }
+
+    fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::InvalidInput { .. })
+    }
+}

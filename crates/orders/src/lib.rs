@@ -20,6 +20,7 @@ pub use views::{OrderSummaries, OrderSummary};
 
 /// A postal address (personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// Street and number.

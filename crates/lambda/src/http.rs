@@ -1,0 +1,253 @@
+//! Request and response helpers shared by the HTTP APIs: the caller's tenant, headers, JSON in and
+//! out, routes by path segments.
+
+use lambda_http::http::header::{CONTENT_TYPE, ETAG, HeaderName};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use strata_core::{ExpectedVersion, MAX_ID_LEN, MAX_TENANT_LEN, validate_key_part};
+
+use crate::env::{self, ConfigError};
+use crate::problem::{Problem, ProblemKind};
+
+/// Correlation id header, read and echoed.
+pub const CORRELATION_ID: &str = "x-correlation-id";
+/// Largest request body accepted, in bytes (API Gateway's own limit is 10 MB; a command is small).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Where a request's tenant comes from. Never from a header the caller writes freely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenancy {
+    /// One tenant for the whole deployment (`STRATA_TENANT`).
+    Fixed(String),
+    /// A claim of the JWT the API's authorizer verified (`STRATA_TENANT_CLAIM`, e.g. `tenant`);
+    /// requests without it are refused (403).
+    Claim(String),
+}
+
+impl Tenancy {
+    /// `STRATA_TENANT_CLAIM` if set, else `STRATA_TENANT`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Some(claim) = env::optional("STRATA_TENANT_CLAIM")? {
+            return Ok(Self::Claim(claim));
+        }
+        let tenant = env::required("STRATA_TENANT")?;
+        validate_key_part("tenant", &tenant, MAX_TENANT_LEN)
+            .map_err(|e| ConfigError::Invalid { name: "STRATA_TENANT", reason: e.to_string() })?;
+        Ok(Self::Fixed(tenant))
+    }
+
+    /// The tenant of a request.
+    pub fn tenant(&self, request: &Request) -> Result<String, Problem> {
+        match self {
+            Self::Fixed(tenant) => Ok(tenant.clone()),
+            Self::Claim(claim) => jwt_claim(request, claim).ok_or_else(|| {
+                Problem::new(ProblemKind::Forbidden, format!("the token has no {claim} claim"))
+            }),
+        }
+    }
+}
+
+/// A claim of the JWT verified by the API Gateway authorizer, if any.
+pub fn jwt_claim(request: &Request, claim: &str) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => {
+            context.authorizer.as_ref()?.jwt.as_ref()?.claims.get(claim).cloned()
+        }
+        _ => None,
+    }
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `If-Match: "12"` (or `12`, `W/"12"`) → `Exact(12)`; `*` → the stream must exist.
+pub fn if_match(request: &Request) -> Result<Option<ExpectedVersion>, Problem> {
+    let Some(value) = header(request, "if-match") else { return Ok(None) };
+    if value == "*" {
+        return Ok(Some(ExpectedVersion::StreamExists));
+    }
+    let tag = value.strip_prefix("W/").unwrap_or(value).trim_matches('"');
+    tag.parse::<u64>().map(|v| Some(ExpectedVersion::Exact(v))).map_err(|_| {
+        Problem::new(ProblemKind::BadRequest, "If-Match must be a version from an ETag, e.g. \"3\"")
+    })
+}
+
+/// The `Idempotency-Key` header, validated like a key part.
+pub fn idempotency_key(request: &Request) -> Result<Option<String>, Problem> {
+    let Some(key) = header(request, "idempotency-key") else { return Ok(None) };
+    validate_key_part("Idempotency-Key", key, MAX_ID_LEN)
+        .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
+    Ok(Some(key.to_owned()))
+}
+
+/// The request's correlation id (`X-Correlation-Id`, at most 128 visible characters), or a new one.
+pub fn correlation_id(request: &Request) -> String {
+    header(request, CORRELATION_ID)
+        .filter(|v| v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned)
+}
+
+/// The body as JSON: `{}` when empty; 400 when it is not JSON or too large; 415 is not used (a
+/// missing or other content type is accepted when the body parses).
+pub fn json_body(request: &Request) -> Result<serde_json::Value, Problem> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::new(ProblemKind::TooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(
+            ProblemKind::BadRequest,
+            format!(
+                "the body is not valid JSON ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+/// The path's non-empty segments, percent-decoded; `None` when a segment does not decode.
+pub fn segments(request: &Request) -> Option<Vec<String>> {
+    request.uri().path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A query string parameter.
+pub fn query(request: &Request, name: &str) -> Option<String> {
+    request.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+}
+
+/// A `limit` query parameter: `default` when absent, 400 unless 1..=`max`.
+pub fn limit(request: &Request, default: usize, max: usize) -> Result<usize, Problem> {
+    match query(request, "limit") {
+        None => Ok(default),
+        Some(text) => text.parse::<usize>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+            Problem::new(ProblemKind::BadRequest, format!("limit must be a number from 1 to {max}"))
+        }),
+    }
+}
+
+/// 200 with a JSON body.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(text) => {
+            let mut response = Response::new(Body::Text(text));
+            *response.status_mut() = status;
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "response does not serialize");
+            Problem::new(ProblemKind::Internal, "the response could not be written").into_response()
+        }
+    }
+}
+
+/// Sets `ETag: "{version}"` (what `If-Match` takes back).
+pub fn with_etag(mut response: Response<Body>, version: u64) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(ETAG, value);
+    }
+    response
+}
+
+/// Sets a header when the value is a valid header value.
+pub fn with_header(mut response: Response<Body>, name: &'static str, value: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(HeaderName::from_static(name), value);
+    }
+    response
+}
+
+/// 404 for an unknown route.
+pub fn no_route() -> Problem {
+    Problem::new(ProblemKind::NotFound, "no such route")
+}
+
+/// 405 for a known route and another method.
+pub fn wrong_method(allowed: &Method) -> Problem {
+    Problem::new(ProblemKind::MethodNotAllowed, format!("this route takes {allowed}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)], path: &str) -> Request {
+        let mut builder = lambda_http::http::Request::builder().uri(format!("https://api.example{path}"));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn if_match_takes_etags_and_refuses_garbage() {
+        assert_eq!(
+            if_match(&request(&[("if-match", "\"3\"")], "/")).unwrap(),
+            Some(ExpectedVersion::Exact(3))
+        );
+        assert_eq!(
+            if_match(&request(&[("if-match", "W/\"4\"")], "/")).unwrap(),
+            Some(ExpectedVersion::Exact(4))
+        );
+        assert_eq!(
+            if_match(&request(&[("if-match", "*")], "/")).unwrap(),
+            Some(ExpectedVersion::StreamExists)
+        );
+        assert_eq!(if_match(&request(&[], "/")).unwrap(), None);
+        assert_eq!(if_match(&request(&[("if-match", "\"x\"")], "/")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn segments_are_percent_decoded_and_bad_escapes_refused() {
+        assert_eq!(
+            segments(&request(&[], "/order/o%2D1/commands/pay/")).unwrap(),
+            ["order", "o-1", "commands", "pay"]
+        );
+        assert_eq!(segments(&request(&[], "/order/%zz")), None);
+        assert_eq!(segments(&request(&[], "/order/%e2%82")), None, "not UTF-8");
+    }
+
+    #[test]
+    fn correlation_ids_are_kept_when_sane_and_made_otherwise() {
+        assert_eq!(correlation_id(&request(&[(CORRELATION_ID, "abc-1")], "/")), "abc-1");
+        assert_eq!(correlation_id(&request(&[(CORRELATION_ID, &"x".repeat(200))], "/")).len(), 26);
+    }
+
+    #[test]
+    fn idempotency_keys_are_validated() {
+        assert_eq!(
+            idempotency_key(&request(&[("idempotency-key", "k-1")], "/")).unwrap().as_deref(),
+            Some("k-1")
+        );
+        assert_eq!(
+            idempotency_key(&request(&[("idempotency-key", &"k".repeat(300))], "/")).unwrap_err().status,
+            400
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! OpenAPI 3.1 documents of the command and query APIs, generated from the routes here and the
+//! command types' JSON Schemas (`utoipa::ToSchema`), so the document cannot drift from the code.
+
+use serde_json::{Map, Value, json};
+use strata_core::Aggregate;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+
+/// The command API of aggregate `A`: one `POST /{category}/{id}/commands/{name}` per command variant.
+pub fn command_api<A>(title: &str, version: &str) -> Value
+where
+    A: Aggregate,
+    A::Command: ToSchema,
+{
+    let mut components = Vec::new();
+    <A::Command as ToSchema>::schemas(&mut components);
+    let mut paths = Map::new();
+    for (name, body) in command_variants(&<A::Command as utoipa::PartialSchema>::schema()) {
+        let operation = json!({
+            "operationId": name,
+            "summary": format!("Run the {name} command"),
+            "parameters": [
+                id_parameter("id"),
+                header_parameter("Idempotency-Key", "A repeat returns the first response and writes nothing.", json!({ "type": "string", "minLength": 1, "maxLength": 256 })),
+                header_parameter("If-Match", "The version (ETag) the caller saw; 409 when the stream moved on.", json!({ "type": "string" })),
+                header_parameter("X-Correlation-Id", "Carried into the events' metadata; generated when absent.", json!({ "type": "string", "maxLength": 128 })),
+            ],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
+            "responses": with_problems(json!({
+                "200": {
+                    "description": "Done: the stream's new version and the ids of the events recorded.",
+                    "headers": { "ETag": { "schema": { "type": "string" } } },
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CommandOutcome" } } }
+                }
+            }), &["400", "404", "405", "409", "413", "422", "503"]),
+        });
+        paths.insert(format!("/{}/{{id}}/commands/{name}", A::CATEGORY), json!({ "post": operation }));
+    }
+    let mut schemas: Map<String, Value> = components
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or(Value::Null)))
+        .collect();
+    schemas.insert("CommandOutcome".into(), command_outcome_schema());
+    schemas.insert("Problem".into(), problem_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": title, "version": version },
+        "paths": paths,
+        "components": { "schemas": schemas },
+    })
+}
+
+/// The query API of aggregate category `category` and read model `projection`.
+pub fn query_api(title: &str, version: &str, category: &str, projection: &str, admin: bool) -> Value {
+    let object = json!({ "type": "object" });
+    let ok = |description: &str, schema: Value| json!({ "200": { "description": description, "content": { "application/json": { "schema": schema } } } });
+    let mut paths = Map::new();
+    paths.insert(format!("/{category}/{{id}}"), json!({ "get": {
+        "operationId": "get_state",
+        "summary": "The aggregate's state: now, after a version, or at a time",
+        "parameters": [
+            id_parameter("id"),
+            query_parameter("version", "State right after this version (0: the initial state).", json!({ "type": "integer", "minimum": 0 })),
+            query_parameter("at", "State at this time (RFC 3339).", json!({ "type": "string", "format": "date-time" })),
+        ],
+        "responses": with_problems(ok("The state and its version.", json!({
+            "type": "object", "required": ["stream", "version", "state"],
+            "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "state": object }
+        })), &["400", "404", "405", "503"]),
+    }}));
+    paths.insert(format!("/{category}/{{id}}/events"), json!({ "get": {
+        "operationId": "get_events",
+        "summary": "The stream's events, oldest first, a page at a time",
+        "parameters": [id_parameter("id"), cursor_parameter(), limit_parameter(1000)],
+        "responses": with_problems(ok("A page of events.", json!({
+            "type": "object", "required": ["events"],
+            "properties": { "events": { "type": "array", "items": object }, "next_cursor": { "type": "string" } }
+        })), &["400", "404", "405", "503"]),
+    }}));
+    paths.insert(format!("/views/{projection}/{{id}}"), json!({ "get": {
+        "operationId": "get_view",
+        "summary": format!("The {projection} read model of one stream"),
+        "parameters": [id_parameter("id")],
+        "responses": with_problems(ok("The view and the version it includes.", json!({
+            "type": "object", "required": ["stream", "version", "view"],
+            "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "view": object }
+        })), &["400", "404", "405", "503"]),
+    }}));
+    paths.insert(format!("/views/{projection}"), json!({ "get": {
+        "operationId": "list_views",
+        "summary": format!("The {projection} views listed under a lookup (e.g. a customer's orders)"),
+        "parameters": [
+            { "name": "lookup", "in": "query", "required": true, "description": "The lookup partition, e.g. a customer id.", "schema": id_schema() },
+            cursor_parameter(),
+            limit_parameter(200),
+        ],
+        "responses": with_problems(ok("A page of views.", json!({
+            "type": "object", "required": ["items"],
+            "properties": { "items": { "type": "array", "items": object }, "next_cursor": { "type": ["string", "null"] } }
+        })), &["400", "405", "503"]),
+    }}));
+    if admin {
+        paths.insert("/admin/subjects/{subject}/export".into(), json!({ "get": {
+            "operationId": "export_subject",
+            "summary": "Every personal field of a data subject, decrypted",
+            "parameters": [id_parameter("subject")],
+            "responses": with_problems(ok("The subject's fields.", json!({
+                "type": "object", "required": ["subject", "fields"],
+                "properties": { "subject": { "type": "string" }, "fields": { "type": "array", "items": object } }
+            })), &["400", "405", "503"]),
+        }}));
+        paths.insert("/admin/subjects/{subject}".into(), json!({ "delete": {
+            "operationId": "forget_subject",
+            "summary": "Forget a data subject: its personal fields read as redacted from now on",
+            "parameters": [id_parameter("subject")],
+            "responses": with_problems(json!({ "204": { "description": "Forgotten." } }), &["400", "405", "503"]),
+        }}));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": title, "version": version },
+        "paths": paths,
+        "components": { "schemas": {
+            "Problem": problem_schema(),
+            "StreamId": {
+                "type": "object", "required": ["tenant", "category", "id"],
+                "properties": { "tenant": { "type": "string" }, "category": { "type": "string" }, "id": { "type": "string" } }
+            }
+        } },
+    })
+}
+
+/// `(name, fields schema)` per variant of an externally tagged enum's schema.
+fn command_variants(schema: &RefOr<Schema>) -> Vec<(String, Value)> {
+    let Ok(schema) = serde_json::to_value(schema) else { return Vec::new() };
+    let variants =
+        schema.get("oneOf").and_then(Value::as_array).cloned().unwrap_or_else(|| vec![schema.clone()]);
+    variants
+        .iter()
+        .filter_map(|variant| {
+            let properties = variant.get("properties")?.as_object()?;
+            let (name, fields) = properties.iter().next()?;
+            Some((name.clone(), fields.clone()))
+        })
+        .collect()
+}
+
+fn id_schema() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^#\\u0000-\\u001f\\u007f]+$" })
+}
+
+fn id_parameter(name: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": id_schema() })
+}
+
+fn header_parameter(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "header", "required": false, "description": description, "schema": schema })
+}
+
+fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn cursor_parameter() -> Value {
+    query_parameter("cursor", "Opaque: the next_cursor of the previous page.", json!({ "type": "string" }))
+}
+
+fn limit_parameter(max: u64) -> Value {
+    query_parameter("limit", "Items per page.", json!({ "type": "integer", "minimum": 1, "maximum": max }))
+}
+
+/// Adds a problem+json response per status.
+fn with_problems(mut responses: Value, statuses: &[&str]) -> Value {
+    if let Some(map) = responses.as_object_mut() {
+        for status in statuses {
+            map.insert((*status).to_owned(), json!({
+                "description": "A problem (RFC 9457).",
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+            }));
+        }
+    }
+    responses
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object", "required": ["type", "title", "status"],
+        "properties": {
+            "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
+            "detail": { "type": "string" }, "code": { "type": "string" }, "current_version": { "type": "integer" }
+        }
+    })
+}
+
+fn command_outcome_schema() -> Value {
+    json!({
+        "type": "object", "required": ["stream", "version", "event_ids"],
+        "properties": {
+            "stream": { "type": "object", "required": ["tenant", "category", "id"],
+                        "properties": { "tenant": { "type": "string" }, "category": { "type": "string" }, "id": { "type": "string" } } },
+            "version": { "type": "integer", "minimum": 0 },
+            "event_ids": { "type": "array", "items": { "type": "string" } }
+        }
+    })
+}

@@ -1,0 +1,210 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`): one status and one `type` per
+//! kind, internals logged and never sent.
+
+use lambda_http::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use strata_core::{Error, Rejection};
+
+/// The media type of problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What went wrong, as the API tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Copy)]
+pub enum ProblemKind {
+    /// 400: the request is malformed (JSON, a field, a header, a key part).
+    BadRequest,
+    /// 403: the caller may not do this (e.g. no tenant in its token).
+    Forbidden,
+    /// 404: no such route, resource or command.
+    NotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 409: the stream is not at the version the caller expected.
+    Conflict,
+    /// 413: the request or what it would write is too large.
+    TooLarge,
+    /// 422: the domain refused the command, or an idempotency key was reused for another request.
+    Unprocessable,
+    /// 500: a bug or corrupt data; details are logged, not sent.
+    Internal,
+    /// 503: a dependency failed in a way a retry may mend.
+    Unavailable,
+}
+
+impl ProblemKind {
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The problem `type`: a URN per kind (not dereferenceable, stable).
+    pub fn type_uri(self) -> &'static str {
+        match self {
+            Self::BadRequest => "urn:strata:problem:bad-request",
+            Self::Forbidden => "urn:strata:problem:forbidden",
+            Self::NotFound => "urn:strata:problem:not-found",
+            Self::MethodNotAllowed => "urn:strata:problem:method-not-allowed",
+            Self::Conflict => "urn:strata:problem:conflict",
+            Self::TooLarge => "urn:strata:problem:too-large",
+            Self::Unprocessable => "urn:strata:problem:rejected",
+            Self::Internal => "urn:strata:problem:internal",
+            Self::Unavailable => "urn:strata:problem:unavailable",
+        }
+    }
+
+    /// The problem `title`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::BadRequest => "Bad request",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict => "Version conflict",
+            Self::TooLarge => "Too large",
+            Self::Unprocessable => "Rejected",
+            Self::Internal => "Internal error",
+            Self::Unavailable => "Temporarily unavailable",
+        }
+    }
+}
+
+/// A problem details body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// What kind of problem (a URN).
+    #[serde(rename = "type")]
+    pub type_uri: &'static str,
+    /// Short, per kind.
+    pub title: &'static str,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// This occurrence, for humans. Never holds request values (they may be personal data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Extension members, e.g. `code` for a domain rejection, `current_version` for a conflict.
+    #[serde(flatten)]
+    pub extensions: Map<String, Value>,
+}
+
+impl Problem {
+    /// A problem of `kind` with a detail.
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: kind.type_uri(),
+            title: kind.title(),
+            status: kind.status().as_u16(),
+            detail: Some(detail.into()),
+            extensions: Map::new(),
+        }
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// A domain rejection: 422 (400 when the command is malformed) with the rejection's `code`.
+    pub fn rejected(rejection: &impl Rejection) -> Self {
+        let kind =
+            if rejection.is_invalid_input() { ProblemKind::BadRequest } else { ProblemKind::Unprocessable };
+        Self::new(kind, rejection.to_string()).with("code", rejection.code())
+    }
+
+    /// The response: status, `application/problem+json`, the body.
+    pub fn into_response(self) -> Response<Body> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_string(&self).unwrap_or_default();
+        let mut response = Response::new(Body::Text(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+impl From<&Error> for Problem {
+    /// Maps the core's errors; anything not the caller's fault is logged here and answered without
+    /// internals.
+    fn from(error: &Error) -> Self {
+        match error {
+            Error::InvalidKey(key) => Problem::new(ProblemKind::BadRequest, key.to_string()),
+            Error::InvalidRequest(why) => Problem::new(ProblemKind::BadRequest, why.clone()),
+            Error::Conflict { actual, .. } => {
+                let problem = Problem::new(
+                    ProblemKind::Conflict,
+                    "the stream is not at the version in If-Match; reload and retry",
+                );
+                match actual {
+                    Some(version) => problem.with("current_version", *version),
+                    None => problem,
+                }
+            }
+            Error::WrongCategory { .. } => Problem::new(ProblemKind::NotFound, "no such aggregate"),
+            Error::VersionNotFound { requested, current, .. } => Problem::new(
+                ProblemKind::NotFound,
+                format!("version {requested} does not exist; the stream is at {current}"),
+            ),
+            Error::IdempotencyKeyReused { .. } => Problem::new(
+                ProblemKind::Unprocessable,
+                "this Idempotency-Key was used for a different request",
+            )
+            .with("code", "idempotency_key_reused"),
+            Error::TooLarge { bytes, limit, .. } => {
+                Problem::new(ProblemKind::TooLarge, format!("{bytes} bytes, over the {limit}-byte limit"))
+            }
+            Error::Backend { retryable: true, .. } => {
+                tracing::warn!(%error, "dependency failed; answering 503");
+                Problem::new(ProblemKind::Unavailable, "a dependency failed; retry later")
+                    .with("retryable", true)
+            }
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Problem::new(ProblemKind::Internal, "the request could not be completed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_core::{ExpectedVersion, StreamId};
+
+    use super::*;
+
+    #[test]
+    fn a_conflict_is_409_problem_json_with_the_current_version() {
+        let error = Error::Conflict {
+            stream: StreamId::new("t", "order", "o").unwrap(),
+            expected: ExpectedVersion::Exact(1),
+            actual: Some(3),
+        };
+        let response = Problem::from(&error).into_response();
+        assert_eq!(response.status(), 409);
+        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        let Body::Text(body) = response.body() else { panic!("text body") };
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["type"], "urn:strata:problem:conflict");
+        assert_eq!((body["status"].as_u64(), body["current_version"].as_u64()), (Some(409), Some(3)));
+    }
+
+    #[test]
+    fn internal_errors_say_nothing_of_their_cause() {
+        let error = Error::backend("table strata-prod-secret exploded", false);
+        let problem = Problem::from(&error);
+        assert_eq!(problem.status, 500);
+        assert!(!serde_json::to_string(&problem).unwrap().contains("secret"));
+        assert_eq!(Problem::from(&Error::backend("throttled", true)).status, 503);
+    }
+}

@@ -1,0 +1,248 @@
+//! The command and query APIs in-process on the in-memory store, fed API Gateway HTTP API (v2)
+//! events as Lambda delivers them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use strata_core::projection::{Delivered, Projector};
+use strata_core::{EventStore, FieldCipher, InMemoryStore, Repository, StreamId};
+use strata_lambda::{CommandApi, QueryApi, Tenancy};
+use strata_orders::samples::address;
+use strata_orders::{Order, OrderSummaries, upcasters};
+
+/// An API Gateway HTTP API (payload 2.0) event.
+pub fn apigw(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: Option<&str>) -> Value {
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example", "domainPrefix": "api",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1",
+                      "userAgent": "tests" },
+            "requestId": "req-1", "routeKey": "$default", "stage": "$default",
+            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 1795428000000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+struct Apis {
+    store: InMemoryStore,
+    commands: CommandApi<Order, InMemoryStore>,
+    queries: QueryApi<Order, OrderSummaries, InMemoryStore>,
+    projector: Projector<OrderSummaries, InMemoryStore>,
+}
+
+fn apis() -> Apis {
+    let store = InMemoryStore::new();
+    let cipher = FieldCipher::local();
+    let repo =
+        || Repository::<Order, _>::new(store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters());
+    let projector = || {
+        Projector::new(OrderSummaries, store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters())
+    };
+    let tenancy = Tenancy::Fixed("acme".into());
+    Apis {
+        commands: CommandApi::new(repo(), tenancy.clone()),
+        queries: QueryApi::new(repo(), projector(), tenancy).with_admin(true),
+        projector: projector(),
+        store,
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: lambda_http::http::HeaderMap,
+    body: Value,
+}
+
+fn answer(response: Response<Body>) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        Body::Empty => Value::Null,
+        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
+        _ => Value::Null,
+    };
+    Answer { status, headers, body }
+}
+
+impl Apis {
+    async fn command(&self, id: &str, name: &str, body: Value, headers: &[(&str, &str)]) -> Answer {
+        let text = body.to_string();
+        let event = apigw("POST", &format!("/order/{id}/commands/{name}"), "", headers, Some(&text));
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        answer(self.commands.handle(request).await)
+    }
+
+    async fn raw(&self, method: &str, path: &str, query: &str, body: Option<&str>, commands: bool) -> Answer {
+        let event = apigw(method, path, query, &[("content-type", "application/json")], body);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        answer(if commands {
+            self.commands.handle(request).await
+        } else {
+            self.queries.handle(request).await
+        })
+    }
+
+    async fn get(&self, path: &str, query: &str) -> Answer {
+        self.raw("GET", path, query, None, false).await
+    }
+
+    async fn project(&self, id: &str) {
+        let stream = StreamId::new("acme", "order", id).unwrap();
+        let events = self.store.read(&stream, 1, 100).await.unwrap().events;
+        self.projector.project(&stream, events.into_iter().map(Delivered::Event).collect()).await.unwrap();
+    }
+}
+
+fn place(customer: &str) -> Value {
+    json!({ "customer_id": customer, "customer_name": "Ada Lovelace", "customer_email": "ada@example.com",
+            "shipping_address": address(), "currency": "GBP" })
+}
+
+fn is_problem(a: &Answer, status: u16) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.headers["content-type"], "application/problem+json");
+    assert_eq!(a.body["status"], status);
+    assert!(a.body["type"].as_str().unwrap().starts_with("urn:strata:problem:"));
+}
+
+#[tokio::test]
+async fn an_order_goes_through_its_life_over_http() {
+    let apis = apis();
+    let placed = apis.command("o-1", "place_order", place("c-1"), &[("x-correlation-id", "corr-9")]).await;
+    assert_eq!((placed.status, placed.body["version"].as_u64()), (200, Some(1)), "{}", placed.body);
+    assert_eq!(placed.headers["etag"], "\"1\"");
+    assert_eq!(placed.headers["x-correlation-id"], "corr-9");
+    assert_eq!(placed.body["event_ids"].as_array().unwrap().len(), 1);
+    let add = json!({ "sku": "BOOK", "quantity": 2, "unit_price_minor": 1250 });
+    assert_eq!(apis.command("o-1", "add_item", add, &[("if-match", "\"1\"")]).await.status, 200);
+    let pay = json!({ "amount_minor": 2500, "payment_reference": "p-1" });
+    assert_eq!(apis.command("o-1", "pay", pay, &[]).await.body["version"], 3);
+    let ship = json!({ "carrier": "DHL", "tracking_number": "T1" });
+    assert_eq!(apis.command("o-1", "ship", ship, &[]).await.body["version"], 4);
+
+    let state = apis.get("/order/o-1", "").await;
+    assert_eq!((state.status, state.body["version"].as_u64()), (200, Some(4)));
+    assert_eq!(state.body["state"]["status"], "shipped");
+    assert_eq!(state.body["state"]["customer"]["name"], "Ada Lovelace");
+    assert_eq!(state.headers["etag"], "\"4\"");
+    let then = apis.get("/order/o-1", "version=2").await;
+    assert_eq!(
+        (then.body["version"].as_u64(), then.body["state"]["status"].as_str()),
+        (Some(2), Some("placed"))
+    );
+    assert_eq!(then.body["state"]["lines"]["BOOK"]["quantity"], 2);
+    let now = apis.get("/order/o-1", "at=2999-01-01T00:00:00Z").await;
+    assert_eq!(now.body["version"], 4);
+    let before = apis.get("/order/o-1", "at=2000-01-01T00:00:00Z").await;
+    assert_eq!(before.body["version"], 0);
+
+    let first = apis.get("/order/o-1/events", "limit=3").await;
+    assert_eq!(first.body["events"].as_array().unwrap().len(), 3);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let rest = apis.get("/order/o-1/events", &format!("cursor={cursor}")).await;
+    let types: Vec<&str> =
+        rest.body["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["OrderShipped"]);
+    assert!(rest.body.get("next_cursor").is_none());
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_response_and_writes_nothing() {
+    let apis = apis();
+    let key = [("idempotency-key", "k-1")];
+    let first = apis.command("o-2", "place_order", place("c-2"), &key).await;
+    let again = apis.command("o-2", "place_order", place("c-2"), &key).await;
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(first.body, again.body);
+    let stream = StreamId::new("acme", "order", "o-2").unwrap();
+    assert_eq!(apis.store.read(&stream, 1, 10).await.unwrap().events.len(), 1);
+    let other = apis.command("o-2", "place_order", place("c-3"), &key).await;
+    is_problem(&other, 422);
+    assert_eq!(other.body["code"], "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn bad_requests_get_typed_problems() {
+    let apis = apis();
+    apis.command("o-3", "place_order", place("c-3"), &[]).await;
+
+    let stale = apis.command("o-3", "cancel", json!({ "reason": "x" }), &[("if-match", "\"0\"")]).await;
+    is_problem(&stale, 409);
+    assert_eq!(stale.body["current_version"], 1);
+
+    is_problem(&apis.raw("POST", "/order/o-3/commands/cancel", "", Some("{\"reason\": "), true).await, 400);
+    let wrong_type = apis
+        .command("o-3", "add_item", json!({ "sku": "B", "quantity": "many", "unit_price_minor": 1 }), &[])
+        .await;
+    is_problem(&wrong_type, 400);
+    assert!(!wrong_type.body["detail"].as_str().unwrap().contains("many"), "values are not echoed");
+
+    let rule = apis.command("o-3", "ship", json!({ "carrier": "DHL", "tracking_number": "T" }), &[]).await;
+    is_problem(&rule, 422);
+    assert_eq!(rule.body["code"], "not_paid");
+    let mut bad_email = place("c-4");
+    bad_email["customer_email"] = json!("not-an-email");
+    let invalid = apis.command("o-4", "place_order", bad_email, &[]).await;
+    is_problem(&invalid, 400);
+    assert_eq!(invalid.body["code"], "invalid_input");
+
+    is_problem(&apis.command("o-3", "teleport", json!({}), &[]).await, 404);
+    is_problem(&apis.raw("POST", "/nothing/here", "", None, true).await, 404);
+    is_problem(&apis.raw("GET", "/order/o-3/commands/cancel", "", None, true).await, 405);
+    // `#` arrives percent-encoded in the raw path.
+    is_problem(&apis.command("a%23b", "cancel", json!({ "reason": "x" }), &[]).await, 400);
+    let long_key = "k".repeat(300);
+    is_problem(
+        &apis.command("o-3", "cancel", json!({ "reason": "x" }), &[("idempotency-key", &long_key)]).await,
+        400,
+    );
+    is_problem(&apis.command("o-3", "cancel", json!([1]), &[]).await, 400);
+
+    is_problem(&apis.get("/order/missing", "").await, 404);
+    is_problem(&apis.get("/order/o-3", "version=9").await, 404);
+    is_problem(&apis.get("/order/o-3", "version=x").await, 400);
+    is_problem(&apis.get("/order/o-3", "version=1&at=2026-01-01T00:00:00Z").await, 400);
+    is_problem(&apis.get("/order/o-3/events", "cursor=garbage!").await, 400);
+    is_problem(&apis.get("/order/o-3/events", "limit=0").await, 400);
+    is_problem(&apis.raw("DELETE", "/order/o-3", "", None, false).await, 405);
+}
+
+#[tokio::test]
+async fn read_models_and_subject_rights_are_served() {
+    let apis = apis();
+    for (id, customer) in [("o-5", "c-5"), ("o-6", "c-5"), ("o-7", "c-7")] {
+        apis.command(id, "place_order", place(customer), &[]).await;
+        apis.project(id).await;
+    }
+    let view = apis.get("/views/order-summary/o-5", "").await;
+    assert_eq!((view.status, view.body["version"].as_u64()), (200, Some(1)));
+    assert_eq!(view.body["view"]["order"]["customer"]["email"], "ada@example.com");
+    is_problem(&apis.get("/views/order-summary/o-404", "").await, 404);
+
+    let page = apis.get("/views/order-summary", "lookup=c-5&limit=1").await;
+    assert_eq!(page.body["items"][0]["stream"]["id"], "o-5");
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    let next = apis.get("/views/order-summary", &format!("lookup=c-5&limit=1&cursor={cursor}")).await;
+    assert_eq!(next.body["items"][0]["stream"]["id"], "o-6");
+    is_problem(&apis.get("/views/order-summary", "").await, 400);
+
+    let export = apis.get("/admin/subjects/c-5/export", "").await;
+    assert_eq!(export.body["fields"].as_array().unwrap().len(), 6, "3 fields in each of 2 orders");
+    let forgotten = apis.raw("DELETE", "/admin/subjects/c-5", "", None, false).await;
+    assert_eq!(forgotten.status, 204);
+    let state = apis.get("/order/o-5", "").await;
+    assert_eq!(state.body["state"]["customer"]["name"], json!({ "$redacted": true }));
+    let view = apis.get("/views/order-summary/o-5", "").await;
+    assert_eq!(view.body["view"]["order"]["customer"]["email"], json!({ "$redacted": true }));
+    assert_eq!(apis.get("/admin/subjects/c-5/export", "").await.body["fields"], json!([]));
+}

@@ -1,0 +1,29 @@
+//! `command-api`: `POST /order/{id}/commands/{name}` (see `strata_lambda::CommandApi`).
+//!
+//! Environment: `STRATA_TABLE`, `STRATA_KMS_KEY_ID`, `STRATA_TENANT` (or `STRATA_TENANT_CLAIM` to take
+//! the tenant from a JWT claim), optional `STRATA_SNAPSHOT_EVERY` (events, default 100).
+
+use lambda_http::{Error, Request, run, service_fn};
+use strata_core::{FieldCipher, Repository, SnapshotPolicy};
+use strata_dynamodb::DynamoStore;
+use strata_kms::KmsKeys;
+use strata_lambda::{CommandApi, Tenancy, env};
+use strata_orders::Order;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    strata_lambda::init_logs();
+    let table = env::required("STRATA_TABLE")?;
+    let key_id = env::required("STRATA_KMS_KEY_ID")?;
+    let snapshot_every = env::parsed_or("STRATA_SNAPSHOT_EVERY", 100)?;
+    let tenancy = Tenancy::from_env()?;
+    let sdk = strata_lambda::aws().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let keys = KmsKeys::new(aws_sdk_kms::Client::new(&sdk), key_id, store.clone());
+    let repository = Repository::<Order, _>::new(store)
+        .with_cipher(FieldCipher::new(keys))
+        .with_upcasters(strata_orders::upcasters())
+        .with_snapshot_policy(SnapshotPolicy::every(snapshot_every));
+    let api = &CommandApi::new(repository, tenancy);
+    run(service_fn(move |request: Request| async move { Ok::<_, Error>(api.handle(request).await) })).await
+}
