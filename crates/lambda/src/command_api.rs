@@ -47,7 +47,9 @@ where
     /// Answers one request; never fails (errors are problem responses).
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let correlation = correlation_id(&request);
-        let response = match self.run(&request, &correlation).await {
+        // Boxed: the repository's futures nest deeply enough to exceed the compiler's layout depth
+        // when the whole Lambda runtime future is one type.
+        let response = match Box::pin(self.run(&request, &correlation)).await {
             Ok(response) => response,
             Err(problem) => problem.into_response(),
         };

@@ -193,6 +193,70 @@ pub fn wrong_method(allowed: &Method) -> Problem {
     Problem::new(ProblemKind::MethodNotAllowed, format!("this route takes {allowed}"))
 }
 
+/// Runs an HTTP handler as a Lambda function behind an API Gateway HTTP API or a function URL
+/// (payload format 2.0).
+///
+/// Unlike `lambda_http::run`, an event that does not convert into a request (a header value that is
+/// not visible ASCII, say) is answered with a 400 problem instead of failing the invocation, which
+/// API Gateway would turn into a 500.
+pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    let handler = &handler;
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |event: lambda_http::LambdaEvent<serde_json::Value>| async move {
+            let response = match serde_json::from_value::<lambda_http::request::LambdaRequest>(event.payload)
+            {
+                Ok(request) => handler(request.into()).await,
+                Err(error) => {
+                    tracing::warn!(%error, "event is not a readable HTTP request");
+                    Problem::new(
+                        ProblemKind::BadRequest,
+                        "the request could not be read (header values must be visible ASCII)",
+                    )
+                    .into_response()
+                }
+            };
+            Ok::<_, lambda_http::Error>(api_gateway_v2_response(response))
+        },
+    ))
+    .await
+}
+
+/// A response in the API Gateway HTTP API (2.0) / function URL format.
+pub fn api_gateway_v2_response(response: Response<Body>) -> serde_json::Value {
+    use base64::Engine;
+    let (parts, body) = response.into_parts();
+    let mut headers = serde_json::Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &parts.headers {
+        let Ok(value) = value.to_str() else { continue };
+        if name == lambda_http::http::header::SET_COOKIE {
+            cookies.push(serde_json::Value::from(value));
+            continue;
+        }
+        let joined = match headers.get(name.as_str()).and_then(serde_json::Value::as_str) {
+            Some(previous) => format!("{previous},{value}"),
+            None => value.to_owned(),
+        };
+        headers.insert(name.as_str().to_owned(), serde_json::Value::from(joined));
+    }
+    let (body, base64) = match body {
+        Body::Text(text) => (Some(text), false),
+        Body::Binary(bytes) => (Some(base64::engine::general_purpose::STANDARD.encode(bytes)), true),
+        _ => (None, false),
+    };
+    serde_json::json!({
+        "statusCode": parts.status.as_u16(),
+        "headers": headers,
+        "cookies": cookies,
+        "body": body,
+        "isBase64Encoded": base64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

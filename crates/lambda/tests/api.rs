@@ -246,3 +246,27 @@ async fn read_models_and_subject_rights_are_served() {
     assert_eq!(view.body["view"]["order"]["customer"]["email"], json!({ "$redacted": true }));
     assert_eq!(apis.get("/admin/subjects/c-5/export", "").await.body["fields"], json!([]));
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_or_a_header_that_is_not_ascii_is_a_400() {
+    let apis = apis();
+    let mut event = apigw("POST", "/order/o-9/commands/cancel", "", &[], None);
+    event["body"] = json!("//4A/w==");
+    event["isBase64Encoded"] = json!(true);
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    is_problem(&answer(apis.commands.handle(request).await), 400);
+
+    // A header value that is not visible ASCII is refused like any other bad If-Match.
+    let event = apigw("POST", "/order/o-9/commands/cancel", "", &[("if-match", "\"é\"")], Some("{}"));
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    is_problem(&answer(apis.commands.handle(request).await), 400);
+    // What the runtime adapter answers when an event does not even convert into a request.
+    let response = strata_lambda::http::api_gateway_v2_response(
+        strata_lambda::Problem::new(strata_lambda::ProblemKind::BadRequest, "x").into_response(),
+    );
+    assert_eq!(
+        (response["statusCode"].as_u64(), response["isBase64Encoded"].as_bool()),
+        (Some(400), Some(false))
+    );
+    assert_eq!(response["headers"]["content-type"], "application/problem+json");
+}

@@ -3,7 +3,7 @@
 //! Environment: `STRATA_TABLE`, `STRATA_KMS_KEY_ID`, `STRATA_TENANT` (or `STRATA_TENANT_CLAIM` to take
 //! the tenant from a JWT claim), optional `STRATA_SNAPSHOT_EVERY` (events, default 100).
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::Error;
 use strata_core::{FieldCipher, Repository, SnapshotPolicy};
 use strata_dynamodb::DynamoStore;
 use strata_kms::KmsKeys;
@@ -25,5 +25,5 @@ async fn main() -> Result<(), Error> {
         .with_upcasters(strata_orders::upcasters())
         .with_snapshot_policy(SnapshotPolicy::every(snapshot_every));
     let api = &CommandApi::new(repository, tenancy);
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(api.handle(request).await) })).await
+    strata_lambda::http::run(move |request| api.handle(request)).await
 }

@@ -4,7 +4,7 @@
 //! Environment: `STRATA_TABLE`, `STRATA_KMS_KEY_ID`, `STRATA_TENANT` (or `STRATA_TENANT_CLAIM`),
 //! optional `STRATA_ADMIN` (default false).
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::Error;
 use strata_core::projection::Projector;
 use strata_core::{FieldCipher, Repository};
 use strata_dynamodb::DynamoStore;
@@ -26,5 +26,5 @@ async fn main() -> Result<(), Error> {
         Repository::<Order, _>::new(store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters());
     let projector = Projector::new(OrderSummaries, store).with_cipher(cipher).with_upcasters(upcasters());
     let api = &QueryApi::new(repository, projector, tenancy).with_admin(admin);
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(api.handle(request).await) })).await
+    strata_lambda::http::run(move |request| api.handle(request)).await
 }
