@@ -190,6 +190,7 @@ async fn commands_reach_the_read_model_through_stream_bus_and_queue() {
         .lookup("acme", "cust-a", None, 100)
         .await
         .unwrap()
+        .views
         .into_iter()
         .map(|(s, _, _)| s.id().to_owned())
         .collect();

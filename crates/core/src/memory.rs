@@ -11,7 +11,7 @@ use std::{
 
 use chrono::Utc;
 
-use crate::projection::{StoredView, ViewStore};
+use crate::projection::{StoredView, ViewStore, lookup_position};
 use crate::{
     AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
     LoadedStream, Publisher, Snapshot, SnapshotStore, StreamId,
@@ -239,12 +239,13 @@ impl ViewStore for InMemoryStore {
                 v.projection == projection
                     && v.stream.tenant() == tenant
                     && v.lookup.as_ref().is_some_and(|l| {
-                        l.partition == partition && after.is_none_or(|after| l.sort.as_str() > after)
+                        l.partition == partition
+                            && after.is_none_or(|after| lookup_position(l, &v.stream).as_str() > after)
                     })
             })
             .cloned()
             .collect();
-        views.sort_by(|a, b| a.lookup.as_ref().map(|l| &l.sort).cmp(&b.lookup.as_ref().map(|l| &l.sort)));
+        views.sort_by_key(|v| v.lookup.as_ref().map(|l| lookup_position(l, &v.stream)));
         views.truncate(limit);
         Ok(views)
     }

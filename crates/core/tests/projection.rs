@@ -180,17 +180,19 @@ async fn lookups_list_views_by_partition_in_sort_order() {
         .lookup("t1", "p1", None, 100)
         .await
         .unwrap()
+        .views
         .into_iter()
         .map(|(s, _, view)| (s.id().to_owned(), view.count))
         .collect();
     assert_eq!(odd, [("h1".to_owned(), 3), ("h3".to_owned(), 5)]);
-    assert!(projector.lookup("t2", "p1", None, 100).await.unwrap().is_empty());
-    // Paging: one at a time, after the last sort key.
+    assert!(projector.lookup("t2", "p1", None, 100).await.unwrap().views.is_empty());
+    // Paging: one at a time, after the last position.
     let first = projector.lookup("t1", "p1", None, 1).await.unwrap();
-    assert_eq!(first.len(), 1);
-    let next = projector.lookup("t1", "p1", Some(&first[0].1.sort), 1).await.unwrap();
-    assert_eq!(next.iter().map(|(s, _, _)| s.id()).collect::<Vec<_>>(), ["h3"]);
-    assert!(projector.lookup("t1", "p1", Some(&next[0].1.sort), 1).await.unwrap().is_empty());
+    assert_eq!(first.views.len(), 1);
+    let next = projector.lookup("t1", "p1", first.next.as_deref(), 1).await.unwrap();
+    assert_eq!(next.views.iter().map(|(s, _, _)| s.id()).collect::<Vec<_>>(), ["h3"]);
+    let end = projector.lookup("t1", "p1", next.next.as_deref(), 1).await.unwrap();
+    assert!(end.views.is_empty() && end.next.is_none());
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use strata_core::projection::{Lookup, StoredView, ViewStore};
+use strata_core::projection::{Lookup, StoredView, ViewStore, lookup_position};
 use strata_core::{Error, ExpectedVersion, MAX_CATEGORY_LEN, StreamId, validate_key_part};
 
 use crate::DynamoStore;
@@ -64,9 +64,12 @@ pub struct ViewItem {
     /// The lookup partition as given (for reading back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_partition: Option<String>,
-    /// Lookup sort key.
+    /// Lookup position (the sort key, then the stream: unique): the index's sort key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_sk: Option<String>,
+    /// The lookup sort key as given (for reading back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_sort: Option<String>,
     /// When written.
     pub updated_at: DateTime<Utc>,
 }
@@ -98,7 +101,8 @@ impl ViewItem {
                 .as_ref()
                 .map(|l| lookup_pk(view.stream.tenant(), &view.projection, &l.partition)),
             lookup_partition: view.lookup.as_ref().map(|l| l.partition.clone()),
-            lookup_sk: view.lookup.as_ref().map(|l| l.sort.clone()),
+            lookup_sk: view.lookup.as_ref().map(|l| lookup_position(l, &view.stream)),
+            lookup_sort: view.lookup.as_ref().map(|l| l.sort.clone()),
             updated_at: view.updated_at,
         })
     }
@@ -112,7 +116,7 @@ impl ViewItem {
                 serde_json::from_str(&text).map_err(|source| Error::Deserialize { what: "view", source })
             })
             .transpose()?;
-        let lookup = match (self.lookup_partition, self.lookup_sk) {
+        let lookup = match (self.lookup_partition, self.lookup_sort) {
             (Some(partition), Some(sort)) => Some(Lookup { partition, sort }),
             _ => None,
         };

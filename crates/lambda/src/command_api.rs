@@ -9,8 +9,8 @@ use strata_core::{
 };
 
 use crate::http::{
-    CORRELATION_ID, Tenancy, correlation_id, header, idempotency_key, if_match, json, json_body, jwt_claim,
-    no_route, segments, with_etag, with_header, wrong_method,
+    CORRELATION_ID, Tenancy, bounded_header, correlation_id, idempotency_key, if_match, json, json_body,
+    jwt_claim, no_route, segments, with_etag, with_header, wrong_method,
 };
 use crate::problem::{Problem, ProblemKind};
 
@@ -71,9 +71,9 @@ where
         let command = parse_command::<A>(name, json_body(request)?)?;
         let context = CommandContext {
             correlation_id: Some(correlation.to_owned()),
-            causation_id: header(request, "x-causation-id").map(str::to_owned),
+            causation_id: bounded_header(request, "x-causation-id"),
             actor: jwt_claim(request, "sub"),
-            trace_id: header(request, "x-amzn-trace-id").map(str::to_owned),
+            trace_id: bounded_header(request, "x-amzn-trace-id"),
             idempotency_key: idempotency_key(request)?,
             expected_version: if_match(request)?,
             ..CommandContext::default()

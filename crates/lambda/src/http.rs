@@ -42,9 +42,15 @@ impl Tenancy {
     pub fn tenant(&self, request: &Request) -> Result<String, Problem> {
         match self {
             Self::Fixed(tenant) => Ok(tenant.clone()),
-            Self::Claim(claim) => jwt_claim(request, claim).ok_or_else(|| {
-                Problem::new(ProblemKind::Forbidden, format!("the token has no {claim} claim"))
-            }),
+            Self::Claim(claim) => {
+                let tenant = jwt_claim(request, claim).ok_or_else(|| {
+                    Problem::new(ProblemKind::Forbidden, format!("the token has no {claim} claim"))
+                })?;
+                validate_key_part("tenant", &tenant, MAX_TENANT_LEN).map_err(|_| {
+                    Problem::new(ProblemKind::Forbidden, format!("the token's {claim} claim is not a tenant"))
+                })?;
+                Ok(tenant)
+            }
         }
     }
 }
@@ -64,21 +70,48 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// `If-Match: "12"` (or `12`, `W/"12"`) → `Exact(12)`; `*` → the stream must exist.
+/// A header that changes what a command does: absent is `None`, but present and unreadable (not
+/// visible ASCII) is a 400, never silently "absent".
+pub fn strict_header<'a>(request: &'a Request, name: &str) -> Result<Option<&'a str>, Problem> {
+    match request.headers().get(name) {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim())),
+            _ => Err(Problem::new(ProblemKind::BadRequest, format!("{name} must be visible ASCII"))),
+        },
+    }
+}
+
+/// An informational header (causation, trace ids) kept only when short and visible ASCII.
+pub fn bounded_header(request: &Request, name: &str) -> Option<String> {
+    header(request, name)
+        .filter(|v| v.len() <= 256 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
+/// `If-Match: "12"` (or a bare `12`) → `Exact(12)`; `*` → the stream must exist. A weak tag
+/// (`W/"12"`) never matches under If-Match's strong comparison (RFC 9110), so it is refused.
 pub fn if_match(request: &Request) -> Result<Option<ExpectedVersion>, Problem> {
-    let Some(value) = header(request, "if-match") else { return Ok(None) };
+    let Some(value) = strict_header(request, "if-match")? else { return Ok(None) };
     if value == "*" {
         return Ok(Some(ExpectedVersion::StreamExists));
     }
-    let tag = value.strip_prefix("W/").unwrap_or(value).trim_matches('"');
-    tag.parse::<u64>().map(|v| Some(ExpectedVersion::Exact(v))).map_err(|_| {
-        Problem::new(ProblemKind::BadRequest, "If-Match must be a version from an ETag, e.g. \"3\"")
-    })
+    let bad = || {
+        Problem::new(ProblemKind::BadRequest, "If-Match must be one strong ETag from this API, e.g. \"3\"")
+    };
+    let tag = match value.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"').ok_or_else(bad)?,
+        None => value,
+    };
+    if !tag.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    tag.parse::<u64>().map(|v| Some(ExpectedVersion::Exact(v))).map_err(|_| bad())
 }
 
 /// The `Idempotency-Key` header, validated like a key part.
 pub fn idempotency_key(request: &Request) -> Result<Option<String>, Problem> {
-    let Some(key) = header(request, "idempotency-key") else { return Ok(None) };
+    let Some(key) = strict_header(request, "idempotency-key")? else { return Ok(None) };
     validate_key_part("Idempotency-Key", key, MAX_ID_LEN)
         .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
     Ok(Some(key.to_owned()))
@@ -115,8 +148,27 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, Problem> {
 }
 
 /// The path's non-empty segments, percent-decoded; `None` when a segment does not decode.
+///
+/// Behind a named API Gateway stage the raw path starts with the stage (`/prod/order/...`): it is
+/// dropped, so routes are the same on every stage.
 pub fn segments(request: &Request) -> Option<Vec<String>> {
-    request.uri().path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    let mut segments: Vec<String> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect::<Option<_>>()?;
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        _ => None,
+    };
+    if let Some(stage) = stage.filter(|s| s != "$default")
+        && segments.first() == Some(&stage)
+    {
+        segments.remove(0);
+    }
+    Some(segments)
 }
 
 fn percent_decode(segment: &str) -> Option<String> {
@@ -126,6 +178,9 @@ fn percent_decode(segment: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = segment.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -191,6 +246,7 @@ pub fn no_route() -> Problem {
 /// 405 for a known route and another method.
 pub fn wrong_method(allowed: &Method) -> Problem {
     Problem::new(ProblemKind::MethodNotAllowed, format!("this route takes {allowed}"))
+        .allowing(allowed.as_str())
 }
 
 /// Runs an HTTP handler as a Lambda function behind an API Gateway HTTP API or a function URL
@@ -207,22 +263,34 @@ where
     let handler = &handler;
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
         move |event: lambda_http::LambdaEvent<serde_json::Value>| async move {
-            let response = match serde_json::from_value::<lambda_http::request::LambdaRequest>(event.payload)
-            {
-                Ok(request) => handler(request.into()).await,
-                Err(error) => {
-                    tracing::warn!(%error, "event is not a readable HTTP request");
-                    Problem::new(
-                        ProblemKind::BadRequest,
-                        "the request could not be read (header values must be visible ASCII)",
-                    )
-                    .into_response()
-                }
-            };
-            Ok::<_, lambda_http::Error>(api_gateway_v2_response(response))
+            Ok::<_, lambda_http::Error>(invoke(handler, event).await)
         },
     ))
     .await
+}
+
+/// One invocation: the API Gateway (2.0) event in, the API Gateway response out. What [`run`] does
+/// per event; call it in tests with `LambdaEvent::new(event, Context::default())`.
+pub async fn invoke<F, Fut>(
+    handler: &F,
+    event: lambda_http::LambdaEvent<serde_json::Value>,
+) -> serde_json::Value
+where
+    F: Fn(Request) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    let response = match serde_json::from_value::<lambda_http::request::LambdaRequest>(event.payload) {
+        Ok(request) => handler(request.into()).await,
+        Err(error) => {
+            tracing::warn!(%error, "event is not a readable HTTP request");
+            Problem::new(
+                ProblemKind::BadRequest,
+                "the request could not be read (header values must be visible ASCII)",
+            )
+            .into_response()
+        }
+    };
+    api_gateway_v2_response(response)
 }
 
 /// A response in the API Gateway HTTP API (2.0) / function URL format.
@@ -275,10 +343,10 @@ mod tests {
             if_match(&request(&[("if-match", "\"3\"")], "/")).unwrap(),
             Some(ExpectedVersion::Exact(3))
         );
-        assert_eq!(
-            if_match(&request(&[("if-match", "W/\"4\"")], "/")).unwrap(),
-            Some(ExpectedVersion::Exact(4))
-        );
+        for bad in ["W/\"4\"", "\"\"4\"\"", "\"4", "\"1\", \"2\"", "-1"] {
+            assert_eq!(if_match(&request(&[("if-match", bad)], "/")).unwrap_err().status, 400, "{bad}");
+        }
+        assert_eq!(if_match(&request(&[("if-match", "4")], "/")).unwrap(), Some(ExpectedVersion::Exact(4)));
         assert_eq!(
             if_match(&request(&[("if-match", "*")], "/")).unwrap(),
             Some(ExpectedVersion::StreamExists)
@@ -294,6 +362,7 @@ mod tests {
             ["order", "o-1", "commands", "pay"]
         );
         assert_eq!(segments(&request(&[], "/order/%zz")), None);
+        assert_eq!(segments(&request(&[], "/order/%+f")), None);
         assert_eq!(segments(&request(&[], "/order/%e2%82")), None, "not UTF-8");
     }
 

@@ -16,7 +16,11 @@ where
     let mut components = Vec::new();
     <A::Command as ToSchema>::schemas(&mut components);
     let mut paths = Map::new();
-    for (name, body) in command_variants(&<A::Command as utoipa::PartialSchema>::schema()) {
+    for (name, mut body) in command_variants(&<A::Command as utoipa::PartialSchema>::schema()) {
+        // The handler refuses unknown fields (400): say so.
+        if let Some(object) = body.as_object_mut().filter(|o| o.contains_key("properties")) {
+            object.insert("additionalProperties".into(), Value::Bool(false));
+        }
         let operation = json!({
             "operationId": name,
             "summary": format!("Run the {name} command"),
@@ -33,7 +37,7 @@ where
                     "headers": { "ETag": { "schema": { "type": "string" } } },
                     "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CommandOutcome" } } }
                 }
-            }), &["400", "404", "405", "409", "413", "422", "503"]),
+            }), &["400", "403", "404", "405", "409", "413", "422", "503"]),
         });
         paths.insert(format!("/{}/{{id}}/commands/{name}", A::CATEGORY), json!({ "post": operation }));
     }
@@ -67,7 +71,7 @@ pub fn query_api(title: &str, version: &str, category: &str, projection: &str, a
         "responses": with_problems(ok("The state and its version.", json!({
             "type": "object", "required": ["stream", "version", "state"],
             "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "state": object }
-        })), &["400", "404", "405", "503"]),
+        })), &["400", "403", "404", "405", "503"]),
     }}));
     paths.insert(format!("/{category}/{{id}}/events"), json!({ "get": {
         "operationId": "get_events",
@@ -76,7 +80,7 @@ pub fn query_api(title: &str, version: &str, category: &str, projection: &str, a
         "responses": with_problems(ok("A page of events.", json!({
             "type": "object", "required": ["events"],
             "properties": { "events": { "type": "array", "items": object }, "next_cursor": { "type": "string" } }
-        })), &["400", "404", "405", "503"]),
+        })), &["400", "403", "404", "405", "503"]),
     }}));
     paths.insert(format!("/views/{projection}/{{id}}"), json!({ "get": {
         "operationId": "get_view",
@@ -85,7 +89,7 @@ pub fn query_api(title: &str, version: &str, category: &str, projection: &str, a
         "responses": with_problems(ok("The view and the version it includes.", json!({
             "type": "object", "required": ["stream", "version", "view"],
             "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "view": object }
-        })), &["400", "404", "405", "503"]),
+        })), &["400", "403", "404", "405", "503"]),
     }}));
     paths.insert(format!("/views/{projection}"), json!({ "get": {
         "operationId": "list_views",
@@ -98,7 +102,7 @@ pub fn query_api(title: &str, version: &str, category: &str, projection: &str, a
         "responses": with_problems(ok("A page of views.", json!({
             "type": "object", "required": ["items"],
             "properties": { "items": { "type": "array", "items": object }, "next_cursor": { "type": ["string", "null"] } }
-        })), &["400", "405", "503"]),
+        })), &["400", "403", "405", "503"]),
     }}));
     if admin {
         paths.insert("/admin/subjects/{subject}/export".into(), json!({ "get": {
@@ -108,13 +112,13 @@ pub fn query_api(title: &str, version: &str, category: &str, projection: &str, a
             "responses": with_problems(ok("The subject's fields.", json!({
                 "type": "object", "required": ["subject", "fields"],
                 "properties": { "subject": { "type": "string" }, "fields": { "type": "array", "items": object } }
-            })), &["400", "405", "503"]),
+            })), &["400", "403", "405", "503"]),
         }}));
         paths.insert("/admin/subjects/{subject}".into(), json!({ "delete": {
             "operationId": "forget_subject",
             "summary": "Forget a data subject: its personal fields read as redacted from now on",
             "parameters": [id_parameter("subject")],
-            "responses": with_problems(json!({ "204": { "description": "Forgotten." } }), &["400", "405", "503"]),
+            "responses": with_problems(json!({ "204": { "description": "Forgotten." } }), &["400", "403", "405", "503"]),
         }}));
     }
     json!({

@@ -96,6 +96,9 @@ pub struct Problem {
     /// Extension members, e.g. `code` for a domain rejection, `current_version` for a conflict.
     #[serde(flatten)]
     pub extensions: Map<String, Value>,
+    /// The `Allow` header of a 405.
+    #[serde(skip)]
+    pub allow: Option<String>,
 }
 
 impl Problem {
@@ -107,12 +110,19 @@ impl Problem {
             status: kind.status().as_u16(),
             detail: Some(detail.into()),
             extensions: Map::new(),
+            allow: None,
         }
     }
 
     /// Adds an extension member.
     pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
         self.extensions.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Sets the `Allow` header (for a 405).
+    pub fn allowing(mut self, methods: impl Into<String>) -> Self {
+        self.allow = Some(methods.into());
         self
     }
 
@@ -130,6 +140,9 @@ impl Problem {
         let mut response = Response::new(Body::Text(body));
         *response.status_mut() = status;
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            response.headers_mut().insert(lambda_http::http::header::ALLOW, allow);
+        }
         response
     }
 }
@@ -156,6 +169,11 @@ impl From<&Error> for Problem {
                 ProblemKind::NotFound,
                 format!("version {requested} does not exist; the stream is at {current}"),
             ),
+            Error::IdempotencyKeyExists { .. } => Problem::new(
+                ProblemKind::Conflict,
+                "a request with this Idempotency-Key is in progress; retry it later for its result",
+            )
+            .with("code", "idempotency_key_in_progress"),
             Error::IdempotencyKeyReused { .. } => Problem::new(
                 ProblemKind::Unprocessable,
                 "this Idempotency-Key was used for a different request",
@@ -165,16 +183,28 @@ impl From<&Error> for Problem {
                 Problem::new(ProblemKind::TooLarge, format!("{bytes} bytes, over the {limit}-byte limit"))
             }
             Error::Backend { retryable: true, .. } => {
-                tracing::warn!(%error, "dependency failed; answering 503");
+                tracing::warn!(error = %chain(error), "dependency failed; answering 503");
                 Problem::new(ProblemKind::Unavailable, "a dependency failed; retry later")
                     .with("retryable", true)
             }
             other => {
-                tracing::error!(error = %other, "request failed");
+                tracing::error!(error = %chain(other), "request failed");
                 Problem::new(ProblemKind::Internal, "the request could not be completed")
             }
         }
     }
+}
+
+/// An error and its sources, `: `-joined, for logs (the top message alone rarely says why).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

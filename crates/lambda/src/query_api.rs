@@ -22,6 +22,8 @@ use crate::problem::{Problem, ProblemKind};
 
 /// Events per page when `limit` is not given, and at most.
 const EVENTS_PAGE: (usize, usize) = (100, 1000);
+/// Bytes of events per page, under Lambda's 6 MB response limit with room for the envelope.
+const RESPONSE_BUDGET: usize = 4 * 1024 * 1024;
 /// Views per page when `limit` is not given, and at most.
 const VIEWS_PAGE: (usize, usize) = (50, 200);
 
@@ -144,9 +146,11 @@ where
         .map_err(|e| Problem::from(&e))?;
         // Version 0 is the initial state: asked for by `version=0`, or by a time before the first
         // event of a stream that exists; a stream without events is not found.
-        if loaded.version == 0 && query(request, "version").is_none() {
+        if loaded.version == 0 {
             let first = self.repository.store().read(&stream, 1, 1).await.map_err(|e| Problem::from(&e))?;
-            if first.events.is_empty() || query(request, "at").is_none() {
+            if first.events.is_empty()
+                || (query(request, "at").is_none() && query(request, "version").is_none())
+            {
                 return Err(Problem::new(ProblemKind::NotFound, format!("{stream} has no events")));
             }
         }
@@ -164,11 +168,24 @@ where
         };
         let limit = limit(request, EVENTS_PAGE.0, EVENTS_PAGE.1)?;
         let page = self.repository.read(&stream, from, limit).await.map_err(|e| Problem::from(&e))?;
-        if from == 1 && page.events.is_empty() {
+        if from <= 1 && page.events.is_empty() {
             return Err(Problem::new(ProblemKind::NotFound, format!("{stream} has no events")));
         }
-        let next_cursor = page.next_version.map(|v| encode_cursor("v", &v.to_string()));
-        Ok(json(StatusCode::OK, &EventsPage { events: page.events, next_cursor }))
+        // Lambda answers at most 6 MB: stop at a byte budget (always at least one event) and page on.
+        let mut events = Vec::with_capacity(page.events.len());
+        let mut bytes = 0;
+        let mut next_version = page.next_version;
+        for event in page.events {
+            let size = serde_json::to_vec(&event).map(|v| v.len()).unwrap_or(0);
+            if !events.is_empty() && bytes + size > RESPONSE_BUDGET {
+                next_version = Some(event.version);
+                break;
+            }
+            bytes += size;
+            events.push(event);
+        }
+        let next_cursor = next_version.map(|v| encode_cursor("v", &v.to_string()));
+        Ok(json(StatusCode::OK, &EventsPage { events, next_cursor }))
     }
 
     async fn view(&self, request: &Request, id: &str) -> Result<Response<Body>, Problem> {
@@ -190,17 +207,22 @@ where
         validate_key_part("lookup", &partition, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
         let after = query(request, "cursor").map(|c| decode_cursor(&c, "s")).transpose()?;
+        // A position is a DynamoDB index sort key: 1 to 1024 bytes.
+        if after.as_ref().is_some_and(|a| a.is_empty() || a.len() > 1024) {
+            return Err(Problem::new(ProblemKind::BadRequest, "cursor is not one this API gave"));
+        }
         let limit = limit(request, VIEWS_PAGE.0, VIEWS_PAGE.1)?;
-        let views = self
+        let page = self
             .projector
             .lookup(&tenant, &partition, after.as_deref(), limit)
             .await
             .map_err(|e| Problem::from(&e))?;
-        let next_cursor = (views.len() == limit)
-            .then(|| views.last().map(|(_, lookup, _)| encode_cursor("s", &lookup.sort)))
-            .flatten();
-        let items: Vec<Value> =
-            views.into_iter().map(|(stream, _, view)| json!({ "stream": stream, "view": view })).collect();
+        let next_cursor = page.next.map(|position| encode_cursor("s", &position));
+        let items: Vec<Value> = page
+            .views
+            .into_iter()
+            .map(|(stream, _, view)| json!({ "stream": stream, "view": view }))
+            .collect();
         Ok(json(StatusCode::OK, &json!({ "items": items, "next_cursor": next_cursor })))
     }
 
@@ -209,6 +231,7 @@ where
         validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
         let cipher = self.repository.cipher().ok_or_else(no_cipher)?;
+        tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "exporting a data subject");
         let fields = cipher
             .export_subject(self.repository.store(), &tenant, subject)
             .await
@@ -228,6 +251,7 @@ where
         validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
         let cipher = self.repository.cipher().ok_or_else(no_cipher)?;
+        tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "forgetting a data subject");
         cipher.keys().forget(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;

@@ -257,7 +257,14 @@ async fn a_body_that_is_not_utf8_or_a_header_that_is_not_ascii_is_a_400() {
     is_problem(&answer(apis.commands.handle(request).await), 400);
 
     // A header value that is not visible ASCII is refused like any other bad If-Match.
-    let event = apigw("POST", "/order/o-9/commands/cancel", "", &[("if-match", "\"é\"")], Some("{}"));
+    apis.command("o-9", "place_order", place("c-9"), &[]).await;
+    let event = apigw(
+        "POST",
+        "/order/o-9/commands/cancel",
+        "",
+        &[("if-match", "\"é\"")],
+        Some("{\"reason\": \"x\"}"),
+    );
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     is_problem(&answer(apis.commands.handle(request).await), 400);
     // What the runtime adapter answers when an event does not even convert into a request.
@@ -269,4 +276,58 @@ async fn a_body_that_is_not_utf8_or_a_header_that_is_not_ascii_is_a_400() {
         (Some(400), Some(false))
     );
     assert_eq!(response["headers"]["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn the_lambda_adapter_answers_api_gateway_events_in_api_gateway_format() {
+    use lambda_http::{Context, LambdaEvent};
+    let apis = apis();
+    let handler = |request| apis.commands.handle(request);
+    let body = place("c-10").to_string();
+    let event =
+        apigw("POST", "/order/o-10/commands/place_order", "", &[("x-correlation-id", "c-10")], Some(&body));
+    let response = strata_lambda::http::invoke(&handler, LambdaEvent::new(event, Context::default())).await;
+    assert_eq!(response["statusCode"], 200);
+    assert_eq!(
+        (response["headers"]["etag"].as_str(), response["headers"]["x-correlation-id"].as_str()),
+        (Some("\"1\""), Some("c-10"))
+    );
+    let outcome: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(outcome["version"], 1);
+
+    // Not an HTTP event at all: a 400 in API Gateway's format, not a failed invocation.
+    let response =
+        strata_lambda::http::invoke(&handler, LambdaEvent::new(json!({ "hello": 1 }), Context::default()))
+            .await;
+    assert_eq!(response["statusCode"], 400);
+    assert_eq!(response["headers"]["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn a_header_that_changes_the_command_is_never_read_as_absent() {
+    let apis = apis();
+    apis.command("o-11", "place_order", place("c-11"), &[]).await;
+    // Bytes over 0x7f reach the handler (API Gateway passes them); they must not read as "no key".
+    let mut request = lambda_http::request::from_str(
+        &apigw("POST", "/order/o-11/commands/cancel", "", &[], Some("{\"reason\": \"x\"}")).to_string(),
+    )
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("idempotency-key", lambda_http::http::HeaderValue::from_bytes(b"k\xe9").unwrap());
+    let refused = answer(apis.commands.handle(request).await);
+    is_problem(&refused, 400);
+    let stream = StreamId::new("acme", "order", "o-11").unwrap();
+    assert_eq!(apis.store.read(&stream, 1, 10).await.unwrap().events.len(), 1, "nothing written");
+}
+
+#[tokio::test]
+async fn a_named_stage_prefix_is_not_part_of_the_route() {
+    let apis = apis();
+    let mut event = apigw("GET", "/prod/order/none", "", &[], None);
+    event["requestContext"]["stage"] = json!("prod");
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let found = answer(apis.queries.handle(request).await);
+    is_problem(&found, 404);
+    assert_eq!(found.body["detail"], "acme/order-none has no events", "routed as /order/none");
 }

@@ -145,7 +145,7 @@ where
         }
     }
     let listed = projector.lookup("acme", "rm-cust-1", None, 100).await.map_err(|e| fail(&e))?;
-    let ids: Vec<&str> = listed.iter().map(|(s, _, _)| s.id()).collect();
+    let ids: Vec<&str> = listed.views.iter().map(|(s, _, _)| s.id()).collect();
     ensure!(ids == ["rm-1", "rm-2"], "rm-cust-1's orders: {ids:?}");
 
     cipher.keys().forget("acme", "rm-cust-1").await.map_err(|e| fail(&e))?;
@@ -159,8 +159,12 @@ where
     );
     let listed = projector.lookup("acme", "rm-cust-1", None, 100).await.map_err(|e| fail(&e))?;
     ensure!(
-        listed.len() == 2
-            && listed.iter().all(|(_, _, v)| v.order.customer.as_ref().is_some_and(|c| c.name.is_redacted())),
+        listed.views.len() == 2
+            && listed.views.iter().all(|(_, _, v)| v
+                .order
+                .customer
+                .as_ref()
+                .is_some_and(|c| c.name.is_redacted())),
         "listed views read redacted"
     );
     let (other, _) = projector.view(&orders[2].0).await.map_err(|e| fail(&e))?.ok_or("no view")?;

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::{Error, Event, EventEnvelope, PersonalData, StreamId};
 
-pub use projector::{Delivered, Projected, Projector};
+pub use projector::{Delivered, LookupPage, Projected, Projector};
 
 /// A read model kept per stream.
 ///
@@ -135,8 +135,8 @@ pub trait ViewStore: Send + Sync {
         expected: Option<u64>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Up to `limit` views of `projection` listed under a lookup partition with a sort key after
-    /// `after` (exclusive), in sort-key order. May lag the newest writes slightly (a secondary index
+    /// Up to `limit` views of `projection` listed under a lookup partition whose
+    /// [`lookup_position`] is after `after` (exclusive), in position order. May lag the newest writes slightly (a secondary index
     /// is eventually consistent).
     fn lookup_views(
         &self,
@@ -146,6 +146,12 @@ pub trait ViewStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredView>, Error>> + Send;
+}
+
+/// Where a view sits in its lookup listing: its sort key, then its stream, so positions are unique
+/// even when sort keys repeat (stream ids hold no `#`, so the last `#` ends the sort key).
+pub fn lookup_position(lookup: &Lookup, stream: &StreamId) -> String {
+    format!("{}#{}-{}", lookup.sort, stream.category(), stream.id())
 }
 
 /// What sealed fields of a view are bound to: its projection and stream.

@@ -48,6 +48,15 @@ impl Delivered {
     }
 }
 
+/// A page of a lookup listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupPage<V> {
+    /// The views: stream, listing, opened view.
+    pub views: Vec<(StreamId, Lookup, V)>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
 /// What one [`Projector::project`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Projected {
@@ -322,17 +331,24 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         Ok(self.open_view(stream, stored.state).await?.map(|view| (view, version)))
     }
 
-    /// Up to `limit` views listed under a lookup partition, after sort key `after` (exclusive; `None`
-    /// from the start), opened, in sort order. Page on with the last view's sort key.
+    /// Up to `limit` views listed under a lookup partition, after position `after` (exclusive; `None`
+    /// from the start), opened, in order. Page on with [`LookupPage::next`] until it is `None`.
     pub async fn lookup(
         &self,
         tenant: &str,
         partition: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(StreamId, Lookup, P::View)>, Error> {
+    ) -> Result<LookupPage<P::View>, Error> {
+        let stored = self.store.lookup_views(tenant, P::NAME, partition, after, limit).await?;
+        // Counted before views of another schema are left out, so a short page still pages on.
+        let next = (stored.len() >= limit)
+            .then(|| {
+                stored.last().and_then(|s| s.lookup.as_ref().map(|l| super::lookup_position(l, &s.stream)))
+            })
+            .flatten();
         let mut views = Vec::new();
-        for stored in self.store.lookup_views(tenant, P::NAME, partition, after, limit).await? {
+        for stored in stored {
             if stored.schema_version != P::SCHEMA_VERSION {
                 continue;
             }
@@ -342,7 +358,7 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                 views.push((stored.stream, lookup, view));
             }
         }
-        Ok(views)
+        Ok(LookupPage { views, next })
     }
 }
 
