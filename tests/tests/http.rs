@@ -68,30 +68,12 @@ impl Drop for LocalFunctions {
     }
 }
 
-/// An API Gateway HTTP API (payload format 2.0) event, as API Gateway sends it to Lambda.
+/// An API Gateway HTTP API (payload format 2.0) event with a JSON body.
 fn apigw(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Value {
-    let mut all = serde_json::Map::new();
-    all.insert("content-type".into(), json!("application/json"));
-    all.insert("host".into(), json!("api.example.com"));
-    for (k, v) in headers {
-        all.insert((*k).into(), json!(v));
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": all,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "e2e", "domainName": "api.example.com", "domainPrefix": "api",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9",
-                      "userAgent": "strata-e2e" },
-            "requestId": strata_testing::unique("req"), "routeKey": "$default", "stage": "$default",
-            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 1795428000000u64
-        },
-        "body": body.map(Value::to_string),
-        "isBase64Encoded": false
-    })
+    let mut all = vec![("content-type", "application/json"), ("host", "api.example.com")];
+    all.extend_from_slice(headers);
+    let body = body.map(Value::to_string);
+    strata_testing::apigw_v2_event(method, path, query, &all, body.as_deref())
 }
 
 /// The HTTP answer inside a function's API Gateway v2 response.

@@ -10,27 +10,7 @@ use strata_lambda::{CommandApi, QueryApi, Tenancy};
 use strata_orders::samples::address;
 use strata_orders::{Order, OrderSummaries, upcasters};
 
-/// An API Gateway HTTP API (payload 2.0) event.
-pub fn apigw(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: Option<&str>) -> Value {
-    let headers: serde_json::Map<String, Value> =
-        headers.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "api.example", "domainPrefix": "api",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1",
-                      "userAgent": "tests" },
-            "requestId": "req-1", "routeKey": "$default", "stage": "$default",
-            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 1795428000000u64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
+use strata_testing::apigw_v2_event as apigw;
 
 struct Apis {
     store: InMemoryStore,

@@ -110,3 +110,31 @@ fn lambda_stream_record(record: aws_sdk_dynamodbstreams::types::Record, stream_a
         "eventSourceARN": stream_arn,
     })
 }
+
+/// An API Gateway HTTP API (payload format 2.0) event, as API Gateway hands it to a Lambda function.
+pub fn apigw_v2_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Value {
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1",
+                      "userAgent": "strata-tests" },
+            "requestId": unique("req"), "routeKey": "$default", "stage": "$default",
+            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 1795428000000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
