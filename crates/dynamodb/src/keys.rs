@@ -6,6 +6,15 @@
 
 use strata_core::StreamId;
 
+/// Tag of stream partitions (commits and snapshots): `{tenant}#S#...`.
+pub const STREAM_TAG: &str = "S";
+/// Tag of data key partitions: `{tenant}#K#...`.
+pub const DATA_KEY_TAG: &str = "K";
+/// Tag of idempotency record partitions: `{tenant}#I#...`.
+pub const IDEMPOTENCY_TAG: &str = "I";
+/// Tag of read-model view partitions (and of lookup partitions of the `lookup` index): `{tenant}#P#...`.
+pub const VIEW_TAG: &str = "P";
+
 /// Sort key of the idempotency record item.
 pub const IDEMPOTENCY_SK: &str = "IDEM";
 /// Suffix that makes a snapshot's sort key sort right after the version it covers.
@@ -13,7 +22,7 @@ pub const SNAPSHOT_SUFFIX: &str = "#SNAP";
 
 /// `{tenant}#S#{category}-{id}`: the partition of a stream's commits and snapshots.
 pub fn stream_pk(stream: &StreamId) -> String {
-    format!("{}#S#{}-{}", stream.tenant(), stream.category(), stream.id())
+    format!("{}#{STREAM_TAG}#{}-{}", stream.tenant(), stream.category(), stream.id())
 }
 
 /// `{version:020}`: zero-padded so that string order is version order.
@@ -30,7 +39,7 @@ pub fn snapshot_sk(version: u64) -> String {
 /// `{tenant}#I#{key}`: the partition of an idempotency record. The tenant holds no `#`, so the
 /// first `#I#` ends it whatever the key contains.
 pub fn idempotency_pk(tenant: &str, key: &str) -> String {
-    format!("{tenant}#I#{key}")
+    format!("{tenant}#{IDEMPOTENCY_TAG}#{key}")
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub struct WrappedKey {
 
 /// `{tenant}#K#{subject}`.
 pub fn subject_pk(tenant: &str, subject: &str) -> String {
-    format!("{tenant}#K#{subject}")
+    format!("{tenant}#{}#{subject}", crate::keys::DATA_KEY_TAG)
 }
 
 fn key(tenant: &str, subject: &str, sk: String) -> [(String, AttributeValue); 2] {

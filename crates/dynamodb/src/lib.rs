@@ -12,6 +12,6 @@ pub mod views;
 
 pub use metrics::{OperationCount, RequestCounter, RequestCounts};
 pub use store::DynamoStore;
-pub use table::{IndexSpec, KeyAttribute, SNAPSHOTS_INDEX, TableSpec};
+pub use table::{IndexSpec, KeyAttribute, PartitionClass, SNAPSHOTS_INDEX, TableSpec};
 pub use transact::{MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};
 pub use views::LOOKUP_INDEX;

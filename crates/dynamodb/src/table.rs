@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use strata_core::Error;
 
 use crate::error::backend;
+use crate::keys;
 
 /// A key attribute: name and DynamoDB scalar type (`S`, `N` or `B`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,19 @@ pub struct IndexSpec {
     pub purpose: String,
 }
 
+/// A class of items, by the tag that follows the tenant in their partition key
+/// (`{tenant}#{tag}#...`): what IAM policies match with `dynamodb:LeadingKeys` to confine a function
+/// to the items it may write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionClass {
+    /// What the items are (`stream`, `data_key`, `idempotency`, `view`).
+    pub name: String,
+    /// The tag.
+    pub tag: String,
+    /// What the partitions hold.
+    pub holds: String,
+}
+
 /// The event store table's shape. [`TableSpec::strata`] is the one the stores in this crate need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSpec {
@@ -56,10 +70,16 @@ pub struct TableSpec {
     pub point_in_time_recovery: bool,
     /// Global secondary indexes.
     pub global_secondary_indexes: Vec<IndexSpec>,
+    /// The classes of partitions, each `{tenant}#{tag}#...`.
+    pub partition_classes: Vec<PartitionClass>,
 }
 
 /// Name of the sparse index listing a stream's snapshots (for pruning without reading the stream).
 pub const SNAPSHOTS_INDEX: &str = "snapshots";
+
+fn class(name: &str, tag: &str, holds: &str) -> PartitionClass {
+    PartitionClass { name: name.into(), tag: tag.into(), holds: holds.into() }
+}
 
 fn key(name: &str, attribute_type: &str) -> KeyAttribute {
     KeyAttribute { name: name.into(), attribute_type: attribute_type.into() }
@@ -96,6 +116,25 @@ impl TableSpec {
                           streams (a customer's orders) in one Query, without a read per view."
                             .into(),
                 },
+            ],
+            partition_classes: vec![
+                class(
+                    "stream",
+                    keys::STREAM_TAG,
+                    "a stream's commits and snapshots: {tenant}#S#{category}-{id}",
+                ),
+                class(
+                    "data_key",
+                    keys::DATA_KEY_TAG,
+                    "a data subject's wrapped data key: {tenant}#K#{subject}",
+                ),
+                class("idempotency", keys::IDEMPOTENCY_TAG, "an idempotency record: {tenant}#I#{key}"),
+                class(
+                    "view",
+                    keys::VIEW_TAG,
+                    "a read-model view ({tenant}#P#{projection}#{category}-{id}) and, in the lookup index, \
+                     a lookup partition ({tenant}#P#{projection}#{partition})",
+                ),
             ],
         }
     }

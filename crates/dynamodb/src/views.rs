@@ -18,6 +18,7 @@ use strata_core::{Error, ExpectedVersion, MAX_CATEGORY_LEN, StreamId, validate_k
 use crate::DynamoStore;
 use crate::error::backend;
 use crate::item::{Item, MAX_ITEM_BYTES, from_item, item_size, kind, to_item};
+use crate::keys::VIEW_TAG;
 
 /// Sort key of a view item.
 pub const VIEW_SK: &str = "VIEW";
@@ -26,12 +27,12 @@ pub const LOOKUP_INDEX: &str = "lookup";
 
 /// `{tenant}#P#{projection}#{category}-{id}`.
 pub fn view_pk(projection: &str, stream: &StreamId) -> String {
-    format!("{}#P#{projection}#{}-{}", stream.tenant(), stream.category(), stream.id())
+    format!("{}#{VIEW_TAG}#{projection}#{}-{}", stream.tenant(), stream.category(), stream.id())
 }
 
 /// `{tenant}#P#{projection}#{partition}`: a lookup partition of the `lookup` index.
 pub fn lookup_pk(tenant: &str, projection: &str, partition: &str) -> String {
-    format!("{tenant}#P#{projection}#{partition}")
+    format!("{tenant}#{VIEW_TAG}#{projection}#{partition}")
 }
 
 /// A view as stored.
