@@ -1,0 +1,260 @@
+// EventSourcedService as deployed: least privilege per function, the event source mappings, queues,
+// bus, alarms, logs and the HTTP API's routes and authorizers.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { actionsOf, example, logicalId, statementsOf } from './helpers';
+
+const WRITES = /^(dynamodb:(Put|Update|Delete|BatchWrite)|kms:(Encrypt|GenerateDataKey|ReEncrypt)|events:Put|sqs:Send)/;
+
+describe('least privilege', () => {
+  let template: Template;
+  before(() => {
+    template = example().template;
+  });
+
+  test('the query function reads and never writes', () => {
+    const statements = statementsOf(template, 'QueryApi');
+    const writes = actionsOf(statements).filter((a) => WRITES.test(a));
+    assert.deepEqual(writes, []);
+    assert.deepEqual(
+      actionsOf(statements).filter((a) => a.startsWith('dynamodb:')),
+      ['dynamodb:GetItem', 'dynamodb:Query'],
+    );
+  });
+
+  test('the command function writes streams, data keys and idempotency records, and deletes only in streams', () => {
+    const statements = statementsOf(template, 'CommandApi');
+    const put = statements.find((s) => s.Action === 'dynamodb:PutItem');
+    assert.deepEqual(put?.Condition, {
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#S#*', '*#K#*', '*#I#*'] },
+    });
+    const del = statements.find((s) => s.Action === 'dynamodb:DeleteItem');
+    assert.deepEqual(del?.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#S#*'] } });
+    const field = statements.find((s) => s.Sid === 'WrapAndUnwrapDataKeys');
+    assert.deepEqual([].concat(field?.Action as never), ['kms:Decrypt', 'kms:GenerateDataKey']);
+    assert.deepEqual(field?.Condition, {
+      StringLike: { 'kms:EncryptionContext:tenant': '?*', 'kms:EncryptionContext:subject': '?*' },
+    });
+  });
+
+  test('the projector writes only views and cannot create data keys', () => {
+    const statements = statementsOf(template, 'Projector');
+    const writes = statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('dynamodb:') && WRITES.test(a)));
+    assert.deepEqual(
+      writes.map((s) => [s.Action, s.Condition]),
+      [['dynamodb:PutItem', { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#P#*'] } }]],
+    );
+    assert.ok(!actionsOf(statements).includes('kms:GenerateDataKey'));
+    assert.ok(actionsOf(statements).includes('sqs:DeleteMessage'));
+  });
+
+  test('the publisher reads the stream and puts events on its bus, and never touches items or personal data', () => {
+    const statements = statementsOf(template, 'StreamPublisher');
+    const actions = actionsOf(statements);
+    for (const a of ['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:DescribeStream', 'events:PutEvents']) {
+      assert.ok(actions.includes(a), a);
+    }
+    for (const a of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'kms:GenerateDataKey']) {
+      assert.ok(!actions.includes(a), a);
+    }
+    const fieldKey = logicalId(template, 'AWS::KMS::Key', 'OrdersFieldKey');
+    assert.ok(!JSON.stringify(statements).includes(fieldKey), 'the publisher may not use the field key');
+    const put = statements.find((s) => s.Action === 'events:PutEvents');
+    assert.deepEqual(put?.Resource, { 'Fn::GetAtt': [logicalId(template, 'AWS::Events::EventBus', 'OrdersBus'), 'Arn'] });
+  });
+
+  test('only the admin function deletes data keys (forget)', () => {
+    const statements = statementsOf(template, 'QueryAdmin');
+    const del = statements.find((s) => s.Action === 'dynamodb:DeleteItem');
+    assert.deepEqual(del?.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#K#*'] } });
+    assert.ok(!actionsOf(statements).includes('dynamodb:PutItem'));
+  });
+
+  test('no function has a managed policy; each writes only its own log group', () => {
+    for (const role of Object.values(template.findResources('AWS::IAM::Role'))) {
+      assert.equal(role.Properties.ManagedPolicyArns, undefined);
+    }
+    for (const fn of ['CommandApi', 'QueryApi', 'QueryAdmin', 'StreamPublisher', 'Projector']) {
+      const logs = statementsOf(template, fn).find((s) => s.Sid === 'WriteOwnLogs');
+      assert.ok(JSON.stringify(logs?.Resource).includes(`Orders${fn}Logs`), fn);
+    }
+  });
+});
+
+describe('tenant isolation', () => {
+  test('confines every table statement and the data keys to the fixed tenant', () => {
+    const { template } = example({ tenancy: { fixed: 'acme' }, tenantIsolation: true });
+    for (const fn of ['CommandApi', 'QueryApi', 'QueryAdmin', 'Projector']) {
+      for (const s of statementsOf(template, fn)) {
+        const actions = actionsOf([s]);
+        if (actions.some((a) => /^dynamodb:(GetItem|Query|PutItem|DeleteItem)$/.test(a))) {
+          const keys = s.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'] as string[];
+          assert.ok(keys?.length && keys.every((k) => k.startsWith('acme#')), `${fn}: ${JSON.stringify(s)}`);
+        }
+        if (s.Sid === 'UnwrapDataKeys' || s.Sid === 'WrapAndUnwrapDataKeys') {
+          assert.equal(s.Condition?.StringLike?.['kms:EncryptionContext:tenant'], 'acme');
+        }
+      }
+    }
+  });
+
+  test('is refused with a tenant per request, and IAM auth is refused with claim tenancy', () => {
+    assert.throws(
+      () => example({ tenancy: { claim: 'tenant' }, auth: { jwt: { issuer: 'https://issuer', audience: ['a'] } }, tenantIsolation: true }),
+      /tenantIsolation needs tenancy \{ fixed \}/,
+    );
+    assert.throws(() => example({ tenancy: { claim: 'tenant' } }), /needs JWT auth/);
+  });
+});
+
+describe('pipeline', () => {
+  let template: Template;
+  before(() => {
+    template = example().template;
+  });
+
+  test('the publisher reads the stream with bisect, bounded retries, an on-failure queue and partial batch responses', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersEventStoreTable'), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 86400,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      DestinationConfig: {
+        OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersPublisherFailures'), 'Arn'] } },
+      },
+    });
+  });
+
+  test('the projector reads its queue with partial batch responses; the queue redrives to a DLQ after 5 receives', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersProjectorQueue'), 'Arn'] },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 360,
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersProjectorDeadLetters'), 'Arn'] },
+        maxReceiveCount: 5,
+      },
+    });
+    for (const queue of Object.values(template.findResources('AWS::SQS::Queue'))) {
+      assert.equal(queue.Properties.SqsManagedSseEnabled, true);
+    }
+    template.resourceCountIs('AWS::SQS::QueuePolicy', 4); // each enforces TLS (and lets the rule send)
+  });
+
+  test('the bus archives the service events and its rule delivers them to the projector queue, with a DLQ', () => {
+    template.hasResourceProperties('AWS::Events::Archive', {
+      EventPattern: { source: ['com.example.orders'] },
+      RetentionDays: 365,
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['com.example.orders'] },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersProjectorQueue'), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersDeliveryDeadLetters'), 'Arn'] } },
+          RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 },
+        }),
+      ],
+    });
+  });
+
+  test('both keys rotate', () => {
+    const keys = Object.values(template.findResources('AWS::KMS::Key'));
+    assert.equal(keys.length, 2);
+    for (const key of keys) assert.equal(key.Properties.EnableKeyRotation, true);
+  });
+
+  test('functions: arm64, provided.al2023, JSON logs into their own log group with a retention, configured by env', () => {
+    const functions = template.findResources('AWS::Lambda::Function');
+    assert.equal(Object.keys(functions).length, 5);
+    for (const fn of Object.values(functions)) {
+      assert.deepEqual(fn.Properties.Architectures, ['arm64']);
+      assert.equal(fn.Properties.Runtime, 'provided.al2023');
+      assert.equal(fn.Properties.LoggingConfig.LogFormat, 'JSON');
+      assert.ok(fn.Properties.LoggingConfig.LogGroup.Ref);
+    }
+    for (const group of Object.values(template.findResources('AWS::Logs::LogGroup'))) {
+      assert.equal(group.Properties.RetentionInDays, 30);
+    }
+    const env = (prefix: string) =>
+      Object.entries(functions).find(([id]) => id.startsWith(prefix))?.[1].Properties.Environment.Variables;
+    assert.deepEqual(Object.keys(env('OrdersCommandApi')).sort(), [
+      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_SNAPSHOT_EVERY', 'STRATA_TABLE', 'STRATA_TENANT',
+    ]);
+    assert.equal(env('OrdersQueryApi').STRATA_ADMIN, 'false');
+    assert.equal(env('OrdersQueryAdmin').STRATA_ADMIN, 'true');
+    assert.equal(env('OrdersStreamPublisher').STRATA_EVENT_SOURCE, 'com.example.orders');
+    assert.deepEqual(Object.keys(env('OrdersProjector')).sort(), ['RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_TABLE']);
+  });
+
+  test('alarms: each DLQ, each function, the publisher lag and API 5xx', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    const metric = (name: string) => alarms.filter((a) => a.Properties.MetricName === name).length;
+    assert.equal(metric('ApproximateNumberOfMessagesVisible'), 3);
+    assert.equal(metric('Errors'), 5);
+    assert.equal(metric('IteratorAge'), 1);
+    assert.equal(metric('5xx'), 1);
+  });
+});
+
+describe('HTTP API', () => {
+  const routes = (template: Template) =>
+    Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => ({
+      key: r.Properties.RouteKey as string,
+      auth: r.Properties.AuthorizationType as string,
+      scopes: r.Properties.AuthorizationScopes as string[] | undefined,
+      target: JSON.stringify(r.Properties.Target),
+    }));
+
+  test('IAM: commands, queries and admin routes to their own functions', () => {
+    const { template } = example();
+    const all = routes(template);
+    assert.deepEqual(all.map((r) => r.key).sort(), [
+      'DELETE /admin/subjects/{subject}',
+      'GET /admin/subjects/{subject}/export',
+      'GET /{proxy+}',
+      'POST /{category}/{id}/commands/{name}',
+    ]);
+    for (const r of all) assert.equal(r.auth, 'AWS_IAM', r.key);
+    const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+    const targetOf = (key: string) => {
+      const route = all.find((r) => r.key === key);
+      const id = Object.keys(integrations).find((i) => route?.target.includes(i));
+      return JSON.stringify(integrations[id as string].Properties.IntegrationUri);
+    };
+    assert.match(targetOf('POST /{category}/{id}/commands/{name}'), /OrdersCommandApi/);
+    assert.match(targetOf('GET /{proxy+}'), /OrdersQueryApiFunction/);
+    assert.match(targetOf('DELETE /admin/subjects/{subject}'), /OrdersQueryAdmin/);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+      DefaultRouteSettings: { ThrottlingBurstLimit: 200, ThrottlingRateLimit: 100 },
+    });
+  });
+
+  test('JWT: tenant from a claim; admin routes need the admin scope', () => {
+    const { template } = example({
+      tenancy: { claim: 'tenant' },
+      auth: { jwt: { issuer: 'https://issuer.example.com', audience: ['strata'] } },
+    });
+    for (const r of routes(template)) {
+      assert.equal(r.auth, 'JWT', r.key);
+      assert.deepEqual(r.scopes, r.key.includes('/admin/') ? ['strata/admin'] : undefined, r.key);
+    }
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      JwtConfiguration: { Audience: ['strata'], Issuer: 'https://issuer.example.com' },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ STRATA_TENANT_CLAIM: 'tenant' }) },
+    });
+  });
+});
