@@ -1,5 +1,5 @@
-//! Support for the end-to-end tests: one isolated pipeline per test in the emulator (table, KMS key,
-//! bus, rule, queue with a dead-letter queue), readers that turn what the emulator's DynamoDB Streams
+//! Support for the end-to-end tests: one isolated pipeline per test in the emulator (a stack of the
+//! CDK app's emulator template: table, keys, bus, archive, rule, queue with a dead-letter queue), readers that turn what the emulator's DynamoDB Streams
 //! and SQS APIs return into the exact JSON Lambda hands a function, and a PutEvents client that fails
 //! entries on purpose.
 //!
@@ -9,29 +9,33 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde_json::{Value, json};
 use strata_core::{Error, FieldCipher};
-use strata_dynamodb::{DynamoStore, RequestCounter, TableSpec};
+use strata_dynamodb::{DynamoStore, RequestCounter};
 use strata_eventbridge::{Entry, EntryResult, PutEvents};
 use strata_kms::KmsKeys;
 
-pub use strata_testing::{sdk, unique};
+pub use strata_testing::{EmulatorStack, sdk, unique};
+
+pub mod demo;
+pub mod local;
 
 /// One test's pipeline: commands write the table; its stream feeds the publisher; the bus routes the
 /// test's source to the queue the projector reads.
 pub struct Pipeline {
     /// The SDK configuration.
     pub sdk: SdkConfig,
+    /// The test's stack (from the emulator template).
+    pub stack: EmulatorStack,
     /// The event store (and view store) on the test's table.
     pub store: DynamoStore,
     /// Counts the store client's requests.
     pub counter: RequestCounter,
-    /// The KMS key wrapping data keys.
+    /// The KMS key wrapping data keys (its ARN).
     pub kms_key_id: String,
     /// The bus name.
     pub bus: String,
@@ -50,71 +54,27 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Creates every resource under unique names.
+    /// Deploys the emulator's part of the CDK stack (`infra/emulator-template.json`) under a unique
+    /// stack name and takes every name from its outputs.
     pub async fn new() -> Self {
         let sdk = sdk().await;
+        let stack = EmulatorStack::deploy(&sdk).await;
         let counter = RequestCounter::new();
         let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(config);
-        let table = unique("strata-e2e");
-        TableSpec::strata().create(&dynamodb, &table, Duration::from_secs(30)).await.unwrap();
-        let kms = aws_sdk_kms::Client::new(&sdk);
-        let kms_key_id = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
-
-        let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let bus = unique("strata-bus");
-        let source = format!("com.example.{}", unique("orders"));
-        eventbridge.create_event_bus().name(&bus).send().await.unwrap();
-        let dlq_url =
-            sqs.create_queue().queue_name(unique("strata-dlq")).send().await.unwrap().queue_url.unwrap();
-        let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-        let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5" }).to_string();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("strata-projector"))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, redrive)
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let queue_arn = queue_arn(&sqs, &queue_url).await;
-        let rule = unique("strata-rule");
-        eventbridge
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(&bus)
-            .event_pattern(json!({ "source": [source] }).to_string())
-            .send()
-            .await
-            .unwrap();
-        eventbridge
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("projector")
-                    .arn(&queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        counter.reset();
+        let out = |key: &str| stack.output(key).to_owned();
         Self {
-            store: DynamoStore::new(dynamodb, table),
+            store: DynamoStore::new(dynamodb, out("TableName")),
             counter,
-            kms_key_id,
-            bus,
-            source,
-            eventbridge,
-            sqs,
-            queue_url,
-            queue_arn,
-            dlq_url,
+            kms_key_id: out("FieldKeyArn"),
+            bus: out("EventBusName"),
+            source: out("EventSource"),
+            eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            queue_url: out("ProjectorQueueUrl"),
+            queue_arn: out("ProjectorQueueArn"),
+            dlq_url: out("ProjectorDeadLetterQueueUrl"),
+            stack,
             sdk,
         }
     }
@@ -210,19 +170,8 @@ impl Pipeline {
     }
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    out.attributes().unwrap().get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).unwrap().clone()
-}
-
 /// An SQS message as Lambda's event source mapping hands it to a function.
-fn lambda_sqs_message(message: aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+pub(crate) fn lambda_sqs_message(message: aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
     let attributes: HashMap<String, String> =
         message.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
     json!({

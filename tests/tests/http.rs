@@ -4,91 +4,13 @@
 //! Needs `cargo-lambda` on PATH (`./scripts/test` installs it into `.tools/venv`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use strata_dynamodb::TableSpec;
-
-/// `cargo lambda watch` serving this workspace's functions; stopped (with the functions it started)
-/// when dropped.
-struct LocalFunctions {
-    child: Child,
-    port: u16,
-    agent: ureq::Agent,
-}
-
-impl LocalFunctions {
-    fn serve(env: &[(&str, String)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut command = Command::new("cargo");
-        command
-            .args(["lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", &port.to_string()])
-            .args(vars.iter().flat_map(|v| ["--env-var", v.as_str()]))
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = command.spawn().unwrap_or_else(|e| {
-            panic!("cannot run `cargo lambda watch` ({e}): install cargo-lambda, or run ./scripts/test")
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // The first invocation of each function compiles it: allow minutes.
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(600)))
-            .build()
-            .into();
-        Self { child, port, agent }
-    }
-
-    /// Invokes a function with an event, as the Lambda Invoke API does; returns its response.
-    fn invoke(&self, function: &str, event: &Value) -> Value {
-        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations", self.port);
-        let mut response =
-            self.agent.post(&url).header("content-type", "application/json").send(event.to_string()).unwrap();
-        let text = response.body_mut().read_to_string().unwrap();
-        assert_eq!(response.status().as_u16(), 200, "invoke {function}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-}
-
-impl Drop for LocalFunctions {
-    /// SIGKILL, never SIGTERM: on SIGTERM, cargo-lambda 1.9.2's watch took down every process of the
-    /// user on this machine (the emulator, the shell) twice. The functions it started exit by
-    /// themselves once the runtime API they poll is gone.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An API Gateway HTTP API (payload format 2.0) event with a JSON body.
-fn apigw(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Value {
-    let mut all = vec![("content-type", "application/json"), ("host", "api.example.com")];
-    all.extend_from_slice(headers);
-    let body = body.map(Value::to_string);
-    strata_testing::apigw_v2_event(method, path, query, &all, body.as_deref())
-}
-
-/// The HTTP answer inside a function's API Gateway v2 response.
-struct Answer {
-    status: u64,
-    headers: Value,
-    body: Value,
-}
+use strata_tests::local::{Answer, LocalFunctions, apigw};
 
 fn answer(response: Value) -> Answer {
-    let body = match response["body"].as_str() {
-        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
-        _ => Value::Null,
-    };
-    Answer { status: response["statusCode"].as_u64().unwrap(), headers: response["headers"].clone(), body }
+    Answer::of(&response).unwrap()
 }
 
 fn command(f: &LocalFunctions, id: &str, name: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
@@ -108,16 +30,12 @@ fn is_problem(answer: &Answer, status: u64) {
     assert_eq!(answer.body["status"], status);
 }
 
-/// A table and KMS key of its own, and the functions' environment for them.
+/// A stack of its own (from the emulator template), and the functions' environment for it.
 async fn provisioned() -> Vec<(&'static str, String)> {
     let sdk = strata_testing::sdk().await;
-    let table = strata_testing::unique("strata-http");
-    TableSpec::strata()
-        .create(&aws_sdk_dynamodb::Client::new(&sdk), &table, Duration::from_secs(30))
-        .await
-        .unwrap();
-    let key_id =
-        aws_sdk_kms::Client::new(&sdk).create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+    let stack = strata_testing::EmulatorStack::deploy(&sdk).await;
+    let table = stack.output("TableName").to_owned();
+    let key_id = stack.output("FieldKeyArn").to_owned();
     let setting = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let env = [
         ("STRATA_TABLE", table.clone()),

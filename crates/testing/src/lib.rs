@@ -7,6 +7,9 @@
 
 use std::collections::HashMap;
 
+mod stack;
+pub use stack::{EMULATOR_TEMPLATE, EmulatorStack};
+
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
