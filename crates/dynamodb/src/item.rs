@@ -24,6 +24,8 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// The `kind` attribute of each item type, so stream consumers can tell them apart.
 pub mod kind {
+    /// The attribute that holds an item's kind.
+    pub const ATTRIBUTE: &str = "kind";
     /// A commit: the events of one command.
     pub const COMMIT: &str = "commit";
     /// A snapshot of aggregate state.
@@ -270,7 +272,7 @@ pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item, what: &'static str) -
 
 /// The `kind` attribute of an item, if it has one.
 pub fn kind_of(item: &Item) -> Option<&str> {
-    item.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(kind::ATTRIBUTE).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 /// An item's size as DynamoDB counts it against the 400 KB limit and for capacity units.

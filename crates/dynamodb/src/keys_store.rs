@@ -66,7 +66,7 @@ impl DynamoStore {
         kms_key_id: &str,
     ) -> Result<bool, Error> {
         let mut item: Item = key(tenant, subject, KEY_SK.into()).into_iter().collect();
-        item.insert("kind".into(), AttributeValue::S(kind::DATA_KEY.into()));
+        item.insert(kind::ATTRIBUTE.into(), AttributeValue::S(kind::DATA_KEY.into()));
         item.insert("data_key_id".into(), AttributeValue::S(data_key.id));
         item.insert("wrapped_key".into(), AttributeValue::B(Blob::new(data_key.wrapped)));
         item.insert("kms_key_id".into(), AttributeValue::S(kms_key_id.into()));
@@ -98,7 +98,7 @@ impl DynamoStore {
     ) -> Result<(), Error> {
         let mut item: Item =
             key(tenant, subject, format!("{STREAM_SK_PREFIX}{stream}")).into_iter().collect();
-        item.insert("kind".into(), AttributeValue::S(kind::SUBJECT_STREAM.into()));
+        item.insert(kind::ATTRIBUTE.into(), AttributeValue::S(kind::SUBJECT_STREAM.into()));
         item.insert("tenant".into(), AttributeValue::S(stream.tenant().into()));
         item.insert("category".into(), AttributeValue::S(stream.category().into()));
         item.insert("stream_id".into(), AttributeValue::S(stream.id().into()));

@@ -72,6 +72,11 @@ pub struct TableSpec {
     pub global_secondary_indexes: Vec<IndexSpec>,
     /// The classes of partitions, each `{tenant}#{tag}#...`.
     pub partition_classes: Vec<PartitionClass>,
+    /// The attribute naming what an item is (`commit`, `snapshot`, `view`, ...).
+    pub kind_attribute: String,
+    /// The kind of the items the publisher relays (the CDK app filters the stream mapping on it, so
+    /// writes of views, keys and snapshots never invoke the publisher).
+    pub published_kind: String,
 }
 
 /// Name of the sparse index listing a stream's snapshots (for pruning without reading the stream).
@@ -136,6 +141,8 @@ impl TableSpec {
                      a lookup partition ({tenant}#P#{projection}#{partition})",
                 ),
             ],
+            kind_attribute: crate::item::kind::ATTRIBUTE.into(),
+            published_kind: crate::item::kind::COMMIT.into(),
         }
     }
 
