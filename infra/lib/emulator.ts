@@ -94,19 +94,28 @@ function references(value: Json): string[] {
   for (const [key, inner] of Object.entries(value)) {
     if (key === 'Ref' && typeof inner === 'string' && !inner.startsWith('AWS::')) found.push(inner);
     else if (key === 'Fn::GetAtt' && Array.isArray(inner) && typeof inner[0] === 'string') found.push(inner[0]);
+    else if (key === 'Fn::GetAtt' && typeof inner === 'string') found.push(inner.split('.')[0]);
     else if (key === 'Fn::Sub') {
-      const text = Array.isArray(inner) ? inner[0] : inner;
+      const [text, vars] = Array.isArray(inner) ? [inner[0], inner[1]] : [inner, null];
+      const local = vars !== null && typeof vars === 'object' && !Array.isArray(vars) ? Object.keys(vars) : [];
       if (typeof text === 'string') {
-        for (const m of text.matchAll(/\$\{([A-Za-z0-9]+)(\.[A-Za-z.]+)?\}/g)) if (!m[1].startsWith('AWS')) found.push(m[1]);
+        for (const m of text.matchAll(/\$\{([A-Za-z0-9]+)(\.[A-Za-z.]+)?\}/g)) {
+          if (!local.includes(m[1])) found.push(m[1]);
+        }
       }
-      found.push(...references(Array.isArray(inner) ? inner.slice(1) : null));
+      found.push(...references(vars ?? null));
     } else found.push(...references(inner));
   }
   return found;
 }
 
-/** A JSON value with intrinsic functions inside, as one `Fn::Join` that CloudFormation resolves to its JSON text. */
+/**
+ * A JSON value with intrinsic functions inside, as one `Fn::Join` that CloudFormation resolves to its
+ * JSON text. An intrinsic is placed inside quotes unescaped: it must resolve to a string without `"` or
+ * `\\` (ARNs, names and ids do). A value that is already a string is returned as it is.
+ */
 function jsonString(value: Json): Json {
+  if (typeof value === 'string') return value;
   const parts: Json[] = [];
   const literal = (text: string) => {
     const last = parts[parts.length - 1];

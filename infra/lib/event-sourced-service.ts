@@ -45,7 +45,11 @@ export type ApiAuth =
 export interface PublisherSettings {
   /** Records per invocation (default 100). */
   readonly batchSize?: number;
-  /** Retries of a failing batch before it goes to the on-failure queue (default 10; bisected each time). */
+  /**
+   * Retries of a failing batch before its metadata goes to the on-failure queue (default 1000, bisected
+   * each time): bounded, so a record the publisher cannot relay does not hold its shard past
+   * `maxRecordAge`, and high, so an EventBridge outage of hours does not divert committed events.
+   */
   readonly retryAttempts?: number;
   /** Records older than this go to the on-failure queue (default 24 hours, the stream's retention). */
   readonly maxRecordAge?: Duration;
@@ -136,6 +140,10 @@ export class EventSourcedService extends Construct {
     }
     if ('iam' in props.auth && !fixedTenant) {
       throw new Error('tenancy { claim } needs JWT auth: IAM-authorized requests carry no JWT claims');
+    }
+    if (fixedTenant !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(fixedTenant)) {
+      // The tenant goes into IAM StringLike patterns (where * and ? are wildcards) and into keys.
+      throw new Error(`tenant '${fixedTenant}': use 1 to 64 of A-Z a-z 0-9 . _ -`);
     }
     const isolatedTenant = props.tenantIsolation ? fixedTenant : undefined;
 
@@ -265,10 +273,18 @@ export class EventSourcedService extends Construct {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
         batchSize: props.publisher?.batchSize ?? 100,
         bisectBatchOnError: true,
-        retryAttempts: props.publisher?.retryAttempts ?? 10,
+        retryAttempts: props.publisher?.retryAttempts ?? 1000,
         maxRecordAge: props.publisher?.maxRecordAge ?? Duration.hours(24),
         reportBatchItemFailures: true,
         onFailure: new sources.SqsDlq(this.publisherFailures),
+        // Only new commits invoke the publisher: writes of views, snapshots, keys and idempotency
+        // records (and TTL removals) would otherwise each cost an invocation that publishes nothing.
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('INSERT'),
+            dynamodb: { NewImage: { [spec.kind_attribute]: { S: lambda.FilterRule.isEqual(spec.published_kind) } } },
+          }),
+        ],
       }),
     );
 

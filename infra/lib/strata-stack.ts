@@ -1,5 +1,6 @@
 // The stack that deploys the example service (crates/orders) with EventSourcedService, and names what
 // callers and operators need as outputs (the emulator provisioning reads the same outputs).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
@@ -76,9 +77,15 @@ export const EXAMPLE_EVENT_SOURCE = 'com.example.orders';
 /** Where the emulator's template is committed (generated; `STRATA_BLESS=1 npm test` rewrites it). */
 export const EMULATOR_TEMPLATE_FILE = path.join(__dirname, '..', 'emulator-template.json');
 
+/** The context of `cdk.json` (feature flags such as minimizePolicies), for apps made outside the CLI. */
+export function cdkContext(): Record<string, unknown> {
+  const file = path.join(__dirname, '..', 'cdk.json');
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { context: Record<string, unknown> }).context;
+}
+
 /** The example stack's template as synthesized with placeholder code (no zips needed). */
 export function synthesizeExample(props: Partial<StrataStackProps> = {}): Record<string, unknown> {
-  const app = new App();
+  const app = new App({ context: cdkContext() });
   const stack = new StrataStack(app, 'Strata', { code: placeholderCode(), eventSource: EXAMPLE_EVENT_SOURCE, ...props });
   return app.synth().getStackArtifact(stack.artifactId).template;
 }

@@ -41,6 +41,8 @@ export interface TableSpec {
   readonly point_in_time_recovery: boolean;
   readonly global_secondary_indexes: readonly IndexSpec[];
   readonly partition_classes: readonly PartitionClassSpec[];
+  readonly kind_attribute: string;
+  readonly published_kind: string;
 }
 
 /** Where the exported spec lives in this repository. */

@@ -2,11 +2,11 @@
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { placeholderCode } from '../lib/code';
-import { EXAMPLE_EVENT_SOURCE, StrataStack, type StrataStackProps } from '../lib/strata-stack';
+import { cdkContext, EXAMPLE_EVENT_SOURCE, StrataStack, type StrataStackProps } from '../lib/strata-stack';
 
 /** A fresh app + example stack (placeholder code) and its template. */
 export function example(props: Partial<StrataStackProps> = {}): { app: App; stack: StrataStack; template: Template } {
-  const app = new App();
+  const app = new App({ context: cdkContext() });
   const stack = new StrataStack(app, 'Strata', { code: placeholderCode(), eventSource: EXAMPLE_EVENT_SOURCE, ...props });
   return { app, stack, template: Template.fromStack(stack) };
 }

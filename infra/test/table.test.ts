@@ -1,6 +1,9 @@
 // The deployed table is the table the Rust store needs: its CloudFormation definition, read back into
 // TableSpec form, equals infra/table-spec.json (exported from strata_dynamodb::TableSpec::strata()).
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { loadTableSpec } from '../lib/table-spec';
 import { example } from './helpers';
@@ -63,5 +66,14 @@ test('the table is encrypted with its own customer-managed key, kept on stack de
 });
 
 test('a spec that is not a Strata TableSpec is refused with the file named', () => {
-  assert.throws(() => loadTableSpec(__filename), /Unexpected token|not a Strata TableSpec|billing_mode/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-spec-'));
+  try {
+    const file = path.join(dir, 'spec.json');
+    fs.writeFileSync(file, JSON.stringify({ billing_mode: 'PAY_PER_REQUEST' }));
+    assert.throws(() => loadTableSpec(file), (e: Error) => e.message === `${file}: not a Strata TableSpec (keys or stream missing)`);
+    fs.writeFileSync(file, JSON.stringify({ ...loadTableSpec(), billing_mode: 'PROVISIONED' }));
+    assert.throws(() => loadTableSpec(file), /billing_mode PROVISIONED is not supported/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
