@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::runtime::Handle;
 
-use crate::local::{Answer, LocalFunctions, apigw};
+use crate::local::{Answer, LocalFunctions, apigw, functions_env};
 use crate::{EmulatorStack, lambda_sqs_message};
 
 /// What the walk through found, checked by the test.
@@ -23,8 +23,8 @@ pub struct Summary {
     pub version: u64,
     /// Its status.
     pub status: String,
-    /// Stream records the publisher was handed: all, commits (the others, a data key and its
-    /// subject index, publish nothing), and how many it reported failed.
+    /// Stream records: all, those the event source mapping's filter hands the publisher (new
+    /// commits), and how many the publisher reported failed.
     pub records: (usize, usize, usize),
     /// Messages the projector's queue received (one per event).
     pub messages: usize,
@@ -54,26 +54,12 @@ pub fn run(rt: &Handle, say: &mut dyn FnMut(String)) -> Result<Summary, String> 
     say("1. Provision the emulator from infra/emulator-template.json (the CDK stack's data plane)".into());
     let stack = rt.block_on(EmulatorStack::try_deploy(&sdk))?;
     let out = |key: &str| stack.try_output(key).map(str::to_owned);
-    let (table, key, bus, source) =
-        (out("TableName")?, out("FieldKeyArn")?, out("EventBusName")?, out("EventSource")?);
+    let (table, bus) = (out("TableName")?, out("EventBusName")?);
     let (queue_url, queue_arn) = (out("ProjectorQueueUrl")?, out("ProjectorQueueArn")?);
     say(format!("   stack {}: table {table}, bus {bus}, projector queue with DLQ", stack.name));
 
     say("2. Serve command-api, query-api, stream-publisher and projector with cargo lambda watch".into());
-    let setting = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    let env = [
-        ("STRATA_TABLE", table.clone()),
-        ("STRATA_KMS_KEY_ID", key),
-        ("STRATA_TENANT", "demo".to_owned()),
-        // Deployed, the admin routes go to a separate function behind an admin-only authorizer.
-        ("STRATA_ADMIN", "true".to_owned()),
-        ("STRATA_EVENT_BUS", bus.clone()),
-        ("STRATA_EVENT_SOURCE", source.clone()),
-        ("AWS_ENDPOINT_URL", setting("AWS_ENDPOINT_URL", "")),
-        ("AWS_REGION", setting("AWS_REGION", "us-east-1")),
-        ("AWS_ACCESS_KEY_ID", setting("AWS_ACCESS_KEY_ID", "test")),
-        ("AWS_SECRET_ACCESS_KEY", setting("AWS_SECRET_ACCESS_KEY", "test")),
-    ];
+    let env = functions_env(&stack, "demo")?;
     let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/demo-functions.log");
     let f = LocalFunctions::try_serve(&env, Some(&log))?;
     say(format!("   their output: {}", log.display()));
@@ -119,13 +105,22 @@ pub fn run(rt: &Handle, say: &mut dyn FnMut(String)) -> Result<Summary, String> 
         .into());
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let records = rt.block_on(strata_testing::stream_records(&sdk, &dynamodb, &table));
-    let response = f.try_invoke("stream-publisher", &json!({ "Records": records }))?;
+    // The mapping's filter (infra/lib/event-sourced-service.ts, from the TableSpec): new commits only.
+    let spec = strata_dynamodb::TableSpec::strata();
+    let commits: Vec<&Value> = records
+        .iter()
+        .filter(|r| {
+            r["eventName"] == "INSERT"
+                && r["dynamodb"]["NewImage"][&spec.kind_attribute]["S"] == *spec.published_kind
+        })
+        .collect();
+    let response = f.try_invoke("stream-publisher", &json!({ "Records": commits }))?;
     let failed = response["batchItemFailures"].as_array().map_or(0, Vec::len);
-    let commits = records.iter().filter(|r| r["dynamodb"]["NewImage"]["kind"]["S"] == "commit").count();
     say(format!(
-        "   {} stream records ({commits} commits; a data key and its subject index publish nothing), \
-         {failed} reported failed; events put on bus {bus}",
-        records.len()
+        "   {} stream records, {} through the mapping's filter (new commits; a data key and its subject \
+         index are not events), {failed} reported failed; events put on bus {bus}",
+        records.len(),
+        commits.len()
     ));
 
     say("6. Project: the projector queue's messages to projector (as the SQS event source mapping does)"
@@ -173,7 +168,7 @@ pub fn run(rt: &Handle, say: &mut dyn FnMut(String)) -> Result<Summary, String> 
     Ok(Summary {
         version,
         status,
-        records: (records.len(), commits, failed),
+        records: (records.len(), commits.len(), failed),
         messages: messages.len(),
         view_version,
         customer_orders,

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use strata_testing::EmulatorStack;
 
 /// `cargo lambda watch` serving this workspace's functions; stopped (with the functions it started)
 /// when dropped.
@@ -95,6 +96,27 @@ impl Drop for LocalFunctions {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The environment the four functions need on a stack of the emulator template: the stack's names,
+/// a fixed tenant, the admin routes on (deployed, they go to a separate function behind an admin-only
+/// authorizer), and the emulator's endpoint, region and credentials.
+pub fn functions_env(stack: &EmulatorStack, tenant: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let out = |key: &str| stack.try_output(key).map(str::to_owned);
+    let setting = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL is not set".to_owned())?;
+    Ok(vec![
+        ("STRATA_TABLE", out("TableName")?),
+        ("STRATA_KMS_KEY_ID", out("FieldKeyArn")?),
+        ("STRATA_TENANT", tenant.to_owned()),
+        ("STRATA_ADMIN", "true".to_owned()),
+        ("STRATA_EVENT_BUS", out("EventBusName")?),
+        ("STRATA_EVENT_SOURCE", out("EventSource")?),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", setting("AWS_REGION", "us-east-1")),
+        ("AWS_ACCESS_KEY_ID", setting("AWS_ACCESS_KEY_ID", "test")),
+        ("AWS_SECRET_ACCESS_KEY", setting("AWS_SECRET_ACCESS_KEY", "test")),
+    ])
 }
 
 /// The HTTP answer inside a function's API Gateway v2 response.

@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use strata_tests::local::{Answer, LocalFunctions, apigw};
+use strata_tests::local::{Answer, LocalFunctions, apigw, functions_env};
 
 fn answer(response: Value) -> Answer {
     Answer::of(&response).unwrap()
@@ -32,22 +32,8 @@ fn is_problem(answer: &Answer, status: u64) {
 
 /// A stack of its own (from the emulator template), and the functions' environment for it.
 async fn provisioned() -> Vec<(&'static str, String)> {
-    let sdk = strata_testing::sdk().await;
-    let stack = strata_testing::EmulatorStack::deploy(&sdk).await;
-    let table = stack.output("TableName").to_owned();
-    let key_id = stack.output("FieldKeyArn").to_owned();
-    let setting = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    let env = [
-        ("STRATA_TABLE", table.clone()),
-        ("STRATA_KMS_KEY_ID", key_id),
-        ("STRATA_TENANT", "acme".to_owned()),
-        ("STRATA_ADMIN", "true".to_owned()),
-        ("AWS_ENDPOINT_URL", std::env::var("AWS_ENDPOINT_URL").unwrap()),
-        ("AWS_REGION", setting("AWS_REGION", "us-east-1")),
-        ("AWS_ACCESS_KEY_ID", setting("AWS_ACCESS_KEY_ID", "test")),
-        ("AWS_SECRET_ACCESS_KEY", setting("AWS_SECRET_ACCESS_KEY", "test")),
-    ];
-    env.to_vec()
+    let stack = strata_testing::EmulatorStack::deploy(&strata_testing::sdk().await).await;
+    functions_env(&stack, "acme").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
