@@ -244,3 +244,35 @@ async fn a_bad_lookup_key_is_refused_and_nothing_is_written() {
     assert!(matches!(refused, Err(Error::InvalidRequest(_))), "{refused:?}");
     assert_eq!(store.get_view("empty-sort", &s).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_rebuild_folds_the_whole_stream_again_whatever_the_view_recorded() {
+    let store = InMemoryStore::new();
+    let (s, events) = written(&store, "r", 1_203).await; // more than one read page (500)
+    let projector = Projector::new(Seen::<1>, store.clone());
+    projector.project(&s, events.into_iter().take(10).map(Delivered::Event).collect()).await.unwrap();
+    // A wrong view at the head's version: the projector would see nothing left to apply.
+    let stored = store.get_view("seen", &s).await.unwrap().unwrap();
+    let wrong = strata_core::projection::StoredView {
+        version: 1_203,
+        state: Some(serde_json::to_value(Tally::default()).unwrap()),
+        ..stored.clone()
+    };
+    store.put_view(wrong, Some(stored.version)).await.unwrap();
+    let idle = projector
+        .project(&s, vec![Delivered::Reference { stream: s.clone(), version: 1_203 }])
+        .await
+        .unwrap();
+    assert_eq!(idle.applied, 0);
+
+    let rebuilt = projector.rebuild(&s).await.unwrap();
+    assert_eq!((rebuilt.applied, rebuilt.fetched, rebuilt.version), (1_203, 1_203, 1_203));
+    assert_eq!(projector.view(&s).await.unwrap(), Some((fold(&store, &s).await, 1_203)));
+
+    let other = StreamId::new("t1", "order", "o-1").unwrap();
+    assert!(matches!(projector.rebuild(&other).await, Err(Error::WrongCategory { .. })));
+    // A stream without events: the view is removed (no state), at version 0.
+    let empty = projector.rebuild(&stream("never")).await.unwrap();
+    assert_eq!((empty.applied, empty.version), (0, 0));
+    assert_eq!(projector.view(&stream("never")).await.unwrap(), None);
+}

@@ -147,6 +147,55 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         }
     }
 
+    /// Rebuilds a stream's view from its first event, whatever the view recorded: what an operator
+    /// runs after fixing a projection's fold without changing its schema. Reads the whole stream (in
+    /// pages), writes the view once, conditionally on the version it found; a projector that moved
+    /// the view meanwhile makes it read and fold again.
+    pub async fn rebuild(&self, stream: &StreamId) -> Result<Projected, Error> {
+        if !self.follows(stream) {
+            return Err(Error::WrongCategory { stream: stream.clone(), expected: P::CATEGORY });
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.rebuild_once(stream).await {
+                Err(error) if error.is_conflict() && attempt < self.max_attempts => {
+                    tracing::debug!(%stream, attempt, "view changed while rebuilding; again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn rebuild_once(&self, stream: &StreamId) -> Result<Projected, Error> {
+        let stored = self.store.get_view(P::NAME, stream).await?;
+        if let Some(stored) = stored.as_ref().filter(|s| s.schema_version > P::SCHEMA_VERSION) {
+            return Err(newer_schema::<P>(stream, stored));
+        }
+        let expected = stored.map(|s| s.version);
+        let mut view = None;
+        let mut outcome = Projected::default();
+        let mut next = 1;
+        loop {
+            let page = self.store.read(stream, next, GAP_PAGE).await?;
+            view = self.apply_read(stream, view, page.events, &mut next, &mut outcome).await?;
+            match page.next_version {
+                Some(version) if version == next => {}
+                Some(version) => {
+                    return Err(Error::StreamCorrupted {
+                        stream: stream.clone(),
+                        expected: next,
+                        found: version,
+                    });
+                }
+                None => break,
+            }
+        }
+        outcome.version = next - 1;
+        self.write(stream, view, outcome.version, expected).await?;
+        Ok(outcome)
+    }
+
     async fn project_once(&self, stream: &StreamId, delivered: &[Delivered]) -> Result<Projected, Error> {
         let stored = self.store.get_view(P::NAME, stream).await?;
         let expected = stored.as_ref().map(|s| s.version);
@@ -210,23 +259,36 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                     current: next - 1,
                 });
             }
-            for envelope in fetched {
-                if envelope.version != next {
-                    return Err(Error::StreamCorrupted {
-                        stream: stream.clone(),
-                        expected: next,
-                        found: envelope.version,
-                    });
-                }
-                view = self.apply(view, envelope).await?;
-                outcome.applied += 1;
-                outcome.fetched += 1;
-                next += 1;
-            }
+            view = self.apply_read(stream, view, fetched, &mut next, &mut outcome).await?;
         }
         outcome.version = next - 1;
         self.write(stream, view, outcome.version, expected).await?;
         Ok(outcome)
+    }
+
+    /// Folds in events read from the store, which must continue at `next` without a hole.
+    async fn apply_read(
+        &self,
+        stream: &StreamId,
+        mut view: Option<P::View>,
+        events: Vec<EventEnvelope>,
+        next: &mut u64,
+        outcome: &mut Projected,
+    ) -> Result<Option<P::View>, Error> {
+        for envelope in events {
+            if envelope.version != *next {
+                return Err(Error::StreamCorrupted {
+                    stream: stream.clone(),
+                    expected: *next,
+                    found: envelope.version,
+                });
+            }
+            view = self.apply(view, envelope).await?;
+            outcome.applied += 1;
+            outcome.fetched += 1;
+            *next += 1;
+        }
+        Ok(view)
     }
 
     /// Decodes one event (opened, upcast) and folds it in.
