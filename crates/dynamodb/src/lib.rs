@@ -5,12 +5,14 @@ pub mod item;
 pub mod keys;
 pub mod keys_store;
 mod metrics;
+mod scan;
 mod store;
 mod table;
 mod transact;
 pub mod views;
 
 pub use metrics::{OperationCount, RequestCounter, RequestCounts};
+pub use scan::{ScanPosition, StreamsPage, parse_stream_pk};
 pub use store::DynamoStore;
 pub use table::{IndexSpec, KeyAttribute, PartitionClass, SNAPSHOTS_INDEX, TableSpec};
 pub use transact::{MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};

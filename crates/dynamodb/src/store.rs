@@ -75,6 +75,31 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The versions of the stream's snapshots, newest first, from the sparse `snapshots` index
+    /// (eventually consistent: a snapshot written a moment ago may be missing).
+    pub async fn snapshot_versions(&self, stream: &StreamId) -> Result<Vec<u64>, Error> {
+        Ok(self
+            .snapshot_keys(stream)
+            .await?
+            .iter()
+            .filter_map(|item| item.get("snapshot_version")?.as_n().ok()?.parse().ok())
+            .collect())
+    }
+
+    /// The keys of the stream's snapshots, newest first, from the sparse `snapshots` index.
+    async fn snapshot_keys(&self, stream: &StreamId) -> Result<Vec<Item>, Error> {
+        self.query_all(
+            self.client
+                .query()
+                .table_name(&*self.table)
+                .index_name(SNAPSHOTS_INDEX)
+                .key_condition_expression("snapshot_of = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
+                .scan_index_forward(false),
+        )
+        .await
+    }
+
     /// The stream's current version, from one strongly consistent Query of one item: the newest item
     /// is either the last commit or a snapshot taken at the last version.
     pub async fn head(&self, stream: &StreamId) -> Result<u64, Error> {
@@ -507,17 +532,7 @@ impl SnapshotStore for DynamoStore {
     /// and deletes all but the newest `keep`. The index is eventually consistent: a snapshot written
     /// a moment ago may be missing from the list, which only keeps one more than asked.
     async fn prune_snapshots(&self, stream: &StreamId, keep: usize) -> Result<usize, Error> {
-        let keys = self
-            .query_all(
-                self.client
-                    .query()
-                    .table_name(&*self.table)
-                    .index_name(SNAPSHOTS_INDEX)
-                    .key_condition_expression("snapshot_of = :pk")
-                    .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
-                    .scan_index_forward(false),
-            )
-            .await?;
+        let keys = self.snapshot_keys(stream).await?;
         let mut removed = 0;
         for item in keys.into_iter().skip(keep) {
             let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
