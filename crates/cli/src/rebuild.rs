@@ -1,0 +1,194 @@
+//! `strata projections rebuild`: every view of a projection folded again from its stream's events.
+//!
+//! Streams are found by a parallel Scan (one task per segment); each task rebuilds its streams one
+//! after another, each in version order (`Projector::rebuild`, a conditional write, so a live projector
+//! and the rebuild never overwrite each other's newer view). With `--checkpoint`, the position of every
+//! segment is saved after each page: a rebuild stopped at any point and started again with the same
+//! file goes on from there (streams of the interrupted page are rebuilt again, which is harmless).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use strata_core::projection::{Projection, Projector};
+use strata_dynamodb::{DynamoStore, ScanPosition};
+use tokio::sync::Mutex;
+
+use crate::args::Rebuild;
+use crate::{CliError, Output, cipher, store};
+
+/// Progress of a rebuild, saved after every page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Checkpoint {
+    projection: String,
+    table: String,
+    segments: u32,
+    /// Where each segment goes on (`None` with `done` false: from the start).
+    positions: Vec<Option<ScanPosition>>,
+    done: Vec<bool>,
+    streams: u64,
+    events: u64,
+}
+
+pub(crate) async fn run(sdk: &SdkConfig, args: Rebuild) -> Result<Output, CliError> {
+    let store = store(sdk, &args.table);
+    match args.projection.as_str() {
+        "order-summary" => {
+            let key = args.kms_key.as_deref().ok_or_else(|| {
+                CliError::Usage(
+                    "order-summary holds personal data: give --kms-key (or STRATA_KMS_KEY_ID)".into(),
+                )
+            })?;
+            let projector = Projector::new(strata_orders::OrderSummaries, store.clone())
+                .with_cipher(cipher(sdk, key, &store))
+                .with_upcasters(strata_orders::upcasters());
+            rebuild(projector, store, &args).await
+        }
+        other => Err(CliError::Usage(format!("unknown projection '{other}' (known: order-summary)"))),
+    }
+}
+
+async fn rebuild<P>(
+    projector: Projector<P, DynamoStore>,
+    store: DynamoStore,
+    args: &Rebuild,
+) -> Result<Output, CliError>
+where
+    P: Projection + Send + Sync + 'static,
+    P::View: Send,
+{
+    let fresh = Checkpoint {
+        projection: P::NAME.to_owned(),
+        table: args.table.clone(),
+        segments: args.segments,
+        positions: vec![None; args.segments as usize],
+        done: vec![false; args.segments as usize],
+        streams: 0,
+        events: 0,
+    };
+    let (start, resumed) = match &args.checkpoint {
+        Some(path) if path.exists() => (read_checkpoint(path, &fresh)?, true),
+        _ => (fresh, false),
+    };
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    progress.set_message(format!("{}: {} streams, {} events", P::NAME, start.streams, start.events));
+    let state = Arc::new(Mutex::new(start));
+    let projector = Arc::new(projector);
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..args.segments {
+        let (state, projector, store, progress) =
+            (state.clone(), projector.clone(), store.clone(), progress.clone());
+        let file = args.checkpoint.clone();
+        let page_items = args.page_items;
+        tasks.spawn(async move {
+            segment_task(segment, state, projector, store, progress, file, page_items).await
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.unwrap_or_else(|e| Err(CliError::Usage(format!("a rebuild task failed: {e}"))));
+        if let Err(error) = outcome {
+            tasks.abort_all();
+            first_error.get_or_insert(error);
+        }
+    }
+    progress.finish_and_clear();
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    let done = state.lock().await.clone();
+    if let Some(path) = &args.checkpoint {
+        std::fs::remove_file(path)
+            .map_err(|source| CliError::Io { what: format!("removing {}", path.display()), source })?;
+    }
+    let json = json!({ "projection": P::NAME, "streams": done.streams, "events": done.events,
+                       "segments": done.segments, "resumed": resumed });
+    let rows = vec![vec![
+        P::NAME.to_owned(),
+        done.streams.to_string(),
+        done.events.to_string(),
+        done.segments.to_string(),
+        if resumed { "yes" } else { "no" }.to_owned(),
+    ]];
+    Ok(Output::table(json, &["projection", "streams", "events", "segments", "resumed"], rows)
+        .with_message(format!("rebuilt every {} view from its events", P::NAME)))
+}
+
+async fn segment_task<P>(
+    segment: u32,
+    state: Arc<Mutex<Checkpoint>>,
+    projector: Arc<Projector<P, DynamoStore>>,
+    store: DynamoStore,
+    progress: ProgressBar,
+    file: Option<PathBuf>,
+    page_items: i32,
+) -> Result<(), CliError>
+where
+    P: Projection + Send + Sync + 'static,
+{
+    let index = segment as usize;
+    loop {
+        let (done, after, segments) = {
+            let s = state.lock().await;
+            (s.done[index], s.positions[index].clone(), s.segments)
+        };
+        if done {
+            return Ok(());
+        }
+        let page = store.scan_streams(segment, segments, after.as_ref(), page_items).await?;
+        let (mut streams, mut events) = (0, 0);
+        for stream in page.streams.iter().filter(|s| projector.follows(s)) {
+            let rebuilt = projector.rebuild(stream).await?;
+            streams += 1;
+            events += rebuilt.applied;
+        }
+        let mut s = state.lock().await;
+        s.streams += streams;
+        s.events += events;
+        s.done[index] = page.next.is_none();
+        s.positions[index] = page.next;
+        if let Some(path) = &file {
+            write_checkpoint(path, &s)?;
+        }
+        progress.set_message(format!("{}: {} streams, {} events", P::NAME, s.streams, s.events));
+    }
+}
+
+fn read_checkpoint(path: &Path, fresh: &Checkpoint) -> Result<Checkpoint, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| CliError::Io { what: format!("reading {}", path.display()), source })?;
+    let saved: Checkpoint = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not a rebuild checkpoint: {e}", path.display())))?;
+    if (&saved.projection, &saved.table, saved.segments) != (&fresh.projection, &fresh.table, fresh.segments)
+        || saved.positions.len() != saved.segments as usize
+        || saved.done.len() != saved.segments as usize
+    {
+        return Err(CliError::Usage(format!(
+            "{} is the checkpoint of {} on {} in {} segments: resume with those, or remove the file",
+            path.display(),
+            saved.projection,
+            saved.table,
+            saved.segments
+        )));
+    }
+    Ok(saved)
+}
+
+/// Written beside the file and renamed over it, so a crash leaves the old or the new checkpoint.
+fn write_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), CliError> {
+    let temporary = path.with_extension("tmp");
+    let text =
+        serde_json::to_string_pretty(checkpoint).map_err(|e| CliError::Usage(format!("checkpoint: {e}")))?;
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|source| CliError::Io { what: format!("writing {}", path.display()), source })
+}

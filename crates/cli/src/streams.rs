@@ -1,0 +1,91 @@
+//! `strata streams list|show`.
+
+use aws_config::SdkConfig;
+use serde_json::{Value, json};
+use strata_core::EventStore;
+
+use crate::args::StreamsCommand;
+use crate::{CliError, Output, cipher, store, stream_id};
+
+pub(crate) async fn run(sdk: &SdkConfig, command: StreamsCommand) -> Result<Output, CliError> {
+    match command {
+        StreamsCommand::List { table, tenant, category } => {
+            let store = store(sdk, &table);
+            let mut streams = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.scan_streams(0, 1, after.as_ref(), 1000).await?;
+                streams.extend(page.streams.into_iter().filter(|s| {
+                    tenant.as_deref().is_none_or(|t| s.tenant() == t)
+                        && category.as_deref().is_none_or(|c| s.category() == c)
+                }));
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            streams.sort_by_key(ToString::to_string);
+            let mut rows = Vec::with_capacity(streams.len());
+            for stream in &streams {
+                rows.push(vec![stream.to_string(), store.head(stream).await?.to_string()]);
+            }
+            let json = json!(
+                streams
+                    .iter()
+                    .zip(&rows)
+                    .map(|(s, r)| json!({ "stream": s.to_string(), "version": r[1].parse::<u64>().unwrap_or(0) }))
+                    .collect::<Vec<_>>()
+            );
+            let count = rows.len();
+            Ok(Output::table(json, &["stream", "version"], rows).with_message(format!("{count} stream(s)")))
+        }
+        StreamsCommand::Show { stream, table, from, limit, decrypt, kms_key } => {
+            let stream = stream_id(&stream)?;
+            let store = store(sdk, &table);
+            let cipher = match (decrypt, kms_key) {
+                (false, _) => None,
+                (true, Some(key)) => Some(cipher(sdk, &key, &store)),
+                (true, None) => {
+                    return Err(CliError::Usage("--decrypt needs --kms-key (or STRATA_KMS_KEY_ID)".into()));
+                }
+            };
+            let from = from.max(1);
+            let limit = usize::try_from(limit).unwrap_or(1000);
+            let page = store.read(&stream, from, limit).await?;
+            let mut events = page.events;
+            if let Some(cipher) = &cipher {
+                for event in &mut events {
+                    cipher.open(stream.tenant(), &event.event_id.to_string(), &mut event.payload).await?;
+                }
+            }
+            let rows = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.version.to_string(),
+                        e.event_type.clone(),
+                        e.metadata.committed_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        short(&e.payload, 90),
+                    ]
+                })
+                .collect();
+            let next = page.next_version;
+            let json = json!({ "stream": stream.to_string(), "events": events, "next_version": next });
+            let message = match next {
+                Some(version) => format!("more from --from {version}"),
+                None if events.is_empty() => format!("no events of {stream} from version {from}"),
+                None => "end of stream".to_owned(),
+            };
+            Ok(Output::table(json, &["version", "type", "committed", "payload"], rows).with_message(message))
+        }
+    }
+}
+
+fn short(value: &Value, max: usize) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max.saturating_sub(3)).collect();
+    format!("{cut}...")
+}

@@ -1,0 +1,62 @@
+//! `strata subjects export|forget`.
+
+use aws_config::SdkConfig;
+use serde_json::json;
+use strata_core::StreamId;
+
+use crate::args::{Subject, SubjectsCommand};
+use crate::{CliError, Output, cipher, store};
+
+pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Output, CliError> {
+    match command {
+        SubjectsCommand::Export(subject) => {
+            validate(&subject)?;
+            let store = store(sdk, &subject.table);
+            let cipher = cipher(sdk, &subject.kms_key, &store);
+            let fields = cipher.export_subject(&store, &subject.tenant, &subject.subject).await?;
+            let rows = fields
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.stream.to_string(),
+                        f.version.to_string(),
+                        f.event_type.clone(),
+                        f.field.pointer.clone(),
+                        f.field.value.to_string(),
+                    ]
+                })
+                .collect();
+            let json = json!({
+                "tenant": subject.tenant, "subject": subject.subject,
+                "fields": fields.iter().map(|f| json!({ "stream": f.stream, "version": f.version, "event_type": f.event_type,
+                    "pointer": f.field.pointer, "value": f.field.value })).collect::<Vec<_>>()
+            });
+            let count = fields.len();
+            Ok(Output::table(json, &["stream", "version", "type", "field", "value"], rows)
+                .with_message(format!("{count} personal field(s) of {}/{}", subject.tenant, subject.subject)))
+        }
+        SubjectsCommand::Forget { subject, yes } => {
+            validate(&subject)?;
+            if !yes {
+                return Err(CliError::Usage(format!(
+                    "forgetting {}/{} cannot be undone: add --yes",
+                    subject.tenant, subject.subject
+                )));
+            }
+            let store = store(sdk, &subject.table);
+            let cipher = cipher(sdk, &subject.kms_key, &store);
+            cipher.keys().forget(&subject.tenant, &subject.subject).await?;
+            Ok(Output::message(format!(
+                "forgot {}/{}: their data key is deleted; their fields read as redacted",
+                subject.tenant, subject.subject
+            )))
+        }
+    }
+}
+
+fn validate(subject: &Subject) -> Result<(), CliError> {
+    // The same rules as stream ids: tenant-first keys stay unambiguous.
+    StreamId::new(&subject.tenant, "subject", &subject.subject)
+        .map(|_| ())
+        .map_err(|e| CliError::Usage(format!("{}/{}: {e}", subject.tenant, subject.subject)))
+}
