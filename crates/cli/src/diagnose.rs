@@ -167,10 +167,10 @@ fn indexes(table: &TableDescription, spec: &TableSpec, checks: &mut Checks) {
                 let same = key("HASH").as_deref() == Some(index.partition_key.name.as_str())
                     && key("RANGE").as_deref() == Some(index.sort_key.name.as_str())
                     && projection.as_deref() == Some(index.projection.as_str());
-                let status = g.index_status().map(IndexStatus::as_str).unwrap_or("ACTIVE");
+                let status = g.index_status().map(IndexStatus::as_str).unwrap_or("unknown");
                 if same {
                     (
-                        Verdict::Ok,
+                        if status == "ACTIVE" { Verdict::Ok } else { Verdict::Warn },
                         format!(
                             "{}/{} {}, {status}",
                             index.partition_key.name, index.sort_key.name, index.projection

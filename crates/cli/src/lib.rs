@@ -80,18 +80,16 @@ pub async fn run(cli: Cli) -> Result<Output, CliError> {
     }
 }
 
-/// The AWS configuration from the environment (`AWS_ENDPOINT_URL`, profile, region), with short
-/// timeouts so an unreachable endpoint fails in seconds.
+/// The AWS configuration from the environment (`AWS_ENDPOINT_URL`, profile, region: the usual chain,
+/// `us-east-1` only when it finds none), with short timeouts so an unreachable endpoint fails in
+/// seconds.
 async fn sdk() -> SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .operation_timeout(Duration::from_secs(30))
         .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        loader = loader.region(aws_config::Region::new("us-east-1"));
-    }
-    loader.load().await
+    let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).region(region).load().await
 }
 
 /// The event store on `table`.

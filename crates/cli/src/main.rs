@@ -1,5 +1,6 @@
 //! `strata`: see the crate docs (`strata_cli`).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,7 +12,8 @@ async fn main() -> ExitCode {
     let json = cli.json;
     match run(cli).await {
         Ok(output) => {
-            print!("{}", output.render(json));
+            // A closed pipe (`strata streams list | head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(output.render(json).as_bytes());
             if output.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
         Err(error) => {

@@ -95,7 +95,8 @@ where
     }
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| Err(CliError::Usage(format!("a rebuild task failed: {e}"))));
+        let outcome =
+            joined.unwrap_or_else(|e| Err(CliError::Incomplete(format!("a rebuild task failed: {e}"))));
         if let Err(error) = outcome {
             tasks.abort_all();
             first_error.get_or_insert(error);
@@ -103,7 +104,13 @@ where
     }
     progress.finish_and_clear();
     if let Some(error) = first_error {
-        return Err(error);
+        return Err(match &args.checkpoint {
+            Some(path) => CliError::Incomplete(format!(
+                "{error} (progress is saved in {}: run the same command again to go on)",
+                path.display()
+            )),
+            None => error,
+        });
     }
     let done = state.lock().await.clone();
     if let Some(path) = &args.checkpoint {
@@ -185,9 +192,11 @@ fn read_checkpoint(path: &Path, fresh: &Checkpoint) -> Result<Checkpoint, CliErr
 
 /// Written beside the file and renamed over it, so a crash leaves the old or the new checkpoint.
 fn write_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), CliError> {
-    let temporary = path.with_extension("tmp");
-    let text =
-        serde_json::to_string_pretty(checkpoint).map_err(|e| CliError::Usage(format!("checkpoint: {e}")))?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let text = serde_json::to_string_pretty(checkpoint)
+        .map_err(|e| CliError::Incomplete(format!("checkpoint: {e}")))?;
     std::fs::write(&temporary, text)
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|source| CliError::Io { what: format!("writing {}", path.display()), source })

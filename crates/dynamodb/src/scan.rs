@@ -77,18 +77,27 @@ impl DynamoStore {
             .send()
             .await
             .map_err(backend)?;
-        let streams = out
-            .items()
-            .iter()
-            .filter_map(|item| item.get("pk")?.as_s().ok())
-            .filter_map(|pk| parse_stream_pk(pk))
-            .collect();
-        let next = out.last_evaluated_key().and_then(|key| {
-            Some(ScanPosition {
-                pk: key.get("pk")?.as_s().ok()?.clone(),
-                sk: key.get("sk")?.as_s().ok()?.clone(),
-            })
-        });
+        let mut streams = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            // Keys are validated when written: a first commit whose key is not a stream's is damage,
+            // reported rather than skipped (a rebuild must not end "complete" without it).
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            let stream = pk.and_then(|pk| parse_stream_pk(pk));
+            streams.push(stream.ok_or_else(|| {
+                Error::InvalidRequest(format!("a first commit has partition key {pk:?}, not a stream's"))
+            })?);
+        }
+        let next = match out.last_evaluated_key() {
+            None => None,
+            Some(key) if key.is_empty() => None,
+            Some(key) => {
+                let part = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+                match (part("pk"), part("sk")) {
+                    (Some(pk), Some(sk)) => Some(ScanPosition { pk, sk }),
+                    _ => return Err(Error::InvalidRequest(format!("unexpected scan position {key:?}"))),
+                }
+            }
+        };
         Ok(StreamsPage { streams, next })
     }
 }
