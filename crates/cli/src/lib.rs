@@ -102,6 +102,28 @@ fn cipher(sdk: &SdkConfig, key: &str, store: &DynamoStore) -> strata_core::Field
     strata_core::FieldCipher::new(strata_kms::KmsKeys::new(aws_sdk_kms::Client::new(sdk), key, store.clone()))
 }
 
+/// Every stream in the table (a Scan of all of it), of one tenant and category when given, sorted.
+async fn all_streams(
+    store: &DynamoStore,
+    tenant: Option<&str>,
+    category: Option<&str>,
+) -> Result<Vec<strata_core::StreamId>, CliError> {
+    let mut streams = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_streams(0, 1, after.as_ref(), 1000).await?;
+        streams.extend(page.streams.into_iter().filter(|s| {
+            tenant.is_none_or(|t| s.tenant() == t) && category.is_none_or(|c| s.category() == c)
+        }));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    streams.sort_by_key(ToString::to_string);
+    Ok(streams)
+}
+
 /// Parses `tenant/category-id`.
 fn stream_id(text: &str) -> Result<strata_core::StreamId, CliError> {
     let usage =

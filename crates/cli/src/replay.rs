@@ -8,7 +8,7 @@ use strata_core::{EventEnvelope, EventId, EventStore};
 use strata_eventbridge::EventBridgePublisher;
 
 use crate::args::Replay;
-use crate::{CliError, Output, store};
+use crate::{CliError, Output, all_streams, store};
 
 /// The user metadata key that marks a replayed event (its value: the replay's id).
 pub const REPLAY_MARK: &str = "strata_replay";
@@ -29,20 +29,7 @@ pub(crate) async fn run(sdk: &SdkConfig, args: Replay) -> Result<Output, CliErro
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &args.bus, &args.source)?;
     let store = store(sdk, &args.table);
     let replay_id = EventId::new().to_string();
-    let mut streams = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.scan_streams(0, 1, after.as_ref(), 1000).await?;
-        streams.extend(page.streams.into_iter().filter(|s| {
-            args.tenant.as_deref().is_none_or(|t| s.tenant() == t)
-                && args.category.as_deref().is_none_or(|c| s.category() == c)
-        }));
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    streams.sort_by_key(ToString::to_string);
+    let streams = all_streams(&store, args.tenant.as_deref(), args.category.as_deref()).await?;
     let progress = indicatif::ProgressBar::new(streams.len() as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} streams, {msg} [{elapsed}]")

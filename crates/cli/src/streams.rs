@@ -5,37 +5,21 @@ use serde_json::{Value, json};
 use strata_core::EventStore;
 
 use crate::args::StreamsCommand;
-use crate::{CliError, Output, cipher, store, stream_id};
+use crate::{CliError, Output, all_streams, cipher, store, stream_id};
 
 pub(crate) async fn run(sdk: &SdkConfig, command: StreamsCommand) -> Result<Output, CliError> {
     match command {
         StreamsCommand::List { table, tenant, category } => {
             let store = store(sdk, &table);
-            let mut streams = Vec::new();
-            let mut after = None;
-            loop {
-                let page = store.scan_streams(0, 1, after.as_ref(), 1000).await?;
-                streams.extend(page.streams.into_iter().filter(|s| {
-                    tenant.as_deref().is_none_or(|t| s.tenant() == t)
-                        && category.as_deref().is_none_or(|c| s.category() == c)
-                }));
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
+            let streams = all_streams(&store, tenant.as_deref(), category.as_deref()).await?;
+            let mut heads = Vec::with_capacity(streams.len());
+            for stream in streams {
+                let head = store.head(&stream).await?;
+                heads.push((stream.to_string(), head));
             }
-            streams.sort_by_key(ToString::to_string);
-            let mut rows = Vec::with_capacity(streams.len());
-            for stream in &streams {
-                rows.push(vec![stream.to_string(), store.head(stream).await?.to_string()]);
-            }
-            let json = json!(
-                streams
-                    .iter()
-                    .zip(&rows)
-                    .map(|(s, r)| json!({ "stream": s.to_string(), "version": r[1].parse::<u64>().unwrap_or(0) }))
-                    .collect::<Vec<_>>()
-            );
+            let json =
+                json!(heads.iter().map(|(s, v)| json!({ "stream": s, "version": v })).collect::<Vec<_>>());
+            let rows: Vec<Vec<String>> = heads.into_iter().map(|(s, v)| vec![s, v.to_string()]).collect();
             let count = rows.len();
             Ok(Output::table(json, &["stream", "version"], rows).with_message(format!("{count} stream(s)")))
         }

@@ -2,7 +2,7 @@
 
 use aws_config::SdkConfig;
 use serde_json::json;
-use strata_core::StreamId;
+use strata_core::{MAX_ID_LEN, MAX_TENANT_LEN, validate_key_part};
 
 use crate::args::{Subject, SubjectsCommand};
 use crate::{CliError, Output, cipher, store};
@@ -55,8 +55,8 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
 }
 
 fn validate(subject: &Subject) -> Result<(), CliError> {
-    // The same rules as stream ids: tenant-first keys stay unambiguous.
-    StreamId::new(&subject.tenant, "subject", &subject.subject)
-        .map(|_| ())
+    // The rules every key part follows, so tenant-first keys stay unambiguous.
+    validate_key_part("tenant", &subject.tenant, MAX_TENANT_LEN)
+        .and_then(|()| validate_key_part("subject", &subject.subject, MAX_ID_LEN))
         .map_err(|e| CliError::Usage(format!("{}/{}: {e}", subject.tenant, subject.subject)))
 }

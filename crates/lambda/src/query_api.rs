@@ -226,12 +226,23 @@ where
         Ok(json(StatusCode::OK, &json!({ "items": items, "next_cursor": next_cursor })))
     }
 
-    async fn export(&self, request: &Request, subject: &str) -> Result<Response<Body>, Problem> {
+    /// The tenant and cipher for a subject route; the request is audit-logged with the token's `sub`.
+    fn subject_access(
+        &self,
+        request: &Request,
+        subject: &str,
+        what: &str,
+    ) -> Result<(String, &strata_core::FieldCipher), Problem> {
         let tenant = self.tenancy.tenant(request)?;
         validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
         let cipher = self.repository.cipher().ok_or_else(no_cipher)?;
-        tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "exporting a data subject");
+        tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "{what} a data subject");
+        Ok((tenant, cipher))
+    }
+
+    async fn export(&self, request: &Request, subject: &str) -> Result<Response<Body>, Problem> {
+        let (tenant, cipher) = self.subject_access(request, subject, "exporting")?;
         let fields = cipher
             .export_subject(self.repository.store(), &tenant, subject)
             .await
@@ -247,11 +258,7 @@ where
     }
 
     async fn forget(&self, request: &Request, subject: &str) -> Result<Response<Body>, Problem> {
-        let tenant = self.tenancy.tenant(request)?;
-        validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
-            .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
-        let cipher = self.repository.cipher().ok_or_else(no_cipher)?;
-        tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "forgetting a data subject");
+        let (tenant, cipher) = self.subject_access(request, subject, "forgetting")?;
         cipher.keys().forget(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
