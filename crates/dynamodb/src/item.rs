@@ -280,22 +280,30 @@ pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
-fn value_size(value: &AttributeValue) -> usize {
+/// An attribute value's size as DynamoDB counts it (without the attribute's name).
+pub(crate) fn value_size(value: &AttributeValue) -> usize {
     match value {
         AttributeValue::S(s) => s.len(),
         // About one byte per two significant digits, plus one.
-        AttributeValue::N(n) => n.trim_start_matches(['-', '0']).len().div_ceil(2) + 1,
+        AttributeValue::N(n) => number_size(n),
         AttributeValue::B(b) => b.as_ref().len(),
         AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
         // Three bytes of overhead per list or map, one per element.
         AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         AttributeValue::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
         AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
-        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| number_size(n)).sum(),
         AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
         // An attribute type this SDK version does not know: count it as the largest possible.
         _ => MAX_ITEM_BYTES,
     }
+}
+
+/// Leading and trailing zeroes are trimmed; one byte per two significant digits, plus one.
+fn number_size(n: &str) -> usize {
+    let mantissa = n.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_matches('0').len().div_ceil(2) + 1
 }
 
 #[cfg(test)]
@@ -353,6 +361,15 @@ mod tests {
         item.insert("l".into(), AttributeValue::L(vec![AttributeValue::S("xy".into())]));
         // pk: 2+3, n: 1+(3+1), l: 1+3+1+2
         assert_eq!(item_size(&item), 5 + 5 + 7);
+    }
+
+    #[test]
+    fn numbers_count_significant_digits_only() {
+        for (n, size) in
+            [("0", 1), ("100", 2), ("-0.0012", 2), ("1234567", 5), ("1.5E+10", 2), ("10000000000", 2)]
+        {
+            assert_eq!(value_size(&AttributeValue::N(n.into())), size, "{n}");
+        }
     }
 
     #[test]

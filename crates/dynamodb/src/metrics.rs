@@ -1,5 +1,10 @@
-//! Request accounting: an SDK interceptor that counts DynamoDB requests and consumed capacity per
+//! Request accounting: an SDK interceptor that counts DynamoDB requests, items and capacity per
 //! operation, and flags reads that are not strongly consistent and any Scan.
+//!
+//! Capacity is counted twice: as the service reports it (`ConsumedCapacity`, authoritative on AWS),
+//! and as DynamoDB's published sizing rules give it for the items actually sent and received
+//! ([`OperationCount::modelled_units`]). The second exists because an emulator's reported units mean
+//! nothing (moto reports a fixed 0.5 or 1.0 per call), and it is what the benchmarks print.
 //!
 //! Attach it to the client's config; clones share their counts:
 //!
@@ -25,12 +30,18 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::{
-    batch_write_item::BatchWriteItemOutput, delete_item::DeleteItemOutput, get_item::GetItemInput,
-    get_item::GetItemOutput, put_item::PutItemOutput, query::QueryInput, query::QueryOutput, scan::ScanInput,
+    batch_write_item::BatchWriteItemInput, batch_write_item::BatchWriteItemOutput,
+    delete_item::DeleteItemInput, delete_item::DeleteItemOutput, get_item::GetItemInput,
+    get_item::GetItemOutput, put_item::PutItemInput, put_item::PutItemOutput, query::QueryInput,
+    query::QueryOutput, scan::ScanInput, scan::ScanOutput, transact_write_items::TransactWriteItemsInput,
     transact_write_items::TransactWriteItemsOutput,
 };
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+
+use crate::item::{Item, item_size, value_size};
+use crate::table::{IndexSpec, TableSpec};
 
 /// Counts of one operation.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -42,6 +53,18 @@ pub struct OperationCount {
     /// Capacity units reported consumed (every Strata request asks for them). Only successful calls
     /// report capacity: a failed conditional write also consumes write units, uncounted here.
     pub capacity_units: f64,
+    /// Capacity units by DynamoDB's sizing rules for the items sent and received, table and global
+    /// secondary indexes together (on-demand bills these): a read is 1 unit per 4 KB (half when
+    /// eventually consistent; a Query or Scan sums its items before rounding; at least one unit per
+    /// call), a write 1 unit per 1 KB of the item written, plus the same for each index the item
+    /// appears in (its projected size), doubled inside a transaction. A write is charged whether or
+    /// not its condition held, as DynamoDB does. Deletes and updates, whose item the request does not
+    /// carry, count one unit each: a lower bound.
+    pub modelled_units: f64,
+    /// Items returned by reads (successful calls).
+    pub items_read: u64,
+    /// Items written or deleted (successful calls).
+    pub items_written: u64,
 }
 
 /// What a [`RequestCounter`] has seen.
@@ -69,33 +92,85 @@ impl RequestCounts {
 
     /// Calls of the operations that write.
     pub fn write_calls(&self) -> u64 {
-        ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"]
+        WRITES.iter().map(|op| self.calls(op)).sum()
+    }
+
+    /// HTTP requests of every operation (retries included).
+    pub fn total_requests(&self) -> u64 {
+        self.operations.values().map(|c| c.requests).sum()
+    }
+
+    /// Modelled read capacity units (see [`OperationCount::modelled_units`]).
+    pub fn read_units(&self) -> f64 {
+        self.operations
             .iter()
-            .map(|op| self.calls(op))
+            .filter(|(op, _)| !WRITES.contains(&op.as_str()))
+            .map(|(_, c)| c.modelled_units)
             .sum()
+    }
+
+    /// Modelled write capacity units (see [`OperationCount::modelled_units`]).
+    pub fn write_units(&self) -> f64 {
+        self.operations
+            .iter()
+            .filter(|(op, _)| WRITES.contains(&op.as_str()))
+            .map(|(_, c)| c.modelled_units)
+            .sum()
+    }
+
+    /// Items returned by reads.
+    pub fn items_read(&self) -> u64 {
+        self.operations.values().map(|c| c.items_read).sum()
+    }
+
+    /// Items written or deleted.
+    pub fn items_written(&self) -> u64 {
+        self.operations.values().map(|c| c.items_written).sum()
     }
 }
 
+const WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"];
+
 impl fmt::Display for RequestCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<20} {:>8} {:>9} {:>12}", "operation", "calls", "requests", "capacity")?;
+        writeln!(
+            f,
+            "{:<20} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}",
+            "operation", "calls", "requests", "read", "written", "reported", "modelled"
+        )?;
         for (name, c) in &self.operations {
-            writeln!(f, "{name:<20} {:>8} {:>9} {:>12.1}", c.calls, c.requests, c.capacity_units)?;
+            writeln!(
+                f,
+                "{name:<20} {:>8} {:>9} {:>9} {:>9} {:>10.1} {:>10.1}",
+                c.calls, c.requests, c.items_read, c.items_written, c.capacity_units, c.modelled_units
+            )?;
         }
         write!(f, "inconsistent reads: {}, scans: {}", self.inconsistent_reads, self.scans)
     }
 }
 
 /// An SDK interceptor counting requests and consumed capacity per operation. Clones share counts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestCounter {
     counts: Arc<Mutex<RequestCounts>>,
+    indexes: Arc<Vec<IndexSpec>>,
+}
+
+impl Default for RequestCounter {
+    fn default() -> Self {
+        Self::for_indexes(TableSpec::strata().global_secondary_indexes)
+    }
 }
 
 impl RequestCounter {
-    /// A counter at zero.
+    /// A counter at zero, modelling index writes for the Strata table's indexes.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A counter at zero, modelling index writes for these global secondary indexes.
+    pub fn for_indexes(indexes: Vec<IndexSpec>) -> Self {
+        Self { counts: Arc::default(), indexes: Arc::new(indexes) }
     }
 
     /// What has been counted so far.
@@ -127,6 +202,104 @@ fn total(capacity: Option<&ConsumedCapacity>) -> f64 {
     capacity.and_then(ConsumedCapacity::capacity_units).unwrap_or(0.0)
 }
 
+/// What the request side of a call contributes to the model, kept in the call's config bag.
+#[derive(Debug, Clone, Copy, Default)]
+struct Modelled {
+    /// Units per 4 KB read: 1 strongly consistent, 0.5 eventually consistent.
+    read_rate: f64,
+    write_units: f64,
+    items_written: u64,
+}
+
+impl Storable for Modelled {
+    type Storer = StoreReplace<Self>;
+}
+
+const READ_UNIT_BYTES: usize = 4 * 1024;
+const TABLE_KEYS: [&str; 2] = ["pk", "sk"];
+const WRITE_UNIT_BYTES: usize = 1024;
+
+fn units(bytes: usize, unit: usize) -> f64 {
+    // At most 400 KB per item and 16 MB per request: exact in f64.
+    bytes.div_ceil(unit).max(1) as f64
+}
+
+/// Read units for items returned together (a Query or Scan page sums them before rounding).
+fn read_units(items: &[Item], rate: f64) -> f64 {
+    units(items.iter().map(item_size).sum(), READ_UNIT_BYTES) * rate
+}
+
+/// Write units of putting `item`: the table's, and each index's that the item appears in.
+pub(crate) fn put_units(item: &Item, indexes: &[IndexSpec]) -> f64 {
+    let table = units(item_size(item), WRITE_UNIT_BYTES);
+    let index: f64 = indexes
+        .iter()
+        .filter(|index| {
+            item.contains_key(&index.partition_key.name) && item.contains_key(&index.sort_key.name)
+        })
+        .map(|index| {
+            let projected = if index.projection == "ALL" {
+                item_size(item)
+            } else {
+                // KEYS_ONLY: the table's keys and the index's.
+                let keys = [TABLE_KEYS[0], TABLE_KEYS[1], &index.partition_key.name, &index.sort_key.name];
+                item.iter()
+                    .filter(|(name, _)| keys.contains(&name.as_str()))
+                    .map(|(name, value)| name.len() + value_size(value))
+                    .sum()
+            };
+            units(projected, WRITE_UNIT_BYTES)
+        })
+        .sum();
+    table + index
+}
+
+impl RequestCounter {
+    fn model_request(
+        &self,
+        input: &aws_smithy_runtime_api::client::interceptors::context::Input,
+    ) -> Modelled {
+        let indexes = self.indexes.as_slice();
+        if let Some(query) = input.downcast_ref::<QueryInput>() {
+            let consistent = query.index_name().is_none() && query.consistent_read() == Some(true);
+            Modelled { read_rate: if consistent { 1.0 } else { 0.5 }, ..Modelled::default() }
+        } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
+            Modelled {
+                read_rate: if get.consistent_read() == Some(true) { 1.0 } else { 0.5 },
+                ..Modelled::default()
+            }
+        } else if let Some(scan) = input.downcast_ref::<ScanInput>() {
+            Modelled {
+                read_rate: if scan.consistent_read() == Some(true) { 1.0 } else { 0.5 },
+                ..Modelled::default()
+            }
+        } else if let Some(put) = input.downcast_ref::<PutItemInput>() {
+            let units = put.item().map_or(1.0, |item| put_units(item, indexes));
+            Modelled { write_units: units, items_written: 1, ..Modelled::default() }
+        } else if input.downcast_ref::<DeleteItemInput>().is_some() {
+            Modelled { write_units: 1.0, items_written: 1, ..Modelled::default() }
+        } else if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
+            let actions = transaction.transact_items();
+            let units: f64 = actions
+                .iter()
+                .map(|action| 2.0 * action.put().map_or(1.0, |put| put_units(put.item(), indexes)))
+                .sum();
+            let written = actions.iter().filter(|a| a.condition_check().is_none()).count() as u64;
+            Modelled { write_units: units, items_written: written, ..Modelled::default() }
+        } else if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
+            let requests =
+                batch.request_items().map(|r| r.values().flatten().collect::<Vec<_>>()).unwrap_or_default();
+            let units: f64 = requests
+                .iter()
+                .map(|request| request.put_request().map_or(1.0, |put| put_units(put.item(), indexes)))
+                .sum();
+            Modelled { write_units: units, items_written: requests.len() as u64, ..Modelled::default() }
+        } else {
+            Modelled::default()
+        }
+    }
+}
+
 impl Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "strata::RequestCounter"
@@ -135,9 +308,10 @@ impl Intercept for RequestCounter {
     fn read_before_execution(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let input = context.input();
+        cfg.interceptor_state().store_put(self.model_request(input));
         let inconsistent = if let Some(query) = input.downcast_ref::<QueryInput>() {
             query.index_name().is_none() && query.consistent_read() != Some(true)
         } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
@@ -170,13 +344,37 @@ impl Intercept for RequestCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = self.operation(cfg);
+        let modelled = cfg.load::<Modelled>().copied().unwrap_or_default();
         let mut counts = self.lock();
         let count = counts.operations.entry(operation).or_default();
         // Counted after the call, when the operation's name is in the config bag.
         count.calls += 1;
-        let Some(Ok(output)) = context.output_or_error() else {
+        let Some(outcome) = context.output_or_error() else {
             return Ok(());
         };
+        // A write is charged whether or not its condition held; a transport failure never got there.
+        if outcome.is_ok() || context.response().is_some() {
+            count.modelled_units += modelled.write_units;
+        }
+        let Ok(output) = outcome else {
+            return Ok(());
+        };
+        count.items_written += modelled.items_written;
+        if modelled.read_rate > 0.0 {
+            let read: Option<&[Item]> = if let Some(o) = output.downcast_ref::<QueryOutput>() {
+                Some(o.items())
+            } else if let Some(o) = output.downcast_ref::<ScanOutput>() {
+                Some(o.items())
+            } else if let Some(o) = output.downcast_ref::<GetItemOutput>() {
+                Some(o.item().map(std::slice::from_ref).unwrap_or_default())
+            } else {
+                None
+            };
+            if let Some(items) = read {
+                count.items_read += items.len() as u64;
+                count.modelled_units += read_units(items, modelled.read_rate);
+            }
+        }
         let units = if let Some(o) = output.downcast_ref::<QueryOutput>() {
             total(o.consumed_capacity())
         } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
@@ -194,5 +392,43 @@ impl Intercept for RequestCounter {
         };
         count.capacity_units += units;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    fn item(pairs: &[(&str, &str)]) -> Item {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned()))).collect()
+    }
+
+    #[test]
+    fn writes_cost_a_unit_per_kilobyte_of_the_item_and_of_each_index_it_appears_in() {
+        let indexes = TableSpec::strata().global_secondary_indexes;
+        let small = item(&[("pk", "p"), ("sk", "s"), ("body", &"x".repeat(1000))]);
+        assert_eq!(put_units(&small, &indexes), 1.0, "1,008 bytes: one unit, no index");
+        let big = item(&[("pk", "p"), ("sk", "s"), ("body", &"x".repeat(1030))]);
+        assert_eq!(put_units(&big, &indexes), 2.0, "1,038 bytes: two units");
+        let mut snapshot = big.clone();
+        snapshot.insert("snapshot_of".into(), AttributeValue::S("p".into()));
+        snapshot.insert("snapshot_version".into(), AttributeValue::N("100".into()));
+        // The snapshots index is KEYS_ONLY: pk, sk, snapshot_of, snapshot_version (a few bytes).
+        assert_eq!(put_units(&snapshot, &indexes), 2.0 + 1.0);
+        let mut view = big;
+        view.insert("lookup_pk".into(), AttributeValue::S("c".into()));
+        view.insert("lookup_sk".into(), AttributeValue::S("o".into()));
+        // The lookup index projects ALL: the whole item again.
+        assert_eq!(put_units(&view, &indexes), 2.0 + 2.0);
+    }
+
+    #[test]
+    fn reads_sum_a_page_before_rounding_to_four_kilobytes() {
+        let page: Vec<Item> = (0..10).map(|_| item(&[("pk", "p"), ("body", &"x".repeat(500))])).collect();
+        // 10 x 506 bytes = 5,060: two units strongly consistent, one eventually consistent.
+        assert_eq!(read_units(&page, 1.0), 2.0);
+        assert_eq!(read_units(&page, 0.5), 1.0);
+        assert_eq!(read_units(&[], 1.0), 1.0, "an empty read still costs one unit");
     }
 }
