@@ -57,9 +57,12 @@ impl DynamoStore {
         }
     }
 
-    /// Items per load Query. Set it to your snapshot interval (in commits) plus one: then one Query
-    /// reaches the newest snapshot, and what it reads past the snapshot is bounded by the interval
-    /// (a Query pays for every item it returns). Streams without snapshots page on.
+    /// Items a load's first Query asks for. Set it to your snapshot interval (in commits) plus one:
+    /// then one Query reaches the newest snapshot, and what it reads past the snapshot is bounded by
+    /// the interval (a Query pays for every item it returns). When the first page holds no snapshot,
+    /// each further page asks for twice as many items as the one before (DynamoDB's 1 MB per page
+    /// still applies), so a stream without snapshots loads in a logarithmic number of Queries up to
+    /// the 1 MB pages, and never reads more than about twice what it needed.
     pub fn with_load_page_size(mut self, items: u16) -> Self {
         self.load_page_size = i32::from(items.max(1));
         self
@@ -456,8 +459,10 @@ impl EventStore for DynamoStore {
         let mut commits = Vec::new();
         let mut snapshot = None;
         let mut start = None;
+        let mut page_size = self.load_page_size;
         'pages: loop {
-            let out = self.query_stream(stream, false, None, Some(self.load_page_size), start).await?;
+            let out = self.query_stream(stream, false, None, Some(page_size), start).await?;
+            page_size = page_size.saturating_mul(2);
             for item in out.items.unwrap_or_default() {
                 match kind_of(&item) {
                     Some(kind::COMMIT) => commits.push(from_item::<CommitItem>(item, "commit")?),
