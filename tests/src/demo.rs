@@ -105,15 +105,7 @@ pub fn run(rt: &Handle, say: &mut dyn FnMut(String)) -> Result<Summary, String> 
         .into());
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let records = rt.block_on(strata_testing::stream_records(&sdk, &dynamodb, &table));
-    // The mapping's filter (infra/lib/event-sourced-service.ts, from the TableSpec): new commits only.
-    let spec = strata_dynamodb::TableSpec::strata();
-    let commits: Vec<&Value> = records
-        .iter()
-        .filter(|r| {
-            r["eventName"] == "INSERT"
-                && r["dynamodb"]["NewImage"][&spec.kind_attribute]["S"] == *spec.published_kind
-        })
-        .collect();
+    let commits = crate::through_mapping_filter(&records);
     let response = f.try_invoke("stream-publisher", &json!({ "Records": commits }))?;
     let failed = response["batchItemFailures"].as_array().map_or(0, Vec::len);
     say(format!(

@@ -21,6 +21,7 @@ use strata_kms::KmsKeys;
 
 pub use strata_testing::{EmulatorStack, sdk, unique};
 
+pub mod bench;
 pub mod demo;
 pub mod local;
 
@@ -185,6 +186,20 @@ pub(crate) fn lambda_sqs_message(message: aws_sdk_sqs::types::Message, queue_arn
         "eventSourceARN": queue_arn,
         "awsRegion": "us-east-1",
     })
+}
+
+/// The records the publisher's event source mapping lets through: its filter
+/// (`infra/lib/event-sourced-service.ts`, from the TableSpec) passes new commits only.
+pub fn through_mapping_filter(records: &[Value]) -> Vec<Value> {
+    let spec = strata_dynamodb::TableSpec::strata();
+    records
+        .iter()
+        .filter(|r| {
+            r["eventName"] == "INSERT"
+                && r["dynamodb"]["NewImage"][&spec.kind_attribute]["S"] == *spec.published_kind
+        })
+        .cloned()
+        .collect()
 }
 
 /// The DynamoDB stream event Lambda would invoke the publisher with for these records.

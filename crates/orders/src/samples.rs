@@ -27,3 +27,23 @@ pub fn place_order(customer_id: &str) -> OrderCommand {
         currency: "GBP".into(),
     }
 }
+
+/// An `ItemAdded` event ready to append (correlation id `sample`), as one `AddItem` command records
+/// it: for seeding long streams in benches and load tests without deciding each command.
+pub fn item_added_event(
+    sku: &str,
+    quantity: u32,
+    unit_price_minor: u64,
+) -> Result<strata_core::NewEvent, strata_core::Error> {
+    let encoded = strata_core::encode_event(&crate::OrderEvent::ItemAdded {
+        sku: sku.into(),
+        quantity,
+        unit_price_minor,
+    })?;
+    Ok(strata_core::NewEvent::new(
+        encoded.event_type,
+        encoded.schema_version,
+        encoded.payload,
+        strata_core::Metadata::new("sample"),
+    ))
+}

@@ -1,0 +1,366 @@
+//! The report: `docs/benchmarks.md`, written whole from one run's results.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use strata_dynamodb::RequestCounts;
+
+use super::costs::CostRow;
+use super::criterion::Measured;
+use super::functions::FunctionRow;
+use super::publish::PublishRow;
+use super::stats::{Spread, sig, thousands};
+use super::throughput::ThroughputRow;
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// Requests, items, capacity and load time by stream length on the emulator.
+    pub costs: Vec<CostRow>,
+    /// Criterion's in-memory results.
+    pub memory: Vec<Measured>,
+    /// Publishing and delivery.
+    pub publish: Option<PublishRow>,
+    /// Commands per second.
+    pub throughput: Vec<ThroughputRow>,
+    /// The functions as shipped.
+    pub functions: Vec<FunctionRow>,
+}
+
+/// Where and on what the figures were taken.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// `uname`-like kernel line.
+    pub kernel: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Processors this process may use.
+    pub cores: usize,
+    /// Memory in GiB.
+    pub memory_gib: f64,
+    /// `rustc -V`.
+    pub rustc: String,
+    /// The emulator (the pinned moto).
+    pub emulator: String,
+    /// Commit (and whether the tree had changes).
+    pub commit: String,
+    /// When.
+    pub date: String,
+}
+
+impl Machine {
+    /// This machine, this checkout.
+    pub fn here(repo: &Path) -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let run = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .current_dir(repo)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let memory_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let emulator = std::fs::read_to_string(repo.join("localstack/requirements.txt"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("moto"))
+            .map_or_else(|| "moto".into(), |l| l.replace("==", " "));
+        let dirty = !run("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+        Self {
+            kernel: format!("{} {}", std::env::consts::OS, read("/proc/sys/kernel/osrelease").trim()),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            rustc: run("rustc", &["-V"]),
+            emulator,
+            commit: format!(
+                "{}{}",
+                run("git", &["rev-parse", "--short", "HEAD"]),
+                if dirty { " (with uncommitted changes)" } else { "" }
+            ),
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
+    }
+}
+
+fn units(u: f64) -> String {
+    if u.fract() == 0.0 { format!("{u:.0}") } else { format!("{u:.1}") }
+}
+
+fn opt(spread: Option<&Spread>) -> String {
+    spread.map_or_else(|| "–".into(), ToString::to_string)
+}
+
+fn policy(every: Option<u64>) -> String {
+    every.map_or_else(|| "none".into(), |n| format!("every {n}"))
+}
+
+fn requests(counts: &RequestCounts) -> String {
+    let parts: Vec<String> = counts
+        .operations
+        .iter()
+        .filter(|(_, c)| c.calls > 0)
+        .map(|(op, c)| format!("{} {op}", c.calls))
+        .collect();
+    parts.join(" + ")
+}
+
+/// The whole report as Markdown.
+pub fn markdown(machine: &Machine, results: &Results) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `scripts/bench` ({}, commit {}). Do not edit by hand: run it again \
+         (README, \"Benchmarks\"). Counts are exact, and the small cases are asserted by \
+         `tests/tests/costs.rs`; every timing is a median, with (min–max, runs) after it.\n",
+        machine.date, machine.commit
+    );
+    let _ = writeln!(w, "## Machine\n");
+    let _ = writeln!(
+        w,
+        "- CPU: {}, {} cores available, {:.1} GiB memory; {}",
+        machine.cpu, machine.cores, machine.memory_gib, machine.kernel
+    );
+    let _ = writeln!(
+        w,
+        "- {}; release builds (criterion's `bench` profile, the functions' `release` profile)",
+        machine.rustc
+    );
+    let _ = writeln!(
+        w,
+        "- Emulator: {} run natively (Python), one process, DynamoDB requests serialized (`localstack/serial_moto.py`). \
+         Emulator timings measure moto, not AWS: compare them with each other, never with DynamoDB latencies. \
+         The counts are what AWS would bill.\n",
+        machine.emulator
+    );
+
+    costs_section(w, &results.costs);
+    load_section(w, &results.costs, &results.memory);
+    command_section(w, &results.memory);
+    publish_section(w, results.publish.as_ref());
+    throughput_section(w, &results.throughput);
+    functions_section(w, &results.functions);
+    md
+}
+
+fn costs_section(w: &mut String, costs: &[CostRow]) {
+    let _ = writeln!(w, "## DynamoDB requests and capacity per load and per command\n");
+    let _ = writeln!(
+        w,
+        "One order per table: placed (3 personal fields sealed with a KMS data key), then one `ItemAdded` \
+         per commit; snapshots through the repository. A warm load (data key cached), then one `add_item` \
+         command. Requests are counted at the SDK (`RequestCounter`); capacity units are modelled from the \
+         items actually sent and received by DynamoDB's sizing rules (strongly consistent reads: 1 RCU per \
+         4 KB of a Query page; writes: 1 WCU per KB, indexes included), because the emulator reports a \
+         fixed figure per call.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| events | snapshots | load: requests | items read | RCU | command: requests | RCU | WCU |"
+    );
+    let _ = writeln!(w, "|---:|---|---|---:|---:|---|---:|---:|");
+    for row in costs {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            thousands(row.length),
+            policy(row.snapshot_every),
+            requests(&row.load),
+            thousands(row.load.items_read()),
+            units(row.load.read_units()),
+            requests(&row.command),
+            units(row.command.read_units()),
+            units(row.command.write_units()),
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nA load reads the stream backwards from its head and stops at the newest snapshot: its first Query \
+         asks for 101 items (a snapshot every 100 single-event commits is met at once), each further page for \
+         twice as many (then 1 MB pages). With snapshots a load costs the same at every length.\n"
+    );
+}
+
+fn memory_row<'a>(
+    memory: &'a [Measured],
+    group: &str,
+    function: &str,
+    value: Option<&str>,
+) -> Option<&'a Measured> {
+    memory.iter().find(|m| m.group == group && m.function == function && m.value.as_deref() == value)
+}
+
+fn load_section(w: &mut String, costs: &[CostRow], memory: &[Measured]) {
+    let _ = writeln!(w, "## Load time against stream length\n");
+    let _ = writeln!(
+        w,
+        "A whole load through the repository (read, open sealed fields, upcast, fold). In memory: \
+         `InMemoryStore`, criterion (`cargo bench -p strata-orders --bench repository`). On the emulator: \
+         the streams of the table above.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| events | in memory, no snapshots | in memory, snapshot every 100 | emulator, no snapshots | emulator, snapshot every 100 |"
+    );
+    let _ = writeln!(w, "|---:|---|---|---|---|");
+    let mut lengths: Vec<u64> = costs.iter().map(|c| c.length).collect();
+    lengths.extend(
+        memory.iter().filter(|m| m.group == "load").filter_map(|m| m.value.as_deref()?.parse::<u64>().ok()),
+    );
+    lengths.sort_unstable();
+    lengths.dedup();
+    for length in lengths {
+        let value = length.to_string();
+        let mem = |name: &str| opt(memory_row(memory, "load", name, Some(&value)).map(|m| &m.per_iteration));
+        let emu = |every: Option<u64>| {
+            opt(costs
+                .iter()
+                .find(|c| c.length == length && c.snapshot_every == every)
+                .and_then(|c| c.load_time.as_ref()))
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} |",
+            thousands(length),
+            mem("no snapshots"),
+            mem("snapshot every 100"),
+            emu(None),
+            emu(Some(100))
+        );
+    }
+    let _ = writeln!(w);
+}
+
+fn command_section(w: &mut String, memory: &[Measured]) {
+    let _ = writeln!(w, "## CPU per command in memory, with and without sealed fields\n");
+    let _ = writeln!(
+        w,
+        "Criterion, `InMemoryStore`, local data keys (cached after first use; on AWS the first command for a \
+         data subject also pays one KMS `GenerateDataKey`, and a cold function one `Decrypt` per subject). \
+         What Strata adds to a command is load + decide + envelope + seal + append; the network is not in \
+         these figures.\n"
+    );
+    let _ = writeln!(w, "| what | time per command |");
+    let _ = writeln!(w, "|---|---|");
+    for m in memory.iter().filter(|m| m.group == "command" || m.group.starts_with("crypto")) {
+        let name =
+            if m.function.is_empty() { m.group.clone() } else { format!("{}: {}", m.group, m.function) };
+        let _ = writeln!(w, "| {} | {} |", name, m.per_iteration);
+    }
+    let place = memory_row(memory, "command", "new stream, 3 personal fields sealed (place_order)", None);
+    let plain = memory_row(memory, "command", "new stream, no personal fields (tally bump)", None);
+    if let (Some(place), Some(plain)) = (place, plain) {
+        let _ = writeln!(
+            w,
+            "\nA new stream with 3 sealed fields costs {} µs more CPU than one without personal data \
+             ({} vs {} µs, medians).",
+            sig((place.per_iteration.median - plain.per_iteration.median) * 1e6),
+            sig(place.per_iteration.median * 1e6),
+            sig(plain.per_iteration.median * 1e6)
+        );
+    }
+    let _ = writeln!(w);
+}
+
+fn publish_section(w: &mut String, publish: Option<&PublishRow>) {
+    let _ = writeln!(w, "## Publishing: events per PutEvents call, end-to-end events per second\n");
+    let Some(p) = publish else {
+        let _ = writeln!(w, "Not measured in this run.\n");
+        return;
+    };
+    let _ = writeln!(
+        w,
+        "Orders of 5 commands (5 events) committed through the repository; their DynamoDB stream records \
+         (read from the emulator's Streams API) handed to the publisher's handler in batches of {} (the CDK \
+         app's mapping), while a consumer receives from the projector's queue (10 per receive) and projects \
+         order summaries. Timed from the first record handed over to the last event in the read model.\n",
+        super::publish::STREAM_BATCH
+    );
+    let _ = writeln!(
+        w,
+        "| events per run | stream records | publisher invocations | PutEvents calls | events per call | stream to read model | events/s |"
+    );
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---|---|");
+    let per_call = if p.calls == 0 { 0.0 } else { p.published as f64 / p.calls as f64 };
+    let _ = writeln!(
+        w,
+        "| {} | {} | {} | {} | {} | {} | {} |\n",
+        p.events_per_run,
+        p.records,
+        p.invocations,
+        p.calls,
+        sig(per_call),
+        p.elapsed,
+        p.elapsed.rate(p.events_per_run as f64)
+    );
+}
+
+fn throughput_section(w: &mut String, rows: &[ThroughputRow]) {
+    let _ = writeln!(w, "## Commands per second on the emulator\n");
+    let _ = writeln!(
+        w,
+        "`add_item` commands through the repository (KMS cipher, snapshot every 100) against orders placed \
+         beforehand, spread round robin over the streams, by concurrent writers; conflicts are retried with \
+         jittered backoff until they succeed. The emulator serializes DynamoDB requests, so more writers \
+         cannot add throughput here; on AWS distinct streams scale with partitions.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| streams | writers | commands per run | time per run | commands/s | conflicts retried | requests per command |"
+    );
+    let _ = writeln!(w, "|---:|---:|---:|---|---|---:|---:|");
+    for r in rows {
+        let total = (r.commands * r.elapsed.runs.max(1)) as f64;
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            thousands(r.streams as u64),
+            r.writers,
+            r.commands,
+            r.elapsed,
+            r.elapsed.rate(r.commands as f64),
+            r.conflicts,
+            sig(r.counts.total_calls() as f64 / total)
+        );
+    }
+    let _ = writeln!(w);
+}
+
+fn functions_section(w: &mut String, rows: &[FunctionRow]) {
+    let _ = writeln!(w, "## Functions: size and init time\n");
+    let _ = writeln!(
+        w,
+        "Zips from `scripts/package` (arm64, `release` profile: symbols stripped). Init: a local x86_64 release \
+         build of the same code, from process start to its first poll of the Lambda runtime API (a local \
+         stand-in): logging, configuration, SDK clients. It excludes the Lambda sandbox's own start and the \
+         download of the zip.\n"
+    );
+    let _ = writeln!(w, "| function | arm64 zip | arm64 binary | init (local, x86_64) |");
+    let _ = writeln!(w, "|---|---:|---:|---|");
+    for f in rows {
+        let bytes = |b: Option<u64>| b.map_or_else(|| "–".into(), |b| format!("{} B", thousands(b)));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} |",
+            f.name,
+            bytes(f.zip_bytes),
+            bytes(f.binary_bytes),
+            opt(f.init.as_ref())
+        );
+    }
+    let _ = writeln!(w);
+}

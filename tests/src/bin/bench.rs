@@ -1,0 +1,92 @@
+//! `target/release/bench [--quick] [--out FILE]` (what `scripts/bench` runs after criterion and the
+//! builds): the emulator scenarios, the functions' sizes and init times, and criterion's results
+//! from `target/criterion`, printed and written as one report (default `docs/benchmarks.md`).
+//! Needs `AWS_ENDPOINT_URL` (the emulator) and the repository root as working directory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use strata_tests::bench::report::{Machine, Results, markdown};
+use strata_tests::bench::{Env, Plan, costs, criterion, functions, publish, throughput};
+
+fn say(line: &str) {
+    eprintln!("bench: {line}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> ExitCode {
+    let mut plan = Plan::full();
+    let mut out = PathBuf::from("docs/benchmarks.md");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => plan = Plan::quick(),
+            "--out" => match args.next() {
+                Some(path) => out = PathBuf::from(path),
+                None => return usage("--out needs a file"),
+            },
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        return usage("AWS_ENDPOINT_URL is not set: start the emulator first (localstack/start)");
+    }
+    let target = Path::new("target");
+    let mut results = Results::default();
+
+    say("reading criterion results from target/criterion");
+    results.memory = criterion::read(&target.join("criterion"));
+    say(&format!("  {} benchmarks", results.memory.len()));
+
+    say("measuring the functions (zip sizes, init times)");
+    results.functions = functions::measure(target, plan.init_runs);
+
+    let env = Env::new().await;
+    for &length in &plan.lengths {
+        for every in [None, Some(100)] {
+            say(&format!("costs: {length} events, snapshots {every:?}"));
+            let runs = if length >= 100_000 && every.is_none() { plan.runs.min(3) } else { plan.runs };
+            let row = costs::measure(&env, length, every, runs).await;
+            say(&format!(
+                "  load {:?}; command {:?}; load time {:?}",
+                row.load.total_calls(),
+                row.command.total_calls(),
+                row.load_time.as_ref().map(ToString::to_string)
+            ));
+            results.costs.push(row);
+        }
+    }
+
+    say("publishing: stream -> publisher -> bus -> queue -> projector");
+    let pipeline = strata_tests::Pipeline::new().await;
+    results.publish = Some(publish::run(&pipeline, plan.orders, plan.runs.min(3)).await);
+
+    for (streams, writers) in [(1, 1), (1, 16), (1_000, 1), (1_000, 16)] {
+        let streams = if plan.commands < 100 { streams.min(20) } else { streams };
+        say(&format!("throughput: {streams} streams, {writers} writers"));
+        results
+            .throughput
+            .push(throughput::run(&env, streams, writers, plan.commands, plan.runs.min(3)).await);
+    }
+
+    let report = markdown(&Machine::here(Path::new(".")), &results);
+    println!("{report}");
+    if let Some(dir) = out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::write(&out, report) {
+        Ok(()) => {
+            say(&format!("wrote {}", out.display()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: cannot write {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("bench: {problem}\nusage: bench [--quick] [--out FILE]");
+    ExitCode::from(2)
+}

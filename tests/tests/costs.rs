@@ -1,0 +1,50 @@
+//! The exact counts behind `docs/benchmarks.md`: the same scenarios `scripts/bench` runs, at the
+//! lengths where every figure is small enough to state here. Timings are never asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use strata_dynamodb::RequestCounts;
+use strata_tests::Pipeline;
+use strata_tests::bench::{Env, costs, publish};
+
+fn calls(counts: &RequestCounts) -> Vec<(&str, u64)> {
+    counts.operations.iter().map(|(op, c)| (op.as_str(), c.calls)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots() {
+    let env = Env::new().await;
+
+    // 100 events, no snapshots: one Query reads all 100 commits; the command adds one PutItem.
+    let row = costs::measure(&env, 100, None, 0).await;
+    assert_eq!(calls(&row.load), [("Query", 1)], "{}", row.load);
+    assert_eq!(row.load.items_read(), 100);
+    assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{}", row.command);
+    assert_eq!((row.command.items_written(), row.command.write_units()), (1, 1.0), "{}", row.command);
+    assert_eq!((row.load.inconsistent_reads, row.load.scans), (0, 0));
+
+    // 1,000 events, no snapshots: pages of 101, 202, 404 and 808 items: four Queries, not ten.
+    let row = costs::measure(&env, 1_000, None, 0).await;
+    assert_eq!(calls(&row.load), [("Query", 4)], "{}", row.load);
+    assert_eq!(row.load.items_read(), 1_000);
+    assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 4)], "{}", row.command);
+
+    // With a snapshot every 100 the cost is the same at 100 and at 1,000 events: one Query of one
+    // page (the snapshot and the 100 commits below it), one PutItem.
+    for length in [100, 1_000] {
+        let row = costs::measure(&env, length, Some(100), 0).await;
+        assert_eq!(calls(&row.load), [("Query", 1)], "{length}: {}", row.load);
+        assert_eq!(row.load.items_read(), 101, "{length}");
+        assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{length}: {}", row.command);
+        assert_eq!(row.command.items_written(), 1);
+        assert_eq!(row.command.read_units(), row.load.read_units(), "a command reads what a load reads");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_puts_ten_events_per_call() {
+    let p = Pipeline::new().await;
+    // 20 orders of 5 commands: 100 commits, one publisher invocation of 100 records.
+    let row = publish::run(&p, 20, 1).await;
+    assert_eq!((row.records, row.invocations), (100, 1));
+    assert_eq!((row.published, row.calls), (100, 10), "10 entries per PutEvents call");
+}
