@@ -9,8 +9,8 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use strata_core::fixture::tally::{Tally, TallyCommand};
 use strata_core::{
-    AppendRequest, CommandContext, EventStore, ExpectedVersion, FieldCipher, InMemoryStore, Repository,
-    SnapshotPolicy, StreamId,
+    AppendRequest, CommandContext, EventId, EventStore, ExpectedVersion, FieldCipher, InMemoryStore,
+    NewEvent, Repository, SnapshotPolicy, StreamId,
 };
 use strata_orders::{Order, OrderCommand, samples};
 
@@ -49,7 +49,7 @@ fn seeded(
             let request = AppendRequest {
                 stream: stream.clone(),
                 expected: ExpectedVersion::Exact(version - 1),
-                events: vec![added.clone()],
+                events: vec![NewEvent { event_id: EventId::new(), ..added.clone() }],
                 idempotency: None,
             };
             repo.store().append(request).await.unwrap();

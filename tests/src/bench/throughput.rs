@@ -26,10 +26,17 @@ pub struct ThroughputRow {
     pub conflicts: u64,
 }
 
-/// `streams` orders on a table of their own (placed 16 at a time, untimed), then `runs` runs of
-/// `commands` `add_item` commands by `writers` concurrent writers; snapshots every 100 events, as the
-/// functions default to, and conflicts retried with jittered backoff until they succeed.
-pub async fn run(env: &Env, streams: usize, writers: usize, commands: usize, runs: usize) -> ThroughputRow {
+/// `streams` orders on a table of their own (placed 16 at a time, untimed), then for each writer
+/// count `runs` runs of `commands` `add_item` commands by that many concurrent writers; snapshots
+/// every 100 events, as the functions default to, and conflicts retried with jittered backoff until
+/// they succeed.
+pub async fn run(
+    env: &Env,
+    streams: usize,
+    writers: &[usize],
+    commands: usize,
+    runs: usize,
+) -> Vec<ThroughputRow> {
     let (store, counter) = env.table().await;
     let repo = Arc::new(
         Repository::<Order, _>::new(store.clone())
@@ -52,31 +59,39 @@ pub async fn run(env: &Env, streams: usize, writers: usize, commands: usize, run
         }
     })
     .await;
-    counter.reset();
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let (r, s) = (Arc::clone(&repo), Arc::clone(&ids));
-        in_parallel(writers, commands, move |i| {
-            let (repo, ids) = (Arc::clone(&r), Arc::clone(&s));
-            async move {
-                repo.execute(&ids[i % ids.len()], &add_item(), CommandContext::default()).await.unwrap();
-            }
-        })
-        .await;
-        times.push(started.elapsed());
+    let mut rows = Vec::new();
+    for &writers in writers {
+        counter.reset();
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let (r, s) = (Arc::clone(&repo), Arc::clone(&ids));
+            in_parallel(writers, commands, move |i| {
+                let (repo, ids) = (Arc::clone(&r), Arc::clone(&s));
+                async move {
+                    repo.execute(&ids[i % ids.len()], &add_item(), CommandContext::default()).await.unwrap();
+                }
+            })
+            .await;
+            times.push(started.elapsed());
+        }
+        let counts = counter.take();
+        rows.push(ThroughputRow {
+            streams,
+            writers,
+            commands,
+            elapsed: Spread::of_durations(&times).unwrap_or(Spread {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+                runs: 0,
+            }),
+            conflicts: conflicts(&counts),
+            counts,
+        });
     }
-    let counts = counter.take();
-    let conflicts = conflicts(&counts);
     let _ = store.client().delete_table().table_name(store.table()).send().await;
-    ThroughputRow {
-        streams,
-        writers,
-        commands,
-        elapsed: Spread::of_durations(&times).unwrap_or(Spread { median: 0.0, min: 0.0, max: 0.0, runs: 0 }),
-        counts,
-        conflicts,
-    }
+    rows
 }
 
 /// PutItems that did not write: conditional checks that failed.
