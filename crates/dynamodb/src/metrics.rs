@@ -31,10 +31,12 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::{
     batch_write_item::BatchWriteItemInput, batch_write_item::BatchWriteItemOutput,
-    delete_item::DeleteItemInput, delete_item::DeleteItemOutput, get_item::GetItemInput,
-    get_item::GetItemOutput, put_item::PutItemInput, put_item::PutItemOutput, query::QueryInput,
-    query::QueryOutput, scan::ScanInput, scan::ScanOutput, transact_write_items::TransactWriteItemsInput,
-    transact_write_items::TransactWriteItemsOutput,
+    delete_item::DeleteItemError, delete_item::DeleteItemInput, delete_item::DeleteItemOutput,
+    get_item::GetItemInput, get_item::GetItemOutput, put_item::PutItemError, put_item::PutItemInput,
+    put_item::PutItemOutput, query::QueryInput, query::QueryOutput, scan::ScanInput, scan::ScanOutput,
+    transact_write_items::TransactWriteItemsError, transact_write_items::TransactWriteItemsInput,
+    transact_write_items::TransactWriteItemsOutput, update_item::UpdateItemError,
+    update_item::UpdateItemInput,
 };
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -54,12 +56,14 @@ pub struct OperationCount {
     /// report capacity: a failed conditional write also consumes write units, uncounted here.
     pub capacity_units: f64,
     /// Capacity units by DynamoDB's sizing rules for the items sent and received, table and global
-    /// secondary indexes together (on-demand bills these): a read is 1 unit per 4 KB (half when
-    /// eventually consistent; a Query or Scan sums its items before rounding; at least one unit per
-    /// call), a write 1 unit per 1 KB of the item written, plus the same for each index the item
-    /// appears in (its projected size), doubled inside a transaction. A write is charged whether or
-    /// not its condition held, as DynamoDB does. Deletes and updates, whose item the request does not
-    /// carry, count one unit each: a lower bound.
+    /// secondary indexes together (on-demand bills these): an estimate, not a bill. A read is 1 unit
+    /// per 4 KB returned (half when eventually consistent; a Query page sums its items before
+    /// rounding; at least one unit per call). A write is 1 unit per 1 KB of the item, plus the same
+    /// for each index the item appears in (its projected size); a transaction doubles the table's
+    /// part. A write whose condition failed is charged one unit (two in a transaction), nothing for
+    /// indexes; throttled or invalid requests nothing. Lower bounds: deletes and updates (their item
+    /// is not in the request) count one unit; a Scan counts what it returns, not what it evaluated;
+    /// an overwrite counts the new item, not the larger of old and new.
     pub modelled_units: f64,
     /// Items returned by reads (successful calls).
     pub items_read: u64,
@@ -207,7 +211,10 @@ fn total(capacity: Option<&ConsumedCapacity>) -> f64 {
 struct Modelled {
     /// Units per 4 KB read: 1 strongly consistent, 0.5 eventually consistent.
     read_rate: f64,
+    /// Units if the write succeeds.
     write_units: f64,
+    /// Units if its condition fails.
+    failed_write_units: f64,
     items_written: u64,
 }
 
@@ -229,8 +236,8 @@ fn read_units(items: &[Item], rate: f64) -> f64 {
     units(items.iter().map(item_size).sum(), READ_UNIT_BYTES) * rate
 }
 
-/// Write units of putting `item`: the table's, and each index's that the item appears in.
-pub(crate) fn put_units(item: &Item, indexes: &[IndexSpec]) -> f64 {
+/// Write units of putting `item`: the table's, and those of the indexes the item appears in.
+pub(crate) fn put_units(item: &Item, indexes: &[IndexSpec]) -> (f64, f64) {
     let table = units(item_size(item), WRITE_UNIT_BYTES);
     let index: f64 = indexes
         .iter()
@@ -251,7 +258,7 @@ pub(crate) fn put_units(item: &Item, indexes: &[IndexSpec]) -> f64 {
             units(projected, WRITE_UNIT_BYTES)
         })
         .sum();
-    table + index
+    (table, index)
 }
 
 impl RequestCounter {
@@ -274,30 +281,64 @@ impl RequestCounter {
                 ..Modelled::default()
             }
         } else if let Some(put) = input.downcast_ref::<PutItemInput>() {
-            let units = put.item().map_or(1.0, |item| put_units(item, indexes));
-            Modelled { write_units: units, items_written: 1, ..Modelled::default() }
-        } else if input.downcast_ref::<DeleteItemInput>().is_some() {
-            Modelled { write_units: 1.0, items_written: 1, ..Modelled::default() }
+            let (table, index) = put.item().map_or((1.0, 0.0), |item| put_units(item, indexes));
+            Modelled {
+                write_units: table + index,
+                failed_write_units: 1.0,
+                items_written: 1,
+                ..Modelled::default()
+            }
+        } else if input.downcast_ref::<DeleteItemInput>().is_some()
+            || input.downcast_ref::<UpdateItemInput>().is_some()
+        {
+            Modelled { write_units: 1.0, failed_write_units: 1.0, items_written: 1, ..Modelled::default() }
         } else if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
             let actions = transaction.transact_items();
             let units: f64 = actions
                 .iter()
-                .map(|action| 2.0 * action.put().map_or(1.0, |put| put_units(put.item(), indexes)))
+                .map(|action| {
+                    let (table, index) =
+                        action.put().map_or((1.0, 0.0), |put| put_units(put.item(), indexes));
+                    2.0 * table + index
+                })
                 .sum();
             let written = actions.iter().filter(|a| a.condition_check().is_none()).count() as u64;
-            Modelled { write_units: units, items_written: written, ..Modelled::default() }
+            Modelled {
+                write_units: units,
+                failed_write_units: 2.0 * actions.len() as f64,
+                items_written: written,
+                ..Modelled::default()
+            }
         } else if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
             let requests =
                 batch.request_items().map(|r| r.values().flatten().collect::<Vec<_>>()).unwrap_or_default();
             let units: f64 = requests
                 .iter()
-                .map(|request| request.put_request().map_or(1.0, |put| put_units(put.item(), indexes)))
+                .map(|request| {
+                    let (table, index) =
+                        request.put_request().map_or((1.0, 0.0), |put| put_units(put.item(), indexes));
+                    table + index
+                })
                 .sum();
             Modelled { write_units: units, items_written: requests.len() as u64, ..Modelled::default() }
         } else {
             Modelled::default()
         }
     }
+}
+
+/// Whether an operation's error is a condition that did not hold (DynamoDB charges those writes).
+fn condition_failed(error: &aws_smithy_runtime_api::client::interceptors::context::Error) -> bool {
+    error.downcast_ref::<PutItemError>().is_some_and(PutItemError::is_conditional_check_failed_exception)
+        || error
+            .downcast_ref::<DeleteItemError>()
+            .is_some_and(DeleteItemError::is_conditional_check_failed_exception)
+        || error
+            .downcast_ref::<UpdateItemError>()
+            .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+        || error
+            .downcast_ref::<TransactWriteItemsError>()
+            .is_some_and(TransactWriteItemsError::is_transaction_canceled_exception)
 }
 
 impl Intercept for RequestCounter {
@@ -352,14 +393,22 @@ impl Intercept for RequestCounter {
         let Some(outcome) = context.output_or_error() else {
             return Ok(());
         };
-        // A write is charged whether or not its condition held; a transport failure never got there.
-        if outcome.is_ok() || context.response().is_some() {
-            count.modelled_units += modelled.write_units;
-        }
-        let Ok(output) = outcome else {
-            return Ok(());
+        let output = match outcome {
+            Ok(output) => output,
+            Err(error) => {
+                // A failed condition is charged; throttling, validation and transport errors are not.
+                if error.as_operation_error().is_some_and(condition_failed) {
+                    count.modelled_units += modelled.failed_write_units;
+                }
+                return Ok(());
+            }
         };
-        count.items_written += modelled.items_written;
+        count.modelled_units += modelled.write_units;
+        let unprocessed = output
+            .downcast_ref::<BatchWriteItemOutput>()
+            .and_then(BatchWriteItemOutput::unprocessed_items)
+            .map_or(0, |u| u.values().map(Vec::len).sum::<usize>() as u64);
+        count.items_written += modelled.items_written.saturating_sub(unprocessed);
         if modelled.read_rate > 0.0 {
             let read: Option<&[Item]> = if let Some(o) = output.downcast_ref::<QueryOutput>() {
                 Some(o.items())
@@ -408,19 +457,19 @@ mod tests {
     fn writes_cost_a_unit_per_kilobyte_of_the_item_and_of_each_index_it_appears_in() {
         let indexes = TableSpec::strata().global_secondary_indexes;
         let small = item(&[("pk", "p"), ("sk", "s"), ("body", &"x".repeat(1000))]);
-        assert_eq!(put_units(&small, &indexes), 1.0, "1,008 bytes: one unit, no index");
+        assert_eq!(put_units(&small, &indexes), (1.0, 0.0), "1,008 bytes: one unit, no index");
         let big = item(&[("pk", "p"), ("sk", "s"), ("body", &"x".repeat(1030))]);
-        assert_eq!(put_units(&big, &indexes), 2.0, "1,038 bytes: two units");
+        assert_eq!(put_units(&big, &indexes), (2.0, 0.0), "1,038 bytes: two units");
         let mut snapshot = big.clone();
         snapshot.insert("snapshot_of".into(), AttributeValue::S("p".into()));
         snapshot.insert("snapshot_version".into(), AttributeValue::N("100".into()));
         // The snapshots index is KEYS_ONLY: pk, sk, snapshot_of, snapshot_version (a few bytes).
-        assert_eq!(put_units(&snapshot, &indexes), 2.0 + 1.0);
+        assert_eq!(put_units(&snapshot, &indexes), (2.0, 1.0));
         let mut view = big;
         view.insert("lookup_pk".into(), AttributeValue::S("c".into()));
         view.insert("lookup_sk".into(), AttributeValue::S("o".into()));
         // The lookup index projects ALL: the whole item again.
-        assert_eq!(put_units(&view, &indexes), 2.0 + 2.0);
+        assert_eq!(put_units(&view, &indexes), (2.0, 2.0));
     }
 
     #[test]

@@ -61,8 +61,9 @@ impl DynamoStore {
     /// then one Query reaches the newest snapshot, and what it reads past the snapshot is bounded by
     /// the interval (a Query pays for every item it returns). When the first page holds no snapshot,
     /// each further page asks for twice as many items as the one before (DynamoDB's 1 MB per page
-    /// still applies), so a stream without snapshots loads in a logarithmic number of Queries up to
-    /// the 1 MB pages, and never reads more than about twice what it needed.
+    /// still applies): a stream without snapshots loads in a logarithmic number of Queries until the
+    /// pages reach 1 MB. When the snapshot lies beyond the first page, the page that meets it also
+    /// reads older commits, up to its size: another reason to match the first page to the interval.
     pub fn with_load_page_size(mut self, items: u16) -> Self {
         self.load_page_size = i32::from(items.max(1));
         self

@@ -88,3 +88,18 @@ async fn no_request_path_scans_or_reads_inconsistently() {
     assert!(counts.calls("Query") >= 10, "{counts}");
     assert_eq!((counts.inconsistent_reads, counts.scans), (0, 0), "{counts}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_loses_its_condition_is_charged_one_unit_and_writes_nothing() {
+    let f = fixture().await;
+    let s = stream("lost-race");
+    f.store.append_after_load(append(&s, ExpectedVersion::Exact(0), bumps(1, 1))).await.unwrap();
+    let lost = f.store.append_after_load(append(&s, ExpectedVersion::Exact(0), bumps(1, 1))).await;
+    assert!(matches!(lost, Err(strata_core::Error::Conflict { .. })), "{lost:?}");
+
+    let counts = f.counter.take();
+    let put = counts.operations["PutItem"];
+    assert_eq!((put.calls, put.items_written), (2, 1), "{counts}");
+    // The commit (well under 1 KB) is one unit; the failed condition one more.
+    assert_eq!((counts.write_units(), counts.items_written()), (2.0, 1), "{counts}");
+}

@@ -4,7 +4,9 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use strata_core::{CommandContext, FieldCipher, InMemoryStore, PersonalData, Repository, StreamId};
+use strata_core::{
+    Aggregate, CommandContext, Event, FieldCipher, InMemoryStore, PersonalData, Repository, StreamId,
+};
 use strata_orders::Order;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -48,6 +50,18 @@ fn bench(c: &mut Criterion) {
                 rt.block_on(cipher.seal("acme", "e", &mut p, &two)).unwrap();
                 rt.block_on(cipher.open("acme", "e", &mut p)).unwrap();
             },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // What sealing costs inside place_order: its event's 3 personal fields, sealed alone.
+    let placed = Order::default().decide(&strata_orders::samples::place_order("c-1")).unwrap().remove(0);
+    let marked = placed.personal_data().unwrap();
+    let placed_payload = strata_core::encode_event(&placed).unwrap().payload;
+    c.bench_function("crypto/seal the 3 personal fields of OrderPlaced", |b| {
+        b.iter_batched(
+            || placed_payload.clone(),
+            |mut p| rt.block_on(cipher.seal("acme", "e", &mut p, &marked)).unwrap(),
             BatchSize::SmallInput,
         )
     });

@@ -69,6 +69,6 @@ fn measured(new: &Path) -> Option<Measured> {
         group: benchmark["group_id"].as_str()?.to_owned(),
         function: benchmark["function_id"].as_str().unwrap_or_default().to_owned(),
         value: benchmark["value_str"].as_str().map(str::to_owned),
-        per_iteration: Spread::of(per_iteration)?,
+        per_iteration: Spread { of_what: "samples", ..Spread::of(per_iteration)? },
     })
 }

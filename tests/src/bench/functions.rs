@@ -76,6 +76,7 @@ pub fn init_time(binary: &Path) -> Option<Duration> {
     let polled = loop {
         match listener.accept() {
             Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
                 let mut line = String::new();
                 let _ = BufReader::new(stream).read_line(&mut line);
                 if line.contains("/runtime/invocation/next") {
@@ -101,7 +102,7 @@ pub fn unzipped_size(path: &Path) -> Option<u64> {
     let bytes = std::fs::read(path).ok()?;
     let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
     let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    // The end of central directory record: signature PK\x05\x06, within the last 64 KB + 22 bytes.
+    // The end of central directory record (signature PK\x05\x06), searched from the end.
     let end = (0..bytes.len().saturating_sub(21)).rev().find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))?;
     let entries = u16_at(end + 10)?;
     let mut at = usize::try_from(u32_at(end + 16)?).ok()?;
@@ -110,7 +111,11 @@ pub fn unzipped_size(path: &Path) -> Option<u64> {
         if !bytes.get(at..)?.starts_with(b"PK\x01\x02") {
             return None;
         }
-        total += u64::from(u32_at(at + 24)?);
+        let size = u32_at(at + 24)?;
+        if size == u32::MAX {
+            return None; // ZIP64: the size is elsewhere; not worth parsing for a Lambda zip
+        }
+        total += u64::from(size);
         let skip =
             usize::from(u16_at(at + 28)?) + usize::from(u16_at(at + 30)?) + usize::from(u16_at(at + 32)?);
         at += 46 + skip;

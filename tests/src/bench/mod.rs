@@ -62,8 +62,10 @@ pub struct Plan {
     pub lengths: Vec<u64>,
     /// Timed runs of each emulator figure.
     pub runs: usize,
-    /// Commands per throughput run.
-    pub commands: usize,
+    /// Commands per throughput run on one stream.
+    pub one_stream_commands: usize,
+    /// Streams of the many-streams throughput runs; each run sends one command to each.
+    pub streams: usize,
     /// Orders per publishing run (5 events each).
     pub orders: usize,
     /// Runs of each function's init time.
@@ -73,11 +75,25 @@ pub struct Plan {
 impl Plan {
     /// What the report is made of.
     pub fn full() -> Self {
-        Self { lengths: vec![100, 1_000, 10_000, 100_000], runs: 5, commands: 400, orders: 40, init_runs: 20 }
+        Self {
+            lengths: vec![100, 1_000, 10_000, 100_000],
+            runs: 5,
+            one_stream_commands: 100,
+            streams: 1_000,
+            orders: 40,
+            init_runs: 20,
+        }
     }
 
     /// A quick pass over everything, to try the harness.
     pub fn quick() -> Self {
-        Self { lengths: vec![100, 1_000], runs: 2, commands: 40, orders: 4, init_runs: 3 }
+        Self {
+            lengths: vec![100, 1_000],
+            runs: 2,
+            one_stream_commands: 10,
+            streams: 20,
+            orders: 4,
+            init_runs: 3,
+        }
     }
 }

@@ -14,6 +14,9 @@ pub struct Spread {
     pub max: f64,
     /// How many.
     pub runs: usize,
+    /// What they are: `runs` (whole measurements) or `samples` (criterion's, each a mean of many
+    /// iterations).
+    pub of_what: &'static str,
 }
 
 impl Spread {
@@ -25,7 +28,12 @@ impl Spread {
         let (min, max) = (*values.first()?, *values.last()?);
         let median =
             if runs % 2 == 1 { values[runs / 2] } else { (values[runs / 2 - 1] + values[runs / 2]) / 2.0 };
-        Some(Self { median, min, max, runs })
+        Some(Self { median, min, max, runs, of_what: "runs" })
+    }
+
+    /// No measurement at all.
+    pub fn none() -> Self {
+        Self { median: 0.0, min: 0.0, max: 0.0, runs: 0, of_what: "runs" }
     }
 
     /// Of durations.
@@ -45,11 +53,12 @@ impl fmt::Display for Spread {
         let (scale, unit) = unit(self.median);
         write!(
             f,
-            "{} {unit} ({}–{}, {} runs)",
+            "{} {unit} ({}–{}, {} {})",
             sig(self.median * scale),
             sig(self.min * scale),
             sig(self.max * scale),
-            self.runs
+            self.runs,
+            self.of_what
         )
     }
 }
@@ -84,13 +93,12 @@ fn unit(seconds: f64) -> (f64, &'static str) {
 
 /// Three significant digits, without a trailing `.0`.
 pub fn sig(value: f64) -> String {
-    let digits = if value.abs() >= 100.0 {
-        0
-    } else if value.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    // Digits after the point for three significant ones (none for 100 and above).
+    let magnitude = value.abs().log10().floor() as i32;
+    let digits = usize::try_from((2 - magnitude).clamp(0, 9)).unwrap_or(0);
     format!("{value:.digits$}")
 }
 
@@ -123,5 +131,9 @@ mod tests {
         assert_eq!(Spread::of(vec![]), None);
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(999), "999");
+        assert_eq!(
+            [sig(0.012345), sig(1.5), sig(12.0), sig(1234.5), sig(0.0)],
+            ["0.0123", "1.50", "12.0", "1234", "0"]
+        );
     }
 }

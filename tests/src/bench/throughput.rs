@@ -22,7 +22,8 @@ pub struct ThroughputRow {
     pub elapsed: Spread,
     /// Requests of all runs together.
     pub counts: RequestCounts,
-    /// Conditional writes that lost a race (each made its command load and decide again).
+    /// PutItems that wrote nothing: conditions that failed because another writer won the version
+    /// (each made its command load and decide again).
     pub conflicts: u64,
 }
 
@@ -80,12 +81,7 @@ pub async fn run(
             streams,
             writers,
             commands,
-            elapsed: Spread::of_durations(&times).unwrap_or(Spread {
-                median: 0.0,
-                min: 0.0,
-                max: 0.0,
-                runs: 0,
-            }),
+            elapsed: Spread::of_durations(&times).unwrap_or(Spread::none()),
             conflicts: conflicts(&counts),
             counts,
         });

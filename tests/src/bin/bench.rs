@@ -63,8 +63,7 @@ async fn main() -> ExitCode {
 
     // One stream: every writer races for the same version; the emulator spends about a millisecond per
     // item a Query returns, so contended runs are slow here and get fewer commands.
-    for (streams, commands) in [(1, plan.commands / 4), (1_000, plan.commands)] {
-        let streams = if plan.commands < 100 { streams.min(20) } else { streams };
+    for (streams, commands) in [(1, plan.one_stream_commands), (plan.streams, plan.streams)] {
         say(&format!("throughput: {streams} streams, 1 and 16 writers, {commands} commands per run"));
         results.throughput.extend(throughput::run(&env, streams, &[1, 16], commands, plan.runs.min(3)).await);
     }
