@@ -15,7 +15,7 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
     let env = Env::new().await;
 
     // 100 events, no snapshots: one Query reads all 100 commits; the command adds one PutItem.
-    let row = costs::measure(&env, 100, None, 0).await;
+    let row = costs::measure(&env, 100, None, 1).await;
     assert_eq!(calls(&row.load), [("Query", 1)], "{}", row.load);
     assert_eq!(row.load.items_read(), 100);
     assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{}", row.command);
@@ -23,7 +23,7 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
     assert_eq!((row.load.inconsistent_reads, row.load.scans), (0, 0));
 
     // 1,000 events, no snapshots: pages of 101, 202, 404 and 808 items: four Queries, not ten.
-    let row = costs::measure(&env, 1_000, None, 0).await;
+    let row = costs::measure(&env, 1_000, None, 1).await;
     assert_eq!(calls(&row.load), [("Query", 4)], "{}", row.load);
     assert_eq!(row.load.items_read(), 1_000);
     assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 4)], "{}", row.command);
@@ -31,7 +31,7 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
     // With a snapshot every 100 the cost is the same at 100 and at 1,000 events: one Query of one
     // page (the snapshot and the 100 commits below it), one PutItem.
     for length in [100, 1_000] {
-        let row = costs::measure(&env, length, Some(100), 0).await;
+        let row = costs::measure(&env, length, Some(100), 1).await;
         assert_eq!(calls(&row.load), [("Query", 1)], "{length}: {}", row.load);
         assert_eq!(row.load.items_read(), 101, "{length}");
         assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{length}: {}", row.command);

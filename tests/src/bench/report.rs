@@ -213,7 +213,9 @@ fn load_section(w: &mut String, costs: &[CostRow], memory: &[Measured]) {
         w,
         "A whole load through the repository (read, open sealed fields, upcast, fold). In memory: \
          `InMemoryStore`, criterion (`cargo bench -p strata-orders --bench repository`). On the emulator: \
-         the streams of the table above.\n"
+         the streams of the table above; their time grows with the items a load returns, because moto \
+         serializes every returned item in Python (milliseconds each): without snapshots a 100,000-event \
+         load takes minutes there, so that cell is a single run.\n"
     );
     let _ = writeln!(
         w,
@@ -350,7 +352,7 @@ fn functions_section(w: &mut String, rows: &[FunctionRow]) {
     let _ = writeln!(w, "## Functions: size and init time\n");
     let _ = writeln!(
         w,
-        "Zips from `scripts/package` (arm64, `release` profile: symbols stripped). Init: a local x86_64 release \
+        "Zips from `scripts/package` (arm64, `release` profile; cargo-lambda strips symbols). Init: a local x86_64 release \
          build of the same code, from process start to its first poll of the Lambda runtime API (a local \
          stand-in): logging, configuration, SDK clients. It excludes the Lambda sandbox's own start and the \
          download of the zip.\n"
