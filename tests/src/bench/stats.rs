@@ -47,10 +47,18 @@ impl Spread {
     }
 }
 
-/// `median (min–max, n runs)` with a unit chosen for the median.
+/// `median (min–max, n runs)` with a unit chosen for the median; a single run is `value (1 run)`.
 impl fmt::Display for Spread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (scale, unit) = unit(self.median);
+        if self.runs == 1 {
+            return write!(
+                f,
+                "{} {unit} (1 {})",
+                sig(self.median * scale),
+                self.of_what.trim_end_matches('s')
+            );
+        }
         write!(
             f,
             "{} {unit} ({}–{}, {} {})",
@@ -78,6 +86,9 @@ pub struct Rate {
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.runs == 1 {
+            return write!(f, "{} /s (1 run)", sig(self.median));
+        }
         write!(f, "{} /s ({}–{}, {} runs)", sig(self.median), sig(self.min), sig(self.max), self.runs)
     }
 }
@@ -128,6 +139,8 @@ mod tests {
             Spread::of(vec![2.0, 1.0, 3.0]).unwrap().rate(30.0).to_string(),
             "15.0 /s (10.0–30.0, 3 runs)"
         );
+        assert_eq!(Spread::of(vec![160.2]).unwrap().to_string(), "160 s (1 run)");
+        assert_eq!(Spread::of(vec![4.0]).unwrap().rate(8.0).to_string(), "2.00 /s (1 run)");
         assert_eq!(Spread::of(vec![]), None);
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(999), "999");
