@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use strata_dynamodb::RequestCounts;
+use strata_eventbridge::PutEventsCounter;
 use strata_tests::Pipeline;
 use strata_tests::bench::{Env, costs, publish};
 
@@ -42,9 +43,17 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publisher_puts_ten_events_per_call() {
-    let p = Pipeline::new().await;
+    let mut p = Pipeline::new().await;
+    // Counted at the EventBridge client, not taken from the publisher's report about itself.
+    let put_events = PutEventsCounter::new();
+    let config = aws_sdk_eventbridge::config::Builder::from(&p.sdk).interceptor(put_events.clone()).build();
+    p.eventbridge = aws_sdk_eventbridge::Client::from_conf(config);
     // 20 orders of 5 commands: 100 commits, one publisher invocation of 100 records.
     let row = publish::run(&p, 20, 1).await;
     assert_eq!((row.records, row.invocations), (100, 1));
-    assert_eq!((row.published, row.calls), (100, 10), "10 entries per PutEvents call");
+    let calls = put_events.calls();
+    let entries: Vec<usize> = calls.iter().map(|call| call.entries).collect();
+    assert_eq!(entries, [10; 10], "10 entries per PutEvents call");
+    assert!(calls.iter().all(|call| (call.requests, call.failed_entries) == (1, Some(0))), "{calls:?}");
+    assert_eq!((row.published, row.calls), (100, 10), "the publisher's report agrees with the client");
 }

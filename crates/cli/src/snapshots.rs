@@ -44,7 +44,8 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SnapshotsCommand) -> Result<Ou
         }
         SnapshotsCommand::Prune { stream: target, keep } => {
             let stream = stream_id(&target.stream)?;
-            let removed = store(sdk, &target.table).prune_snapshots(&stream, keep).await?;
+            // An operator's prune keeps the newest `keep` of every state schema alike.
+            let removed = store(sdk, &target.table).prune_snapshots(&stream, keep, u32::MAX).await?;
             Ok(Output {
                 json: json!({ "stream": stream.to_string(), "removed": removed, "kept": keep }),
                 ..Output::message(format!(

@@ -38,8 +38,10 @@ pub(crate) async fn run(sdk: &SdkConfig, command: StreamsCommand) -> Result<Outp
             let page = store.read(&stream, from, limit).await?;
             let mut events = page.events;
             if let Some(cipher) = &cipher {
+                // One session for the page: each subject's key is read once, not once per event.
+                let mut session = cipher.session();
                 for event in &mut events {
-                    cipher.open(stream.tenant(), &event.event_id.to_string(), &mut event.payload).await?;
+                    session.open(stream.tenant(), &event.event_id.to_string(), &mut event.payload).await?;
                 }
             }
             let rows = events

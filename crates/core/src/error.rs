@@ -199,3 +199,33 @@ pub fn without_values(error: &serde_json::Error) -> serde_json::Error {
         error.column()
     ))
 }
+
+impl Error {
+    /// This error with every value of the data it was raised on withheld, keeping what failed and
+    /// how: the event type and schema version, serde's kind of failure and position. Use it on errors
+    /// built on opened (decrypted) payloads or states, whose values may be personal, before they
+    /// reach a log or a caller. An upcaster's own error is user code whose message may quote any
+    /// value: only its kind is kept. Other errors carry no payload values and pass through unchanged.
+    #[must_use]
+    pub fn without_values(self) -> Self {
+        match self {
+            Self::Decode { event_type, source } => {
+                Self::Decode { event_type, source: without_values(&source) }
+            }
+            Self::Deserialize { what, source } => Self::Deserialize { what, source: without_values(&source) },
+            Self::Upcast { event_type, version, source } => {
+                Self::Upcast { event_type, version, source: upcaster_error_without_values(source) }
+            }
+            other => other,
+        }
+    }
+}
+
+/// An upcaster's error reduced to its kind: a serde error keeps its kind and position; anything
+/// else is user code's message, withheld whole.
+fn upcaster_error_without_values(source: BoxError) -> BoxError {
+    match source.downcast::<serde_json::Error>() {
+        Ok(serde) => Box::new(without_values(&serde)),
+        Err(_) => "the upcaster failed (its message is withheld: it may quote a personal value)".into(),
+    }
+}

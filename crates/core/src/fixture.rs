@@ -12,6 +12,7 @@ use std::fmt::Debug;
 
 use crate::{Aggregate, decode_event, encode_event};
 
+pub mod profile;
 pub mod tally;
 
 /// State built from past events, ready for a command.

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod crypto;
 mod envelope;
 mod error;

@@ -1,11 +1,12 @@
 //! Thread-safe in-memory implementations of every store trait.
 //!
 //! They keep the same guarantees as the DynamoDB store (atomic conditional appends, idempotency
-//! records written with their commit, snapshots next to the stream), so a domain tested here behaves
-//! the same in production.
+//! records written with their commit, snapshots next to the stream, only at commit ends and chosen by
+//! state schema), so a domain tested here behaves the same in production: the store contract
+//! (`conformance`, feature `conformance`) holds both to it from the same test code.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
@@ -21,16 +22,35 @@ use crate::{
 struct StreamState {
     events: Vec<EventEnvelope>,
     snapshots: BTreeMap<u64, Snapshot>,
+    /// The last version of each commit read off the feed so far (see [`State::index_commits`]).
+    commit_ends: BTreeSet<u64>,
 }
 
 #[derive(Default)]
 struct State {
     streams: HashMap<StreamId, StreamState>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// The first version of each commit, by stream and first event id: a repeated append of the same
+    /// request (a caller's retry after a lost answer) is answered with its commit, not written again.
+    commit_starts: HashMap<(StreamId, crate::EventId), u64>,
     /// Every commit in commit order: the in-memory analogue of the table's change stream.
     feed: Vec<Commit>,
     /// Views by (projection, stream).
     views: BTreeMap<(String, StreamId), StoredView>,
+    /// How much of `feed` is in the streams' `commit_ends`.
+    feed_indexed: usize,
+}
+
+impl State {
+    /// Brings every stream's commit boundaries up to date with the feed. The feed is the log of
+    /// commits, so boundaries are read off it lazily rather than tracked by each append path.
+    fn index_commits(&mut self) {
+        let Self { streams, feed, feed_indexed, .. } = self;
+        for commit in feed.get(*feed_indexed..).unwrap_or_default() {
+            streams.entry(commit.stream.clone()).or_default().commit_ends.insert(commit.last_version);
+        }
+        *feed_indexed = feed.len();
+    }
 }
 
 /// An in-memory event store, snapshot store and idempotency store in one, like the single table.
@@ -94,6 +114,29 @@ fn live_record<'a>(
     idempotency.get(&(tenant.to_owned(), key.to_owned())).filter(|r| r.expires_at > Utc::now())
 }
 
+/// The commit an earlier append of this very request wrote (same stream, same event ids), as a
+/// caller's retry after a lost answer gets it back; [`Error::Conflict`] when the first event id
+/// starts a commit of other events, which writing would store twice.
+fn earlier_commit(state: &State, request: &AppendRequest, current: u64) -> Result<Option<Commit>, Error> {
+    let Some(first) = request.events.first() else { return Ok(None) };
+    let Some(&first_version) = state.commit_starts.get(&(request.stream.clone(), first.event_id)) else {
+        return Ok(None);
+    };
+    let stored = state.streams.get(&request.stream).map(|s| s.events.as_slice()).unwrap_or_default();
+    let from = usize::try_from(first_version.saturating_sub(1)).unwrap_or(usize::MAX);
+    let events: Vec<EventEnvelope> =
+        stored.get(from..).unwrap_or_default().iter().take(request.events.len()).cloned().collect();
+    if !events.iter().map(|e| e.event_id).eq(request.events.iter().map(|e| e.event_id)) {
+        return Err(Error::Conflict {
+            stream: request.stream.clone(),
+            expected: request.expected,
+            actual: Some(current),
+        });
+    }
+    let last_version = first_version + events.len() as u64 - 1;
+    Ok(Some(Commit { stream: request.stream.clone(), first_version, last_version, events }))
+}
+
 impl EventStore for InMemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<Commit, Error> {
         if request.events.is_empty() {
@@ -101,6 +144,10 @@ impl EventStore for InMemoryStore {
         }
         let mut state = self.lock();
         let current = state.streams.get(&request.stream).map_or(0, |s| s.events.len() as u64);
+        // Before the expectation: a retried `Exact` or `NoStream` request no longer matches the head.
+        if let Some(commit) = earlier_commit(&state, &request, current)? {
+            return Ok(commit);
+        }
         if !request.expected.matches(current) {
             return Err(Error::Conflict {
                 stream: request.stream,
@@ -114,6 +161,8 @@ impl EventStore for InMemoryStore {
             return Err(Error::IdempotencyKeyExists { key: record.key.clone() });
         }
         let first_version = current + 1;
+        let first_id = request.events[0].event_id;
+        state.commit_starts.insert((request.stream.clone(), first_id), first_version);
         let events: Vec<EventEnvelope> = request
             .events
             .into_iter()
@@ -145,12 +194,17 @@ impl EventStore for InMemoryStore {
         Ok(EventPage { events: page, next_version })
     }
 
-    async fn load(&self, stream: &StreamId) -> Result<LoadedStream, Error> {
+    async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
         let state = self.lock();
         let Some(s) = state.streams.get(stream) else {
             return Ok(LoadedStream::default());
         };
-        let snapshot = s.snapshots.values().next_back().cloned();
+        let snapshot = s
+            .snapshots
+            .values()
+            .rev()
+            .find(|snap| snap.state_schema_version == state_schema_version)
+            .cloned();
         let from = snapshot.as_ref().map_or(0, |snap| usize::try_from(snap.version).unwrap_or(usize::MAX));
         let events = s.events.get(from..).map(<[EventEnvelope]>::to_vec).unwrap_or_default();
         Ok(LoadedStream { snapshot, events })
@@ -158,29 +212,50 @@ impl EventStore for InMemoryStore {
 }
 
 impl SnapshotStore for InMemoryStore {
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+    /// Refuses ([`Error::InvalidRequest`]) a version that does not end a commit, as the DynamoDB
+    /// store must (a snapshot's key there would sort inside the stream).
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<bool, Error> {
         let mut state = self.lock();
-        let stream = state.streams.entry(snapshot.stream.clone()).or_default();
-        if snapshot.version == 0 || snapshot.version > stream.events.len() as u64 {
+        state.index_commits();
+        let Some(stream) =
+            state.streams.get_mut(&snapshot.stream).filter(|s| s.commit_ends.contains(&snapshot.version))
+        else {
             return Err(Error::InvalidRequest(format!(
-                "snapshot at version {} of a stream at version {}",
-                snapshot.version,
-                stream.events.len()
+                "snapshot of {} at version {}, which does not end a commit",
+                snapshot.stream, snapshot.version
             )));
+        };
+        if stream
+            .snapshots
+            .get(&snapshot.version)
+            .is_some_and(|kept| kept.state_schema_version > snapshot.state_schema_version)
+        {
+            return Ok(false);
         }
         stream.snapshots.insert(snapshot.version, snapshot);
-        Ok(())
+        Ok(true)
     }
 
-    async fn prune_snapshots(&self, stream: &StreamId, keep: usize) -> Result<usize, Error> {
+    async fn prune_snapshots(
+        &self,
+        stream: &StreamId,
+        keep: usize,
+        state_schema_version: u32,
+    ) -> Result<usize, Error> {
         let mut state = self.lock();
         let Some(s) = state.streams.get_mut(stream) else { return Ok(0) };
-        let excess = s.snapshots.len().saturating_sub(keep);
-        let old: Vec<u64> = s.snapshots.keys().take(excess).copied().collect();
-        for version in &old {
+        let doomed: Vec<u64> = s
+            .snapshots
+            .values()
+            .rev()
+            .skip(keep)
+            .filter(|snap| snap.state_schema_version <= state_schema_version)
+            .map(|snap| snap.version)
+            .collect();
+        for version in &doomed {
             s.snapshots.remove(version);
         }
-        Ok(old.len())
+        Ok(doomed.len())
     }
 }
 

@@ -46,10 +46,11 @@ pub struct EventPage {
     pub next_version: Option<u64>,
 }
 
-/// A stream as loaded for a command: the newest snapshot and every event after it.
+/// A stream as loaded for a command: the newest snapshot of the wanted state schema and every event
+/// after it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LoadedStream {
-    /// The newest snapshot, if any.
+    /// The newest snapshot of the state schema version the load asked for, if any.
     pub snapshot: Option<Snapshot>,
     /// Every event after the snapshot (all events when there is none), in version order.
     pub events: Vec<EventEnvelope>,
@@ -92,6 +93,11 @@ pub trait EventStore: Send + Sync {
     /// Returns [`Error::Conflict`] (nothing written) when it is not, and
     /// [`Error::IdempotencyKeyExists`] (nothing written) when the request carries an idempotency
     /// record whose key is already taken.
+    ///
+    /// Retrying is safe: the same request appended again (same event ids, as a caller sends it after
+    /// losing the answer) returns the commit the first attempt wrote and writes nothing, whatever
+    /// the expectation and whatever was appended on top since. No event id is stored twice. (The
+    /// DynamoDB store bounds how far back `Any` and `StreamExists` look; see its docs.)
     fn append(&self, request: AppendRequest) -> impl Future<Output = Result<Commit, Error>> + Send;
 
     /// Appends like [`EventStore::append`], for a writer whose `request.expected` is the head it just
@@ -117,20 +123,43 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<EventPage, Error>> + Send;
 
-    /// Loads the newest snapshot and every event after it, with strongly consistent reads.
-    fn load(&self, stream: &StreamId) -> impl Future<Output = Result<LoadedStream, Error>> + Send;
+    /// Loads the newest snapshot of state schema `state_schema_version` and every event after it,
+    /// with strongly consistent reads.
+    ///
+    /// Snapshots of other state schemas are read past, in the same read: during a rolling deploy,
+    /// code of two state schemas loads the same streams, and each must start from its own snapshot
+    /// rather than replay the stream from version 1. Without a snapshot of that schema, the events
+    /// are the whole stream. A snapshot item that cannot be read at all is read past too.
+    fn load(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+    ) -> impl Future<Output = Result<LoadedStream, Error>> + Send;
 }
 
 /// Storage of snapshots next to their streams.
+///
+/// A snapshot of a newer state schema than the writer's is never replaced nor removed, even by a
+/// writer racing another: code of an older schema still running during a rolling deploy must not
+/// undo the newer code's cache. Snapshots of the same or an older schema are fair game.
 pub trait SnapshotStore: Send + Sync {
-    /// Saves a snapshot (replacing one at the same version).
-    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Saves a snapshot at `snapshot.version`, which must end a commit of the stream
+    /// ([`Error::InvalidRequest`] otherwise, and for version 0 or a version past the head: a snapshot
+    /// elsewhere would claim a state no load can continue from).
+    ///
+    /// Replaces a snapshot at the same version unless that one is of a newer state schema than
+    /// `snapshot.state_schema_version`: then it is kept and nothing is written. Returns whether the
+    /// snapshot was written.
+    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Removes (or schedules for expiry) all but the newest `keep` snapshots; returns how many.
+    /// Removes all but the newest `keep` snapshots of the stream (whatever their schema), except
+    /// those of a state schema newer than `state_schema_version`, which stay; returns how many it
+    /// removed. Pass `u32::MAX` to remove snapshots of every schema (an operator's choice).
     fn prune_snapshots(
         &self,
         stream: &StreamId,
         keep: usize,
+        state_schema_version: u32,
     ) -> impl Future<Output = Result<usize, Error>> + Send;
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use strata_core::fixture::tally::{Refused, Tally, TallyCommand};
 use strata_core::{
-    AppendRequest, CommandContext, CommandError, Error, EventId, EventStore, ExpectedVersion,
+    Aggregate, AppendRequest, CommandContext, CommandError, Error, EventId, EventStore, ExpectedVersion,
     IdempotencyStore, InMemoryStore, Metadata, NewEvent, Repository, RetryPolicy, SnapshotPolicy,
     SnapshotStore, StreamId, UpcasterChain,
 };
@@ -140,7 +140,10 @@ async fn without_retry_a_stale_writer_gets_conflict() {
         idempotency: None,
     };
     store.append(request.clone()).await.unwrap();
-    let err = store.append(request).await.unwrap_err();
+    // Another request at the same version (new event ids; the same request again is a retry, which
+    // gets its commit back).
+    let stale = AppendRequest { events: vec![raw("Bumped", 1, json!({"n": 2}))], ..request };
+    let err = store.append(stale).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { expected: ExpectedVersion::Exact(1), actual: Some(2), .. }));
     // BumpStrict is never retried: a conflict from the store surfaces as is.
     let context = CommandContext { expected_version: Some(ExpectedVersion::Exact(1)), ..ctx() };
@@ -158,7 +161,7 @@ async fn snapshot_plus_tail_is_one_load_and_old_snapshots_are_pruned() {
         repo.execute(&s, &bump(1), ctx()).await.unwrap();
     }
     assert_eq!(store.snapshot_versions(&s), [30, 40]);
-    let loaded = store.load(&s).await.unwrap();
+    let loaded = store.load(&s, Tally::STATE_SCHEMA_VERSION).await.unwrap();
     assert_eq!(loaded.snapshot.as_ref().map(|snap| snap.version), Some(40));
     assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), [41, 42, 43, 44, 45]);
     assert_eq!(repo.load(&s).await.unwrap().state.seen, (1..=45).collect::<Vec<_>>());
@@ -187,10 +190,11 @@ async fn a_snapshot_of_an_older_state_schema_is_ignored() {
         repo.execute(&s, &bump(1), ctx()).await.unwrap();
     }
     // A snapshot whose state decodes but claims to be of a lie: fake count, old schema version.
-    let mut snapshot = store.load(&s).await.unwrap().snapshot.unwrap();
+    let mut snapshot = store.load(&s, Tally::STATE_SCHEMA_VERSION).await.unwrap().snapshot.unwrap();
     snapshot.state = json!({"count": 999, "seen": []});
     snapshot.state_schema_version = 0;
-    strata_core::SnapshotStore::save_snapshot(&store, snapshot).await.unwrap();
+    let written = strata_core::SnapshotStore::save_snapshot(&store, snapshot).await.unwrap();
+    assert!(!written, "an older state schema never replaces a newer one");
     assert_eq!(repo.load(&s).await.unwrap().state.count, 5);
 }
 
@@ -249,17 +253,17 @@ impl EventStore for FirstLookupMisses {
     async fn read(&self, s: &StreamId, from: u64, limit: usize) -> Result<strata_core::EventPage, Error> {
         self.inner.read(s, from, limit).await
     }
-    async fn load(&self, s: &StreamId) -> Result<strata_core::LoadedStream, Error> {
-        self.inner.load(s).await
+    async fn load(&self, s: &StreamId, schema: u32) -> Result<strata_core::LoadedStream, Error> {
+        self.inner.load(s, schema).await
     }
 }
 
 impl SnapshotStore for FirstLookupMisses {
-    async fn save_snapshot(&self, snapshot: strata_core::Snapshot) -> Result<(), Error> {
+    async fn save_snapshot(&self, snapshot: strata_core::Snapshot) -> Result<bool, Error> {
         self.inner.save_snapshot(snapshot).await
     }
-    async fn prune_snapshots(&self, s: &StreamId, keep: usize) -> Result<usize, Error> {
-        self.inner.prune_snapshots(s, keep).await
+    async fn prune_snapshots(&self, s: &StreamId, keep: usize, schema: u32) -> Result<usize, Error> {
+        self.inner.prune_snapshots(s, keep, schema).await
     }
 }
 
@@ -362,4 +366,97 @@ async fn upcasters_apply_on_load_and_read() {
     let page = repo.read(&s, 1, 10).await.unwrap();
     assert_eq!(page.events[0].event_type, "Bumped");
     assert_eq!(page.events[0].payload, json!({"n": 1}));
+}
+
+/// A store on which another writer commits one event between a command's load and its append, the
+/// first `races` times; counts the command's appends. The conflict comes from the store's own
+/// conditional write, not from an `If-Match` the repository checks before writing.
+#[derive(Clone)]
+struct RacedOnAppend {
+    inner: InMemoryStore,
+    races: Arc<std::sync::atomic::AtomicU32>,
+    appends: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl RacedOnAppend {
+    fn new(races: u32) -> Self {
+        Self { inner: InMemoryStore::new(), races: Arc::new(races.into()), appends: Arc::default() }
+    }
+
+    fn appends(&self) -> u32 {
+        self.appends.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn commit(&self, request: AppendRequest) -> Result<strata_core::Commit, Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.appends.fetch_add(1, SeqCst);
+        if self.races.fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1)).is_ok() {
+            append_raw(&self.inner, &request.stream, vec![raw("Bumped", 1, json!({"n": 99}))]).await;
+        }
+        self.inner.append(request).await
+    }
+}
+
+impl EventStore for RacedOnAppend {
+    async fn append(&self, request: AppendRequest) -> Result<strata_core::Commit, Error> {
+        self.commit(request).await
+    }
+    async fn append_after_load(&self, request: AppendRequest) -> Result<strata_core::Commit, Error> {
+        self.commit(request).await
+    }
+    async fn read(&self, s: &StreamId, from: u64, limit: usize) -> Result<strata_core::EventPage, Error> {
+        self.inner.read(s, from, limit).await
+    }
+    async fn load(&self, s: &StreamId, schema: u32) -> Result<strata_core::LoadedStream, Error> {
+        self.inner.load(s, schema).await
+    }
+}
+
+impl SnapshotStore for RacedOnAppend {
+    async fn save_snapshot(&self, snapshot: strata_core::Snapshot) -> Result<bool, Error> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn prune_snapshots(&self, s: &StreamId, keep: usize, schema: u32) -> Result<usize, Error> {
+        self.inner.prune_snapshots(s, keep, schema).await
+    }
+}
+
+impl IdempotencyStore for RacedOnAppend {
+    async fn get_record(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<strata_core::IdempotencyRecord>, Error> {
+        self.inner.get_record(tenant, key).await
+    }
+    async fn put_record(&self, record: strata_core::IdempotencyRecord) -> Result<(), Error> {
+        self.inner.put_record(record).await
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_from_the_stores_write_is_retried_only_when_the_command_allows_it() {
+    let s = stream("raced");
+    // Never retried: one append, and the store's conflict is what the caller gets.
+    let store = RacedOnAppend::new(1);
+    append_raw(&store.inner, &s, vec![raw("Bumped", 1, json!({"n": 1}))]).await;
+    let repo = Repository::<Tally, _>::new(store.clone());
+    let err = repo.execute(&s, &TallyCommand::BumpStrict, ctx()).await.unwrap_err();
+    assert!(
+        matches!(
+            err.as_error(),
+            Some(Error::Conflict { expected: ExpectedVersion::Exact(1), actual: Some(2), .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.appends(), 1, "a command that must not be retried is not");
+    assert_eq!(repo.load(&s).await.unwrap().state.seen, [1, 99], "only the other writer's event");
+
+    // The same race, a command that may be retried: decided again on the reloaded stream.
+    let store = RacedOnAppend::new(1);
+    append_raw(&store.inner, &s, vec![raw("Bumped", 1, json!({"n": 1}))]).await;
+    let repo = Repository::<Tally, _>::new(store.clone());
+    let outcome = repo.execute(&s, &bump(1), ctx()).await.unwrap();
+    assert_eq!((outcome.version, store.appends()), (3, 2));
+    assert_eq!(repo.load(&s).await.unwrap().state.seen, [1, 99, 3]);
 }

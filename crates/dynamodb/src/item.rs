@@ -63,6 +63,11 @@ pub struct CommitItem {
     pub metadata: Metadata,
     /// The events, in version order.
     pub events: Vec<StoredEvent>,
+    /// When this item was sent to DynamoDB (milliseconds since the epoch, the writer's clock): what a
+    /// retried `Any` append's look-back stops on, since everything above an earlier attempt of it was
+    /// written after it, however old its request. Absent on items written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<i64>,
 }
 
 /// An event inside a commit item.
@@ -157,6 +162,7 @@ impl CommitItem {
             last_version,
             metadata: shared,
             events,
+            written_at: Some(chrono::Utc::now().timestamp_millis()),
         })
     }
 
@@ -268,6 +274,11 @@ pub fn to_item<T: Serialize>(value: &T, what: &'static str) -> Result<Item, Erro
 pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item, what: &'static str) -> Result<T, Error> {
     serde_dynamo::from_item(item)
         .map_err(|source| Error::backend(format!("malformed {what} item: {source}"), false))
+}
+
+/// The `state_schema_version` of a snapshot item, read without parsing its state.
+pub fn state_schema_of(item: &Item) -> Option<u32> {
+    item.get("state_schema_version")?.as_n().ok()?.parse().ok()
 }
 
 /// The `kind` attribute of an item, if it has one.

@@ -1,16 +1,20 @@
 //! Wrapped data keys and the subject -> streams index, in the subject's partition
 //! `{tenant}#K#{subject}`: the key item (sk `KEY`) and one item per stream (sk `S#{stream}`).
 //! The key bytes here are always wrapped (encrypted by KMS); this crate never sees them in clear.
+//!
+//! Both items are mapped with `serde_dynamo`. An item that does not have the shape written here is
+//! a [`MalformedKeyItem`], never "no key": the cipher reads a missing key as a forgotten subject, and
+//! a corrupted key item must not silently redact the subject's data.
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use strata_core::{Error, StreamId};
 
 use crate::DynamoStore;
 use crate::error::backend;
-use crate::item::{Item, kind};
+use crate::item::{Item, kind, to_item};
 
 /// Sort key of a subject's data key item.
 pub const KEY_SK: &str = "KEY";
@@ -26,6 +30,71 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
 }
 
+/// A subject's data key item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataKeyItem {
+    /// `{tenant}#K#{subject}`.
+    pub pk: String,
+    /// Always [`KEY_SK`].
+    pub sk: String,
+    /// Always [`kind::DATA_KEY`].
+    pub kind: String,
+    /// The key generation's id.
+    pub data_key_id: String,
+    /// The data key wrapped by KMS (a binary attribute).
+    #[serde(with = "serde_bytes")]
+    pub wrapped_key: Vec<u8>,
+    /// The KMS key that wrapped it. Informational: the wrapped key names its KMS key itself, so an
+    /// item without it still opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// When the key was made. Informational, like `kms_key_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// An entry of a subject's stream index: `stream` holds sealed fields of the subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubjectStreamItem {
+    /// `{tenant}#K#{subject}`.
+    pub pk: String,
+    /// `S#{stream}`.
+    pub sk: String,
+    /// Always [`kind::SUBJECT_STREAM`].
+    pub kind: String,
+    /// The stream's tenant.
+    pub tenant: String,
+    /// The stream's category.
+    pub category: String,
+    /// The stream's id within its category.
+    pub stream_id: String,
+}
+
+/// A data key or stream index item of a subject that is not in the shape this crate writes (an
+/// attribute missing or of another type, another kind): corruption or a foreign writer. Carried as
+/// the source of a non-retryable [`Error::Backend`]; never read as "no key".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {what} item of subject {subject} (tenant {tenant}) is malformed: {reason}")]
+pub struct MalformedKeyItem {
+    /// Which item: `"data key"` or `"subject stream"`.
+    pub what: &'static str,
+    /// The tenant.
+    pub tenant: String,
+    /// The subject whose partition holds it.
+    pub subject: String,
+    /// What is wrong (never a key byte: the item holds only wrapped keys and names).
+    pub reason: String,
+}
+
+impl MalformedKeyItem {
+    fn error(what: &'static str, tenant: &str, subject: &str, reason: impl Into<String>) -> Error {
+        let malformed =
+            Self { what, tenant: tenant.to_owned(), subject: subject.to_owned(), reason: reason.into() };
+        // No retry mends a corrupt item; an operator must.
+        Error::backend(malformed, false)
+    }
+}
+
 /// `{tenant}#K#{subject}`.
 pub fn subject_pk(tenant: &str, subject: &str) -> String {
     format!("{tenant}#{}#{subject}", crate::keys::DATA_KEY_TAG)
@@ -35,8 +104,29 @@ fn key(tenant: &str, subject: &str, sk: String) -> [(String, AttributeValue); 2]
     [("pk".into(), AttributeValue::S(subject_pk(tenant, subject))), ("sk".into(), AttributeValue::S(sk))]
 }
 
+/// Reads a key or index item, checking its kind; anything else is a [`MalformedKeyItem`].
+fn from_item<T: for<'de> Deserialize<'de>>(
+    item: Item,
+    what: &'static str,
+    expected_kind: &str,
+    tenant: &str,
+    subject: &str,
+) -> Result<T, Error> {
+    match crate::item::kind_of(&item) {
+        Some(found) if found == expected_kind => {}
+        found => {
+            let reason = format!("its kind is {found:?}, not {expected_kind:?}");
+            return Err(MalformedKeyItem::error(what, tenant, subject, reason));
+        }
+    }
+    serde_dynamo::from_item(item)
+        .map_err(|source| MalformedKeyItem::error(what, tenant, subject, source.to_string()))
+}
+
 impl DynamoStore {
-    /// The subject's wrapped data key and its generation id, read strongly consistently.
+    /// The subject's wrapped data key and its generation id, read strongly consistently; `None` when
+    /// the subject has no key item (never had one, or was forgotten). An item that is there but not
+    /// a well-formed key item is an error ([`MalformedKeyItem`], not retryable), never `None`.
     pub async fn wrapped_key(&self, tenant: &str, subject: &str) -> Result<Option<WrappedKey>, Error> {
         let out = self
             .client
@@ -48,12 +138,13 @@ impl DynamoStore {
             .send()
             .await
             .map_err(backend)?;
-        Ok(out.item.and_then(|item| {
-            Some(WrappedKey {
-                id: item.get("data_key_id")?.as_s().ok()?.clone(),
-                wrapped: item.get("wrapped_key")?.as_b().ok()?.as_ref().to_vec(),
-            })
-        }))
+        let Some(item) = out.item else { return Ok(None) };
+        let item: DataKeyItem = from_item(item, "data key", kind::DATA_KEY, tenant, subject)?;
+        if item.data_key_id.is_empty() || item.wrapped_key.is_empty() {
+            let reason = "its data_key_id or wrapped_key is empty";
+            return Err(MalformedKeyItem::error("data key", tenant, subject, reason));
+        }
+        Ok(Some(WrappedKey { id: item.data_key_id, wrapped: item.wrapped_key }))
     }
 
     /// Stores the subject's wrapped key unless one exists; `false` when another writer was first
@@ -65,12 +156,16 @@ impl DynamoStore {
         data_key: WrappedKey,
         kms_key_id: &str,
     ) -> Result<bool, Error> {
-        let mut item: Item = key(tenant, subject, KEY_SK.into()).into_iter().collect();
-        item.insert(kind::ATTRIBUTE.into(), AttributeValue::S(kind::DATA_KEY.into()));
-        item.insert("data_key_id".into(), AttributeValue::S(data_key.id));
-        item.insert("wrapped_key".into(), AttributeValue::B(Blob::new(data_key.wrapped)));
-        item.insert("kms_key_id".into(), AttributeValue::S(kms_key_id.into()));
-        item.insert("created_at".into(), AttributeValue::S(Utc::now().to_rfc3339()));
+        let item = DataKeyItem {
+            pk: subject_pk(tenant, subject),
+            sk: KEY_SK.into(),
+            kind: kind::DATA_KEY.into(),
+            data_key_id: data_key.id,
+            wrapped_key: data_key.wrapped,
+            kms_key_id: Some(kms_key_id.into()),
+            created_at: Some(Utc::now()),
+        };
+        let item = to_item(&item, "data key")?;
         let result = self
             .client
             .put_item()
@@ -96,26 +191,33 @@ impl DynamoStore {
         subject: &str,
         stream: &StreamId,
     ) -> Result<(), Error> {
-        let mut item: Item =
-            key(tenant, subject, format!("{STREAM_SK_PREFIX}{stream}")).into_iter().collect();
-        item.insert(kind::ATTRIBUTE.into(), AttributeValue::S(kind::SUBJECT_STREAM.into()));
-        item.insert("tenant".into(), AttributeValue::S(stream.tenant().into()));
-        item.insert("category".into(), AttributeValue::S(stream.category().into()));
-        item.insert("stream_id".into(), AttributeValue::S(stream.id().into()));
-        self.put(item).await
+        let item = SubjectStreamItem {
+            pk: subject_pk(tenant, subject),
+            sk: format!("{STREAM_SK_PREFIX}{stream}"),
+            kind: kind::SUBJECT_STREAM.into(),
+            tenant: stream.tenant().into(),
+            category: stream.category().into(),
+            stream_id: stream.id().into(),
+        };
+        self.put(to_item(&item, "subject stream")?).await
     }
 
     /// The streams recorded for the subject.
     pub async fn subject_streams(&self, tenant: &str, subject: &str) -> Result<Vec<StreamId>, Error> {
         let mut streams = Vec::new();
         for item in self.subject_items(tenant, subject, STREAM_SK_PREFIX).await? {
-            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            streams.push(StreamId::new(text("tenant"), text("category"), text("stream_id"))?);
+            let item: SubjectStreamItem =
+                from_item(item, "subject stream", kind::SUBJECT_STREAM, tenant, subject)?;
+            let stream = StreamId::new(item.tenant, item.category, item.stream_id).map_err(|error| {
+                MalformedKeyItem::error("subject stream", tenant, subject, error.to_string())
+            })?;
+            streams.push(stream);
         }
         Ok(streams)
     }
 
-    /// Deletes the subject's key item first (that is the erasure), then its stream index.
+    /// Deletes the subject's key item first (that is the erasure), then its stream index, by key
+    /// alone: a malformed item is deleted too.
     pub async fn delete_subject(&self, tenant: &str, subject: &str) -> Result<(), Error> {
         self.delete(key(tenant, subject, KEY_SK.into())).await?;
         for item in self.subject_items(tenant, subject, STREAM_SK_PREFIX).await? {
@@ -149,5 +251,64 @@ impl DynamoStore {
                 .consistent_read(true),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::primitives::Blob;
+
+    use super::*;
+
+    fn stored_key_item() -> Item {
+        // The shape every version of this crate has written: created_at as RFC 3339 with an offset.
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S("acme#K#cust-1".into())),
+            ("sk".to_owned(), AttributeValue::S(KEY_SK.into())),
+            ("kind".to_owned(), AttributeValue::S(kind::DATA_KEY.into())),
+            ("data_key_id".to_owned(), AttributeValue::S("01J0000000000000000000000".into())),
+            ("wrapped_key".to_owned(), AttributeValue::B(Blob::new(vec![1, 2, 3]))),
+            ("kms_key_id".to_owned(), AttributeValue::S("arn:aws:kms:us-east-1:1:key/k".into())),
+            ("created_at".to_owned(), AttributeValue::S("2026-01-02T03:04:05.123456+00:00".into())),
+        ])
+    }
+
+    fn malformed(result: Result<DataKeyItem, Error>) -> MalformedKeyItem {
+        match result {
+            Err(Error::Backend { source, retryable: false }) => {
+                source.downcast_ref::<MalformedKeyItem>().cloned().unwrap()
+            }
+            other => panic!("not a malformed item: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_key_items_read_and_new_ones_keep_the_attribute_names_and_types() {
+        let item: DataKeyItem =
+            from_item(stored_key_item(), "data key", kind::DATA_KEY, "acme", "cust-1").unwrap();
+        assert_eq!(
+            (item.data_key_id.as_str(), item.wrapped_key.as_slice()),
+            ("01J0000000000000000000000", &[1, 2, 3][..])
+        );
+        let written = to_item(&item, "data key").unwrap();
+        let mut names: Vec<&str> = written.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["created_at", "data_key_id", "kind", "kms_key_id", "pk", "sk", "wrapped_key"]);
+        assert_eq!(written["wrapped_key"], AttributeValue::B(Blob::new(vec![1, 2, 3])));
+        assert!(written["created_at"].as_s().unwrap().starts_with("2026-01-02T03:04:05.123456"));
+    }
+
+    #[test]
+    fn a_key_item_missing_or_mistyping_an_attribute_is_malformed_not_absent() {
+        let mut missing = stored_key_item();
+        missing.remove("wrapped_key");
+        let error = malformed(from_item(missing, "data key", kind::DATA_KEY, "acme", "cust-1"));
+        assert_eq!((error.what, error.subject.as_str()), ("data key", "cust-1"));
+        let mut mistyped = stored_key_item();
+        mistyped.insert("wrapped_key".into(), AttributeValue::S("AQID".into()));
+        malformed(from_item(mistyped, "data key", kind::DATA_KEY, "acme", "cust-1"));
+        let mut other_kind = stored_key_item();
+        other_kind.insert("kind".into(), AttributeValue::S(kind::SNAPSHOT.into()));
+        malformed(from_item(other_kind, "data key", kind::DATA_KEY, "acme", "cust-1"));
     }
 }

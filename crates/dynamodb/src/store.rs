@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -14,10 +15,10 @@ use strata_core::{
     IdempotencyStore, LoadedStream, Snapshot, SnapshotStore, StreamId,
 };
 
-use crate::error::backend;
+use crate::error::{backend, commit_put_failure};
 use crate::item::{
     CommitItem, IdempotencyItem, Item, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size, kind, kind_of,
-    to_item,
+    state_schema_of, to_item,
 };
 use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, stream_pk, version_sk};
 use crate::table::SNAPSHOTS_INDEX;
@@ -30,7 +31,8 @@ pub(crate) const COMMIT_IS_NEW: &str = "attribute_not_exists(pk)";
 /// `expires_at` holds whole seconds (rounded up) and `:now` is whole seconds (rounded down), so `<=`
 /// agrees exactly with [`IdempotencyStore::get_record`]'s `expires_at > now` for a live record.
 pub(crate) const KEY_IS_FREE: &str = "attribute_not_exists(pk) OR expires_at <= :now";
-/// How often an `Any` or `StreamExists` append re-reads the head after losing a race.
+/// How often an `Any` or `StreamExists` append re-reads the head after losing a race (within one
+/// call: a caller's own retry of the same request starts over, and finds an earlier commit).
 const UNCHECKED_APPEND_ATTEMPTS: u32 = 16;
 
 /// The event store, snapshot store and idempotency store on one DynamoDB table (see the crate docs).
@@ -105,47 +107,14 @@ impl DynamoStore {
     }
 
     /// The stream's current version, from one strongly consistent Query of one item: the newest item
-    /// is either the last commit or a snapshot taken at the last version.
-    pub async fn head(&self, stream: &StreamId) -> Result<u64, Error> {
-        Ok(self.newest(stream).await?.0)
-    }
-
-    /// The head version and, when the newest item is a commit, that item. Reads only key-like
+    /// is either the last commit or a snapshot taken at the last version. Reads only key-like
     /// attributes, so a snapshot item in an older format does not block appends.
-    async fn newest(&self, stream: &StreamId) -> Result<(u64, Option<Item>), Error> {
+    pub async fn head(&self, stream: &StreamId) -> Result<u64, Error> {
         let out = self.query_stream(stream, false, None, Some(1), None).await?;
-        let Some(item) = out.items.unwrap_or_default().into_iter().next() else {
-            return Ok((0, None));
-        };
-        if kind_of(&item) == Some(kind::SNAPSHOT) {
-            Ok((snapshot_version_of(&item)?, None))
-        } else {
-            Ok((number(&item, "last_version")?, Some(item)))
-        }
-    }
-
-    /// Our own commit at `version`, if an earlier attempt of this request wrote it.
-    pub(crate) async fn own_commit_at(
-        &self,
-        request: &AppendRequest,
-        version: u64,
-    ) -> Result<Option<Commit>, Error> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&*self.table)
-            .key("pk", AttributeValue::S(stream_pk(&request.stream)))
-            .key("sk", AttributeValue::S(version_sk(version)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(backend)?;
-        match out.item {
-            Some(item) if is_own_commit(&item, &first_event_id(request)) => {
-                Ok(Some(committed(request, version)?))
-            }
-            _ => Ok(None),
+        match out.items.unwrap_or_default().into_iter().next() {
+            None => Ok(0),
+            Some(item) if kind_of(&item) == Some(kind::SNAPSHOT) => snapshot_version_of(&item),
+            Some(item) => number(&item, "last_version"),
         }
     }
 
@@ -183,18 +152,21 @@ impl DynamoStore {
         if request.events.is_empty() {
             return Err(Error::InvalidRequest("a commit needs at least one event".into()));
         }
+        let mut head = match self.resolve_head(&request, head_is_loaded).await? {
+            Resolved::Committed(commit) => return Ok(commit),
+            Resolved::After(head) => head,
+        };
         let mut attempt = 1;
         loop {
-            let head = match self.resolve_head(&request, head_is_loaded).await? {
-                Resolved::Committed(commit) => return Ok(commit),
-                Resolved::After(head) => head,
-            };
             match self.write_commit(&request, next_version(head)?).await {
                 Err(Error::Conflict { .. })
                     if matches!(request.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists)
                         && attempt < UNCHECKED_APPEND_ATTEMPTS =>
                 {
                     attempt += 1;
+                    // The head alone: none of this call's attempts can hide under it, since each
+                    // failed write was checked against our first event id.
+                    head = self.head(&request.stream).await?;
                 }
                 result => return result,
             }
@@ -204,7 +176,10 @@ impl DynamoStore {
     /// Where to append: after the expected version, checked against the stored head unless the
     /// caller loaded it, or after the stored head for `Any` and `StreamExists`. When the check finds
     /// that this very request was committed by an earlier attempt whose answer was lost, the answer is
-    /// that commit, so a caller's retry never writes the events twice.
+    /// that commit, so a caller's retry never writes the events twice: for `Exact(n)` the commit at
+    /// n + 1 is ours or none is; for `Any` and `StreamExists` ours may lie under later items, and
+    /// [`DynamoStore::head_and_own_commit`] reads back for it. (`NoStream` and a loaded head need no
+    /// read: their write is conditional on the one key ours would have.)
     pub(crate) async fn resolve_head(
         &self,
         request: &AppendRequest,
@@ -216,7 +191,7 @@ impl DynamoStore {
             ExpectedVersion::Exact(n) => {
                 // A version inside a multi-event commit has no item of its own, so a conditional put
                 // at n + 1 could succeed and corrupt the stream: check the head first.
-                let (head, _) = self.newest(&request.stream).await?;
+                let head = self.head(&request.stream).await?;
                 if head != n {
                     if head > n
                         && let Some(commit) = self.own_commit_at(request, next_version(n)?).await?
@@ -228,11 +203,9 @@ impl DynamoStore {
                 n
             }
             ExpectedVersion::Any | ExpectedVersion::StreamExists => {
-                let (head, newest) = self.newest(&request.stream).await?;
-                if let Some(item) = newest
-                    && is_own_commit(&item, &first_event_id(request))
-                {
-                    return Ok(Resolved::Committed(committed(request, number(&item, "first_version")?)?));
+                let (head, own) = self.head_and_own_commit(request).await?;
+                if let Some(commit) = own {
+                    return Ok(Resolved::Committed(commit));
                 }
                 if head == 0 && request.expected == ExpectedVersion::StreamExists {
                     return Err(conflict(request, Some(0)));
@@ -248,7 +221,8 @@ impl DynamoStore {
         let commit = committed(request, first_version)?;
         let item = commit_item(request, first_version)?;
         if let Some(record) = &request.idempotency {
-            let actions = vec![Action::commit(self, item, request)?, Action::idempotency(self, record)?];
+            let actions =
+                vec![Action::commit(self, item, request)?, Action::idempotency(self, record, request)?];
             self.transact(actions).await?;
             return Ok(commit);
         }
@@ -264,24 +238,24 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(commit),
-            Err(error) => match error.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    // The SDK retries a timed-out request with the same body. If the item in the way
-                    // is our own (same first event id), the first attempt did commit.
-                    if failed.item().is_some_and(|old| is_own_commit(old, &first_event_id(request))) {
-                        Ok(commit)
-                    } else {
-                        Err(conflict(request, None))
+            Err(error) => {
+                let contended =
+                    matches!(error.as_service_error(), Some(PutItemError::TransactionConflictException(_)));
+                match commit_put_failure(error, request) {
+                    // That exception carries no item: an SDK retry of a write whose first attempt
+                    // landed would read as a conflict, and the command be decided and committed
+                    // again. One consistent GetItem tells, on this rare path only.
+                    Err(Error::Conflict { .. }) if contended => {
+                        match self.own_commit_at(request, first_version).await? {
+                            Some(_) => Ok(commit),
+                            None => Err(conflict(request, None)),
+                        }
                     }
+                    other => other.map(|()| commit),
                 }
-                _ => Err(backend(error)),
-            },
+            }
         }
     }
-}
-
-pub(crate) fn first_event_id(request: &AppendRequest) -> String {
-    request.events.first().map(|e| e.event_id.to_string()).unwrap_or_default()
 }
 
 impl DynamoStore {
@@ -351,7 +325,7 @@ pub(crate) enum Resolved {
 }
 
 /// A number attribute, read without decoding the whole item.
-fn number(item: &Item, name: &str) -> Result<u64, Error> {
+pub(crate) fn number(item: &Item, name: &str) -> Result<u64, Error> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
@@ -359,7 +333,7 @@ fn number(item: &Item, name: &str) -> Result<u64, Error> {
 }
 
 /// A snapshot's version, from its sort key (present on every snapshot item, whatever its format).
-fn snapshot_version_of(item: &Item) -> Result<u64, Error> {
+pub(crate) fn snapshot_version_of(item: &Item) -> Result<u64, Error> {
     item.get("sk")
         .and_then(|v| v.as_s().ok())
         .and_then(|sk| sk.strip_suffix(SNAPSHOT_SUFFIX))
@@ -380,18 +354,6 @@ pub(crate) fn check_size(item: &Item, what: impl FnOnce() -> String) -> Result<(
         return Err(Error::TooLarge { what: what(), bytes, limit: MAX_ITEM_BYTES });
     }
     Ok(())
-}
-
-/// Whether `old` (the item that failed our condition) is the commit this request wrote earlier.
-pub(crate) fn is_own_commit(old: &Item, first_event_id: &str) -> bool {
-    let first_id = old
-        .get("events")
-        .and_then(|v| v.as_l().ok())
-        .and_then(|events| events.first())
-        .and_then(|e| e.as_m().ok())
-        .and_then(|e| e.get("event_id"))
-        .and_then(|id| id.as_s().ok());
-    first_id.is_some_and(|stored| stored == first_event_id)
 }
 
 impl EventStore for DynamoStore {
@@ -456,7 +418,9 @@ impl EventStore for DynamoStore {
         Ok(EventPage { events, next_version })
     }
 
-    async fn load(&self, stream: &StreamId) -> Result<LoadedStream, Error> {
+    /// Reads past snapshots of other state schemas (in the same descending pages, so no extra
+    /// Query while the wanted one lies within the pages read anyway) without parsing their state.
+    async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
         let mut commits = Vec::new();
         let mut snapshot = None;
         let mut start = None;
@@ -468,6 +432,11 @@ impl EventStore for DynamoStore {
                 match kind_of(&item) {
                     Some(kind::COMMIT) => commits.push(from_item::<CommitItem>(item, "commit")?),
                     Some(kind::SNAPSHOT) => {
+                        // Another schema's cache: during a rolling deploy, both schemas' code
+                        // loads this stream, each from its own snapshot.
+                        if state_schema_of(&item).is_some_and(|v| v != state_schema_version) {
+                            continue;
+                        }
                         match from_item::<SnapshotItem>(item, "snapshot")
                             .and_then(|s| s.into_snapshot(stream))
                         {
@@ -512,8 +481,10 @@ impl EventStore for DynamoStore {
 
 impl SnapshotStore for DynamoStore {
     /// Refuses ([`Error::InvalidRequest`]) a version that does not end a commit: its key would sort
-    /// inside the stream and a load would stop at it. Checking costs one Query of one item.
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+    /// inside the stream and a load would stop at it. Checking costs one Query of one item. The put
+    /// is conditional on the schema of a snapshot already at that version (`SCHEMA_NOT_NEWER`), so
+    /// not even a racing writer of an older schema replaces a newer one.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<bool, Error> {
         let item = to_item(&SnapshotItem::new(&snapshot)?, "snapshot")?;
         check_size(&item, || format!("snapshot of {} at version {}", snapshot.stream, snapshot.version))?;
         let v = snapshot.version;
@@ -531,30 +502,76 @@ impl SnapshotStore for DynamoStore {
                 snapshot.stream
             )));
         }
-        self.put(item).await
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .condition_expression(SCHEMA_NOT_NEWER)
+            .expression_attribute_values(":schema", schema_value(snapshot.state_schema_version))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(backend(error)),
+        }
     }
 
     /// Lists the stream's snapshots from the sparse `snapshots` index (keys only, never the commits)
-    /// and deletes all but the newest `keep`. The index is eventually consistent: a snapshot written
-    /// a moment ago may be missing from the list, which only keeps one more than asked.
-    async fn prune_snapshots(&self, stream: &StreamId, keep: usize) -> Result<usize, Error> {
+    /// and deletes all but the newest `keep`, each delete conditional on the item's schema (the
+    /// keys-only index does not carry it, and a condition also holds against a racing writer). The
+    /// index is eventually consistent: a snapshot written a moment ago may be missing from the list,
+    /// which only keeps one more than asked. Only deletes that removed an item are counted.
+    async fn prune_snapshots(
+        &self,
+        stream: &StreamId,
+        keep: usize,
+        state_schema_version: u32,
+    ) -> Result<usize, Error> {
         let keys = self.snapshot_keys(stream).await?;
         let mut removed = 0;
         for item in keys.into_iter().skip(keep) {
             let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
-            self.client
+            let result = self
+                .client
                 .delete_item()
                 .table_name(&*self.table)
                 .key("pk", pk.clone())
                 .key("sk", sk.clone())
+                .condition_expression(format!("attribute_exists(pk) AND ({SCHEMA_NOT_NEWER})"))
+                .expression_attribute_values(":schema", schema_value(state_schema_version))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await
-                .map_err(backend)?;
-            removed += 1;
+                .await;
+            match result {
+                Ok(_) => removed += 1,
+                // Of a newer schema (kept), or already gone.
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(DeleteItemError::is_conditional_check_failed_exception) => {}
+                Err(error) => return Err(backend(error)),
+            }
         }
         Ok(removed)
     }
+}
+
+/// A snapshot item may be replaced or removed only by a writer of its state schema or a newer one.
+/// An item without a readable schema is no use to any load, so anyone may replace it.
+const SCHEMA_NOT_NEWER: &str =
+    "attribute_not_exists(state_schema_version) OR state_schema_version <= :schema";
+
+fn schema_value(state_schema_version: u32) -> AttributeValue {
+    AttributeValue::N(state_schema_version.to_string())
 }
 
 impl IdempotencyStore for DynamoStore {

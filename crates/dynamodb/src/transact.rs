@@ -2,17 +2,20 @@
 
 use std::collections::{HashMap, HashSet};
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use strata_core::{AppendRequest, Commit, Error, ExpectedVersion, IdempotencyRecord, StreamId};
 
-use crate::error::{backend, is_retryable_code};
+use crate::error::{TRANSACTION_CONFLICT, backend, is_retryable_code};
 use crate::item::{IdempotencyItem, Item, to_item};
+use crate::lost_answer::{first_event_id, is_own_commit};
 use crate::store::{
     COMMIT_IS_NEW, DynamoStore, KEY_IS_FREE, Resolved, check_size, commit_item, committed, conflict,
-    first_event_id, is_own_commit, next_version, now_value,
+    next_version, now_value,
 };
 
 /// DynamoDB's limits on one TransactWriteItems call.
@@ -28,8 +31,25 @@ pub(crate) struct Action {
 }
 
 enum Failure {
-    Commit { stream: StreamId, expected: ExpectedVersion, first_event_id: String },
-    Idempotency { key: String },
+    Commit {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        first_event_id: String,
+    },
+    /// The record of the append to `stream`.
+    Idempotency {
+        key: String,
+        stream: StreamId,
+        expected: ExpectedVersion,
+    },
+}
+
+impl Failure {
+    /// The conflict on this action's stream.
+    fn conflict(&self) -> Error {
+        let (Self::Commit { stream, expected, .. } | Self::Idempotency { stream, expected, .. }) = self;
+        Error::Conflict { stream: stream.clone(), expected: *expected, actual: None }
+    }
 }
 
 impl Action {
@@ -45,13 +65,21 @@ impl Action {
         })
     }
 
-    pub(crate) fn idempotency(store: &DynamoStore, record: &IdempotencyRecord) -> Result<Self, Error> {
+    pub(crate) fn idempotency(
+        store: &DynamoStore,
+        record: &IdempotencyRecord,
+        request: &AppendRequest,
+    ) -> Result<Self, Error> {
         let item = to_item(&IdempotencyItem::new(record)?, "idempotency record")?;
         check_size(&item, || format!("idempotency record {}", record.key))?;
         Ok(Self {
             bytes: crate::item::item_size(&item),
             put: put(store, item, KEY_IS_FREE, Some(HashMap::from([(":now".to_owned(), now_value())])))?,
-            on_failure: Failure::Idempotency { key: record.key.clone() },
+            on_failure: Failure::Idempotency {
+                key: record.key.clone(),
+                stream: request.stream.clone(),
+                expected: request.expected,
+            },
         })
     }
 }
@@ -81,7 +109,10 @@ impl DynamoStore {
     /// first (one Query per stream), for the reason given at
     /// [`EventStore::append_after_load`](strata_core::EventStore::append_after_load). A failed
     /// condition is [`Error::Conflict`] naming the first stream that failed it, or
-    /// [`Error::IdempotencyKeyExists`]; nothing is written then.
+    /// [`Error::IdempotencyKeyExists`]; a cancellation because another transaction was writing one of
+    /// the commits (`TransactionConflict`) is [`Error::Conflict`] too, and one because another
+    /// transaction was writing the record under our idempotency key (a request with the same key in
+    /// flight) is [`Error::IdempotencyKeyExists`]; nothing is written then.
     ///
     /// Transactions cost twice the write units of plain puts; single-stream commands never use one
     /// unless they carry an idempotency key.
@@ -127,7 +158,7 @@ impl DynamoStore {
             let first_version = next_version(head)?;
             actions.push(Action::commit(self, commit_item(request, first_version)?, request)?);
             if let Some(record) = &request.idempotency {
-                actions.push(Action::idempotency(self, record)?);
+                actions.push(Action::idempotency(self, record, request)?);
             }
             commits.push(committed(request, first_version)?);
         }
@@ -172,40 +203,214 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        let error = match result {
-            Ok(_) => return Ok(()),
-            Err(error) => error,
-        };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
-        else {
-            return Err(backend(error));
-        };
-        let reasons = cancelled.cancellation_reasons();
-        let failed: Vec<_> = reasons
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => cancellation(error, &failures),
+        }
+    }
+}
+
+/// What a failed transaction of commits (and their idempotency records) means, from the reason
+/// DynamoDB gives for each action, in the order of `failures`. Nothing was written, except when an
+/// earlier attempt of the same transaction was.
+fn cancellation(
+    error: SdkError<TransactWriteItemsError, HttpResponse>,
+    failures: &[Failure],
+) -> Result<(), Error> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+    else {
+        return Err(backend(error));
+    };
+    let reasons = cancelled.cancellation_reasons();
+    let with = |code: &str| {
+        reasons
             .iter()
-            .zip(&failures)
-            .filter(|(reason, _)| reason.code() == Some("ConditionalCheckFailed"))
-            .collect();
-        // Our own earlier attempt committed (a timed-out call retried): transactions are atomic, so
-        // everything else of it was written too.
-        for (reason, failure) in &failed {
-            if let Failure::Commit { first_event_id, .. } = failure
-                && reason.item().is_some_and(|old| is_own_commit(old, first_event_id))
-            {
-                return Ok(());
-            }
+            .zip(failures)
+            .filter(move |(reason, _)| reason.code() == Some(code))
+            .collect::<Vec<_>>()
+    };
+    let failed = with("ConditionalCheckFailed");
+    // Our own earlier attempt committed (a timed-out call retried): transactions are atomic, so
+    // everything else of it was written too.
+    for (reason, failure) in &failed {
+        if let Failure::Commit { first_event_id, .. } = failure
+            && reason.item().is_some_and(|old| is_own_commit(old, first_event_id))
+        {
+            return Ok(());
         }
-        for (_, failure) in &failed {
-            if let Failure::Idempotency { key } = failure {
-                return Err(Error::IdempotencyKeyExists { key: key.clone() });
-            }
+    }
+    // A key already taken is final whatever else happened: the repository answers with its record.
+    for (_, failure) in &failed {
+        if let Failure::Idempotency { key, .. } = failure {
+            return Err(Error::IdempotencyKeyExists { key: key.clone() });
         }
-        for (_, failure) in &failed {
-            if let Failure::Commit { stream, expected, .. } = failure {
-                return Err(Error::Conflict { stream: stream.clone(), expected: *expected, actual: None });
-            }
+    }
+    if let Some((_, failure)) = failed.first() {
+        return Err(failure.conflict());
+    }
+    // Another transaction was writing one of our commits (same stream, same version): like a failed
+    // condition, the answer is to reload and decide again, not to repeat the same write.
+    let contended = with(TRANSACTION_CONFLICT);
+    if let Some((_, failure)) = contended.iter().find(|(_, f)| matches!(f, Failure::Commit { .. })) {
+        return Err(failure.conflict());
+    }
+    // Another transaction was writing the record under our idempotency key: a request with the same
+    // key is in flight, whose record answers once it lands (the repository asks for it, and
+    // answers "in progress" until then).
+    if let Some((_, Failure::Idempotency { key, .. })) = contended.first() {
+        return Err(Error::IdempotencyKeyExists { key: key.clone() });
+    }
+    let retryable = reasons.iter().any(|r| is_retryable_code(r.code()));
+    Err(Error::backend(error, retryable))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::{InternalServerError, TransactionCanceledException};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    const OURS: &str = "01JAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn stream(id: &str) -> StreamId {
+        StreamId::new("acme", "tally", id).unwrap()
+    }
+
+    /// A commit to `id` and its idempotency record, as `write_commit` sends them.
+    fn commit_and_record(id: &str) -> [Failure; 2] {
+        let expected = ExpectedVersion::Exact(4);
+        [
+            Failure::Commit { stream: stream(id), expected, first_event_id: OURS.into() },
+            Failure::Idempotency { key: format!("key-{id}"), stream: stream(id), expected },
+        ]
+    }
+
+    fn reason(code: &str) -> CancellationReason {
+        let message = match code {
+            "ConditionalCheckFailed" => "The conditional request failed",
+            "TransactionConflict" => "Transaction is ongoing for the item",
+            _ => "",
+        };
+        let reason = CancellationReason::builder().code(code);
+        if message.is_empty() { reason } else { reason.message(message) }.build()
+    }
+
+    fn with_item(reason: CancellationReason, first_event_id: &str) -> CancellationReason {
+        let event = AttributeValue::M(HashMap::from([(
+            "event_id".to_owned(),
+            AttributeValue::S(first_event_id.into()),
+        )]));
+        CancellationReason::builder()
+            .set_code(reason.code().map(Into::into))
+            .set_message(reason.message().map(Into::into))
+            .item("events", AttributeValue::L(vec![event]))
+            .build()
+    }
+
+    /// The error the SDK hands over for a cancelled transaction: the modelled exception with its
+    /// reasons (one per action, `None` for the actions that were fine), the metadata its deserializer
+    /// fills in, and DynamoDB's raw HTTP 400.
+    fn cancelled(reasons: Vec<CancellationReason>) -> SdkError<TransactWriteItemsError, HttpResponse> {
+        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+        let message = format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        );
+        let body = format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"{message}","CancellationReasons":[{}]}}"#,
+            codes.iter().map(|c| format!(r#"{{"Code":"{c}"}}"#)).collect::<Vec<_>>().join(",")
+        );
+        let exception = TransactionCanceledException::builder()
+            .message(&message)
+            .set_cancellation_reasons(Some(reasons))
+            .meta(ErrorMetadata::builder().code("TransactionCanceledException").message(&message).build())
+            .build();
+        SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(exception),
+            HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body)),
+        )
+    }
+
+    fn conflict_on(result: Result<(), Error>) -> StreamId {
+        match result {
+            Err(Error::Conflict { stream, expected: ExpectedVersion::Exact(4), actual: None }) => stream,
+            other => panic!("expected a conflict, got {other:?}"),
         }
-        let retryable = reasons.iter().any(|r| is_retryable_code(r.code()));
-        Err(Error::backend(error, retryable))
+    }
+
+    #[test]
+    fn a_transaction_cancelled_for_a_concurrent_transaction_is_a_conflict_on_that_stream() {
+        let failures = commit_and_record("t-1");
+        let on_commit = cancelled(vec![reason("TransactionConflict"), reason("None")]);
+        assert_eq!(conflict_on(cancellation(on_commit, &failures)), stream("t-1"));
+        // Another request with the same key in flight: the key is taken, and its record answers.
+        let on_record = cancelled(vec![reason("None"), reason("TransactionConflict")]);
+        assert!(matches!(
+            cancellation(on_record, &failures),
+            Err(Error::IdempotencyKeyExists { key }) if key == "key-t-1"
+        ));
+
+        // Across streams, the conflict names the stream whose action met the other transaction.
+        let [a_commit, a_record] = commit_and_record("a");
+        let [b_commit, b_record] = commit_and_record("b");
+        let failures = [a_commit, a_record, b_commit, b_record];
+        let on_b =
+            cancelled(vec![reason("None"), reason("None"), reason("TransactionConflict"), reason("None")]);
+        assert_eq!(conflict_on(cancellation(on_b, &failures)), stream("b"));
+    }
+
+    #[test]
+    fn a_taken_key_stays_a_taken_key_and_a_failed_commit_condition_a_conflict() {
+        let failures = commit_and_record("t-1");
+        let key_taken = cancelled(vec![reason("None"), reason("ConditionalCheckFailed")]);
+        assert!(matches!(
+            cancellation(key_taken, &failures),
+            Err(Error::IdempotencyKeyExists { key }) if key == "key-t-1"
+        ));
+        // Even when the commit met another transaction at the same time: the key's record answers.
+        let both = cancelled(vec![reason("TransactionConflict"), reason("ConditionalCheckFailed")]);
+        assert!(matches!(cancellation(both, &failures), Err(Error::IdempotencyKeyExists { .. })));
+
+        let version_taken = cancelled(vec![
+            with_item(reason("ConditionalCheckFailed"), "01JBBBBBBBBBBBBBBBBBBBBBBB"),
+            reason("None"),
+        ]);
+        assert_eq!(conflict_on(cancellation(version_taken, &failures)), stream("t-1"));
+    }
+
+    #[test]
+    fn our_own_earlier_commit_in_the_way_means_the_transaction_was_written() {
+        let failures = commit_and_record("t-1");
+        let ours = cancelled(vec![
+            with_item(reason("ConditionalCheckFailed"), OURS),
+            reason("ConditionalCheckFailed"),
+        ]);
+        assert!(cancellation(ours, &failures).is_ok());
+    }
+
+    #[test]
+    fn throttled_or_failed_transactions_stay_backend_errors_that_say_whether_to_retry() {
+        let failures = commit_and_record("t-1");
+        let throttled = cancelled(vec![reason("ThrottlingError"), reason("None")]);
+        assert!(matches!(cancellation(throttled, &failures), Err(Error::Backend { retryable: true, .. })));
+        let invalid = cancelled(vec![reason("ValidationError"), reason("None")]);
+        assert!(matches!(cancellation(invalid, &failures), Err(Error::Backend { retryable: false, .. })));
+        let message = "Internal server error";
+        let server = SdkError::service_error(
+            TransactWriteItemsError::InternalServerError(
+                InternalServerError::builder()
+                    .message(message)
+                    .meta(ErrorMetadata::builder().code("InternalServerError").message(message).build())
+                    .build(),
+            ),
+            HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from("{}")),
+        );
+        assert!(matches!(cancellation(server, &failures), Err(Error::Backend { retryable: true, .. })));
     }
 }

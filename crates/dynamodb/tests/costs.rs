@@ -6,7 +6,8 @@ mod common;
 use common::{append, bumps, fixture, stream};
 use strata_core::fixture::tally::{Tally, TallyCommand};
 use strata_core::{
-    CommandContext, EventStore, ExpectedVersion, Repository, Snapshot, SnapshotPolicy, SnapshotStore,
+    Aggregate, CommandContext, EventStore, ExpectedVersion, Repository, Snapshot, SnapshotPolicy,
+    SnapshotStore,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +56,7 @@ async fn loading_ten_thousand_events_with_a_snapshot_every_hundred_is_one_query(
     }
     f.counter.reset();
 
-    let loaded = f.store.load(&s).await.unwrap();
+    let loaded = f.store.load(&s, Tally::STATE_SCHEMA_VERSION).await.unwrap();
 
     let counts = f.counter.take();
     assert_eq!(counts.calls("Query"), 1, "{counts}");

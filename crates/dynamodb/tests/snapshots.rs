@@ -1,13 +1,19 @@
 //! Snapshots on DynamoDB: a cache that sorts after its version, is pruned to keep-K through the
-//! sparse index, and is replaced when it cannot be used.
+//! sparse index, is replaced when it cannot be used, and is chosen by state schema: a load reads past
+//! other schemas' snapshots in the same Query, and a newer schema's snapshot is never replaced nor
+//! pruned by code of an older one.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
 mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{Fixture, fixture, stream};
+use common::{Fixture, append, bumps, fixture, stream};
+use strata_core::conformance::rolling_deploy;
 use strata_core::fixture::tally::{Tally, TallyCommand};
-use strata_core::{CommandContext, EventStore, Repository, SnapshotPolicy, StreamId};
+use strata_core::{
+    Aggregate, CommandContext, EventStore, ExpectedVersion, Repository, Snapshot, SnapshotPolicy,
+    SnapshotStore, StreamId,
+};
 use strata_dynamodb::SNAPSHOTS_INDEX;
 use strata_dynamodb::keys::{snapshot_sk, stream_pk};
 
@@ -60,7 +66,7 @@ async fn snapshots_beyond_keep_are_removed_and_loads_start_at_the_newest() {
     bump(&repo, &s, 11).await;
 
     assert_eq!(snapshot_versions(&f, &s).await, vec![6, 9]);
-    let loaded = f.store.load(&s).await.unwrap();
+    let loaded = f.store.load(&s, Tally::STATE_SCHEMA_VERSION).await.unwrap();
     assert_eq!(loaded.snapshot.map(|s| s.version), Some(9));
     assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![10, 11]);
 }
@@ -77,7 +83,7 @@ async fn a_snapshot_that_fails_to_decode_is_replayed_and_replaced() {
     let loaded = repo.load(&s).await.unwrap();
 
     assert_eq!((loaded.version, loaded.state.seen.clone()), (5, vec![1, 2, 3, 4, 5]));
-    let fresh = f.store.load(&s).await.unwrap().snapshot.unwrap();
+    let fresh = f.store.load(&s, Tally::STATE_SCHEMA_VERSION).await.unwrap().snapshot.unwrap();
     assert_eq!(fresh.version, 5, "a fresh snapshot at the head replaced the unusable one");
     assert_eq!(serde_json::from_value::<Tally>(fresh.state).unwrap(), loaded.state);
 }
@@ -89,15 +95,91 @@ async fn an_unreadable_snapshot_item_is_read_past() {
         Repository::<Tally, _>::new(f.store.clone()).with_snapshot_policy(SnapshotPolicy::every(2).keep(5));
     let s = stream("garbage");
     bump(&repo, &s, 5).await;
-    // Not JSON at all, and a state schema the aggregate does not know, on the two newest.
+    // Not JSON at all on the newest; another state schema on the one below; the oldest is usable.
     set_state(&f, &s, 4, "state", AttributeValue::S("\u{1}not json".into())).await;
     set_state(&f, &s, 2, "state_schema_version", AttributeValue::N("0".into())).await;
 
-    let loaded = f.store.load(&s).await.unwrap();
-    assert_eq!(loaded.snapshot.as_ref().map(|s| (s.version, s.state_schema_version)), Some((2, 0)));
-    assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4, 5]);
+    let loaded = f.store.load(&s, 1).await.unwrap();
+    assert!(loaded.snapshot.is_none(), "both are read past: {:?}", loaded.snapshot);
+    assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    let other = f.store.load(&s, 0).await.unwrap();
+    assert_eq!(other.snapshot.as_ref().map(|s| (s.version, s.state_schema_version)), Some((2, 0)));
+    assert_eq!(other.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4, 5]);
 
     let state = repo.load(&s).await.unwrap();
     assert_eq!(state.state.seen, vec![1, 2, 3, 4, 5]);
-    assert_eq!(f.store.load(&s).await.unwrap().snapshot.map(|s| s.version), Some(5));
+    // A load folds the stream it read; the next command's policy takes a fresh snapshot.
+    repo.execute(&s, &TallyCommand::Bump { times: 1 }, CommandContext::default()).await.unwrap();
+    assert_eq!(f.store.load(&s, 1).await.unwrap().snapshot.map(|s| s.version), Some(6));
+}
+
+fn snapshot_of(s: &StreamId, version: u64, state_schema_version: u32) -> Snapshot {
+    Snapshot {
+        stream: s.clone(),
+        version,
+        state_schema_version,
+        state: serde_json::json!({ "schema": state_schema_version }),
+        taken_at: chrono::Utc::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_reads_past_other_schemas_snapshots_in_the_same_query() {
+    let f = fixture().await;
+    let s = stream("schemas");
+    for v in 1..=20 {
+        f.store.append_after_load(append(&s, ExpectedVersion::Exact(v - 1), bumps(v, 1))).await.unwrap();
+    }
+    for (version, schema) in [(10, 1), (15, 2), (18, 3), (20, 2)] {
+        assert!(f.store.save_snapshot(snapshot_of(&s, version, schema)).await.unwrap());
+    }
+    f.counter.reset();
+
+    for (schema, snapshot, first_event) in
+        [(1, Some(10), 11), (2, Some(20), 21), (3, Some(18), 19), (4, None, 1)]
+    {
+        let loaded = f.store.load(&s, schema).await.unwrap();
+        let counts = f.counter.take();
+        assert_eq!((counts.calls("Query"), counts.total_calls()), (1, 1), "schema {schema}: {counts}");
+        assert_eq!(
+            loaded.snapshot.as_ref().map(|s| (s.version, s.state_schema_version)),
+            snapshot.map(|v| (v, schema))
+        );
+        let versions: Vec<u64> = loaded.events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (first_event..=20).collect::<Vec<_>>(), "schema {schema}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schemas_snapshot_is_neither_replaced_nor_pruned_by_an_older_writer() {
+    let f = fixture().await;
+    let s = stream("newer");
+    f.store.append(append(&s, ExpectedVersion::NoStream, bumps(1, 2))).await.unwrap();
+    f.store.append(append(&s, ExpectedVersion::Exact(2), bumps(3, 2))).await.unwrap();
+    assert!(f.store.save_snapshot(snapshot_of(&s, 2, 2)).await.unwrap());
+    assert!(f.store.save_snapshot(snapshot_of(&s, 4, 2)).await.unwrap());
+
+    // The conditions are in the writes themselves, so a racing older writer cannot slip past.
+    f.counter.reset();
+    assert!(!f.store.save_snapshot(snapshot_of(&s, 4, 1)).await.unwrap(), "not written");
+    assert_eq!(f.store.prune_snapshots(&s, 0, 1).await.unwrap(), 0);
+    let counts = f.counter.take();
+    assert_eq!((counts.calls("PutItem"), counts.calls("DeleteItem")), (1, 2), "{counts}");
+    assert_eq!(snapshot_versions(&f, &s).await, vec![2, 4]);
+    let kept = f.store.load(&s, 2).await.unwrap().snapshot.unwrap();
+    assert_eq!((kept.version, kept.state_schema_version), (4, 2));
+
+    // The same or a newer schema replaces and prunes it.
+    assert!(f.store.save_snapshot(snapshot_of(&s, 4, 3)).await.unwrap());
+    assert_eq!(f.store.prune_snapshots(&s, 1, 3).await.unwrap(), 1);
+    assert_eq!(snapshot_versions(&f, &s).await, vec![4]);
+    assert_eq!(f.store.load(&s, 3).await.unwrap().snapshot.map(|s| s.version), Some(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_of_two_state_schemas_takes_turns_on_one_stream() {
+    let f = fixture().await;
+    if let Err(violation) = rolling_deploy(&f.store, &stream("deploy")).await {
+        panic!("{violation}");
+    }
 }

@@ -6,7 +6,10 @@ mod common;
 use common::{append, bumps, event, fixture, stream};
 use serde_json::json;
 use strata_core::fixture::tally::{Tally, TallyCommand};
-use strata_core::{CommandContext, CommandError, Error, EventStore, ExpectedVersion, Repository};
+use strata_core::{Aggregate, CommandContext, CommandError, Error, EventStore, ExpectedVersion, Repository};
+
+/// The state schema the loads here ask for: `Tally`'s, as the repository would.
+const SCHEMA: u32 = Tally::STATE_SCHEMA_VERSION;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_read_back_exactly_with_contiguous_versions() {
@@ -17,12 +20,12 @@ async fn appends_read_back_exactly_with_contiguous_versions() {
     let second = f.store.append(append(&s, ExpectedVersion::Exact(3), bumps(4, 2))).await.unwrap();
     assert_eq!((second.first_version, second.last_version), (4, 5));
 
-    let loaded = f.store.load(&s).await.unwrap();
+    let loaded = f.store.load(&s, SCHEMA).await.unwrap();
     assert!(loaded.snapshot.is_none());
     let written: Vec<_> = first.events.iter().chain(&second.events).cloned().collect();
     assert_eq!(loaded.events, written, "ids, payloads, metadata and versions survive the round trip");
     assert_eq!(f.store.head(&s).await.unwrap(), 5);
-    assert!(f.store.load(&stream("never-written")).await.unwrap().events.is_empty());
+    assert!(f.store.load(&stream("never-written"), SCHEMA).await.unwrap().events.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +47,8 @@ async fn expectations_are_checked_and_a_failed_one_writes_nothing() {
     assert_eq!(c.first_version, 4);
     let c = f.store.append(append(&s, ExpectedVersion::Any, bumps(5, 1))).await.unwrap();
     assert_eq!(c.first_version, 5);
-    let versions: Vec<u64> = f.store.load(&s).await.unwrap().events.iter().map(|e| e.version).collect();
+    let versions: Vec<u64> =
+        f.store.load(&s, SCHEMA).await.unwrap().events.iter().map(|e| e.version).collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     let empty = f.store.append(append(&s, ExpectedVersion::Any, vec![])).await;
     assert!(matches!(empty, Err(Error::InvalidRequest(_))));
@@ -74,7 +78,7 @@ async fn a_retried_put_that_finds_its_own_commit_succeeds() {
     // Another writer's request at the same version is a conflict.
     let other = f.store.append_after_load(append(&s, ExpectedVersion::NoStream, bumps(1, 2))).await;
     assert!(matches!(other, Err(Error::Conflict { .. })));
-    assert_eq!(f.store.load(&s).await.unwrap().events.len(), 2);
+    assert_eq!(f.store.load(&s, SCHEMA).await.unwrap().events.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +127,7 @@ async fn a_stream_over_three_megabytes_loads_and_reads_completely_across_pages()
     }
     f.counter.reset();
 
-    let loaded = f.store.load(&s).await.unwrap();
+    let loaded = f.store.load(&s, SCHEMA).await.unwrap();
 
     let versions: Vec<u64> = loaded.events.iter().map(|e| e.version).collect();
     assert_eq!(versions, (1..=11).collect::<Vec<_>>());
@@ -210,5 +214,9 @@ async fn a_snapshot_must_end_a_commit_and_an_old_format_snapshot_does_not_block_
         .unwrap();
     assert_eq!(f.store.head(&s).await.unwrap(), 3);
     f.store.append(append(&s, ExpectedVersion::Exact(3), bumps(4, 1))).await.unwrap();
-    assert_eq!(f.store.load(&s).await.unwrap().events.len(), 4, "the unreadable snapshot is read past");
+    assert_eq!(
+        f.store.load(&s, SCHEMA).await.unwrap().events.len(),
+        4,
+        "the unreadable snapshot is read past"
+    );
 }

@@ -2,13 +2,12 @@
 //! with a partial batch response.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use strata_core::projection::{Delivered, Projection, Projector, ViewStore};
-use strata_core::{
-    Error, Event, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event, without_values,
-};
+use strata_core::{Error, Event, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event};
 
 use crate::detail::Detail;
 
@@ -49,6 +48,11 @@ pub fn decode_message(message: &SqsMessage) -> Result<Detail, MessageError> {
 /// Decodes a delivered event into the consumer's event type: opens sealed fields with `cipher` (when
 /// given; without one, personal fields must decode as sealed, so declare them as raw JSON), upcasts,
 /// decodes. A claim check has no payload: read the event from the store instead.
+///
+/// Sealed fields are opened through [`FieldCipher::verified_session`]: each subject's key is read
+/// past the cache (one key read, no KMS call while the cached key is current), so a subject
+/// forgotten in another process reads redacted here at once, and a consumer that turns the event
+/// into a command never re-seals erased data under a returning subject's new key.
 pub async fn decode_typed<E: Event>(
     detail: Detail,
     cipher: Option<&FieldCipher>,
@@ -62,15 +66,47 @@ pub async fn decode_typed<E: Event>(
     }
     let mut payload = detail.payload.unwrap_or(serde_json::Value::Null);
     if let Some(cipher) = cipher {
-        cipher.open(detail.stream.tenant(), &detail.event_id.to_string(), &mut payload).await?;
+        // Past the cache: what a consumer decodes may become a command's input, sealed again under
+        // the subject's current key, so it must never be opened under a key forgotten elsewhere.
+        cipher
+            .verified_session()
+            .open(detail.stream.tenant(), &detail.event_id.to_string(), &mut payload)
+            .await?;
     }
-    let (event_type, version, payload) =
-        upcasters.upcast(&detail.event_type, detail.schema_version, payload)?;
-    decode_event(&event_type, version, payload).map_err(|error| match error {
-        // serde quotes offending values, which may be opened personal fields.
-        Error::Decode { event_type, source } => Error::Decode { event_type, source: without_values(&source) },
-        other => other,
-    })
+    upcasters
+        .upcast(&detail.event_type, detail.schema_version, payload)
+        .and_then(|(event_type, version, payload)| decode_event(&event_type, version, payload))
+        // Upcasters' and serde's messages may quote the payload's values: opened personal fields.
+        .map_err(Error::without_values)
+}
+
+/// One stream's share of a batch: its events by version (each once), the ids of its messages, and
+/// how many of them repeated a version already in the batch.
+#[derive(Default)]
+struct StreamBatch {
+    delivered: BTreeMap<u64, Delivered>,
+    ids: Vec<Option<String>>,
+    duplicates: u64,
+}
+
+impl StreamBatch {
+    /// Adds a message's event. A version already in the batch (at-least-once delivery, a
+    /// publisher's retry) is a duplicate; of the two, the whole event is kept over a reference to it,
+    /// which would cost a read.
+    fn add(&mut self, id: Option<String>, delivered: Delivered) {
+        self.ids.push(id);
+        match self.delivered.entry(delivered.version()) {
+            Entry::Vacant(slot) => {
+                slot.insert(delivered);
+            }
+            Entry::Occupied(mut held) => {
+                self.duplicates += 1;
+                if matches!(held.get(), Delivered::Reference { .. }) {
+                    held.insert(delivered);
+                }
+            }
+        }
+    }
 }
 
 /// What a batch did.
@@ -78,7 +114,7 @@ pub async fn decode_typed<E: Event>(
 pub struct BatchOutcome {
     /// Events applied to views.
     pub applied: u64,
-    /// Delivered events that were already applied.
+    /// Delivered events skipped as duplicates: already applied, or delivered twice in the batch.
     pub duplicates: u64,
     /// Events read from the store (gaps, claim checks).
     pub fetched: u64,
@@ -104,14 +140,13 @@ where
 {
     let mut outcome = BatchOutcome::default();
     let mut failed_ids: Vec<Option<String>> = Vec::new();
-    let mut by_stream: BTreeMap<StreamId, (Vec<Delivered>, Vec<Option<String>>)> = BTreeMap::new();
+    let mut by_stream: BTreeMap<StreamId, StreamBatch> = BTreeMap::new();
     for message in event.records {
         match decode_message(&message) {
             Ok(detail) if !projector.follows(&detail.stream) => outcome.ignored += 1,
             Ok(detail) => {
-                let entry = by_stream.entry(detail.stream.clone()).or_default();
-                entry.0.push(detail.into_delivered());
-                entry.1.push(message.message_id);
+                let batch = by_stream.entry(detail.stream.clone()).or_default();
+                batch.add(message.message_id, detail.into_delivered());
             }
             Err(error) => {
                 tracing::error!(message_id = ?message.message_id, %error, "message is not a Strata event");
@@ -119,11 +154,11 @@ where
             }
         }
     }
-    for (stream, (delivered, ids)) in by_stream {
-        match projector.project(&stream, delivered).await {
+    for (stream, StreamBatch { delivered, ids, duplicates }) in by_stream {
+        match projector.project(&stream, delivered.into_values().collect()).await {
             Ok(projected) => {
                 outcome.applied += projected.applied;
-                outcome.duplicates += projected.duplicates;
+                outcome.duplicates += duplicates + projected.duplicates;
                 outcome.fetched += projected.fetched;
             }
             Err(error) => {

@@ -2,12 +2,14 @@
 
 pub mod consumer;
 pub mod detail;
+pub mod metrics;
 pub mod publisher;
 pub mod records;
 pub mod relay;
 
 pub use consumer::{BatchOutcome, MessageError, decode_detail, decode_message, decode_typed, project_batch};
 pub use detail::{Detail, MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES};
+pub use metrics::{PutEventsCall, PutEventsCounter};
 pub use publisher::{Entry, EntryResult, EventBridgePublisher, PublishReport, PublishRetry, PutEvents};
 pub use records::{RecordEvents, decode_batch, decode_record};
 pub use relay::{Relayed, StreamRelay};

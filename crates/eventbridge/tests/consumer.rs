@@ -6,7 +6,10 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{Value, json};
 use strata_core::fixture::tally::{Tally, TallyCommand, TallyEvent, TallyProjection};
 use strata_core::projection::Projector;
-use strata_core::{CommandContext, EventStore, InMemoryStore, Repository, StreamId, UpcasterChain};
+use strata_core::{
+    BoxError, CommandContext, Error, EventEnvelope, EventStore, FieldCipher, InMemoryStore, Metadata,
+    NewEvent, PersonalData, Repository, StreamId, UpcasterChain,
+};
 use strata_eventbridge::{Detail, decode_typed, project_batch};
 
 fn message(id: &str, body: Value) -> Value {
@@ -40,13 +43,18 @@ async fn a_batch_applies_each_stream_once_ignores_other_categories_and_reports_o
     let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
 
     let projector = Projector::new(TallyProjection, store.clone());
-    let (response, outcome) = project_batch(&projector, event).await.unwrap();
+    let (response, outcome) = project_batch(&projector, event.clone()).await.unwrap();
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["bad"]);
-    assert_eq!((outcome.applied, outcome.duplicates, outcome.ignored, outcome.failed), (6, 0, 1, 1));
+    // "dup" repeats a's version 2 within the batch: applied once, counted as a duplicate.
+    assert_eq!((outcome.applied, outcome.duplicates, outcome.ignored, outcome.failed), (6, 1, 1, 1));
     for s in [&a, &b] {
         assert_eq!(projector.view(s).await.unwrap().unwrap().0.seen, [1, 2, 3]);
     }
+    // The same batch again (SQS redelivers): every event is already in the views, and "dup" is
+    // still a duplicate within the batch: 6 + 1.
+    let (_, again) = project_batch(&projector, event).await.unwrap();
+    assert_eq!((again.applied, again.duplicates, again.ignored, again.failed), (0, 7, 1, 1));
 }
 
 #[tokio::test]
@@ -64,4 +72,67 @@ async fn typed_decoding_upcasts_and_refuses_claim_checks() {
     let reference =
         decode_typed::<TallyEvent>(Detail::claim_check(&envelope), None, &UpcasterChain::empty()).await;
     assert!(reference.is_err());
+}
+
+#[tokio::test]
+async fn typed_decoding_fails_on_an_opened_value_without_quoting_it() {
+    let cipher = FieldCipher::local();
+    let stream = StreamId::new("t", "tally", "d").unwrap();
+    let mut event =
+        NewEvent::new("Counted", 1, json!({ "value": 1, "name": "Ada Lovelace" }), Metadata::new("c"));
+    let personal = PersonalData::new("cust-1", ["/name"]);
+    cipher.seal("t", &event.event_id.to_string(), &mut event.payload, &personal).await.unwrap();
+    let detail = Detail::full(&EventEnvelope::committed(stream, 1, event));
+    // An upcaster whose message quotes the (opened) payload it was given.
+    let upcasters = UpcasterChain::builder()
+        .upcast("Counted", 1, "Bumped", 1, |payload: Value| -> Result<Value, BoxError> {
+            Err(format!("cannot upcast {payload}").into())
+        })
+        .build()
+        .unwrap();
+    let error = decode_typed::<TallyEvent>(detail, Some(&cipher), &upcasters).await.unwrap_err();
+    assert!(matches!(&error, Error::Upcast { event_type, version: 1, .. } if event_type == "Counted"));
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    assert!(!text.contains("Lovelace"), "plaintext in {text:?}");
+}
+
+#[tokio::test]
+async fn typed_decoding_never_opens_under_a_key_forgotten_in_another_process() {
+    use strata_core::crypto::{CacheLimits, CachedKeys};
+    use strata_core::fixture::profile::{Profile, ProfileCommand, ProfileEvent};
+    use strata_core::{KeyProvider, LocalKeys, Personal};
+    // Two processes over one key table: the consumer's caches the key, another forgets the subject.
+    let shared = LocalKeys::new();
+    let consumer = FieldCipher::new(CachedKeys::new(shared.clone(), CacheLimits::default()));
+    let admin = CachedKeys::new(shared.clone(), CacheLimits::default());
+    let store = InMemoryStore::new();
+    let stream = StreamId::new("t", "profile", "p-1").unwrap();
+    let rename = ProfileCommand::Rename { subject: "s-1".into(), names: vec!["Ada".into()] };
+    Repository::<Profile, _>::new(store.clone())
+        .with_cipher(consumer.clone())
+        .execute(&stream, &rename, CommandContext::default())
+        .await
+        .unwrap();
+    let event = store.read(&stream, 1, 1).await.unwrap().events.remove(0);
+    let decoded =
+        decode_typed::<ProfileEvent>(Detail::full(&event), Some(&consumer), &UpcasterChain::empty())
+            .await
+            .unwrap();
+    assert_eq!(decoded, ProfileEvent::Renamed { subject: "s-1".into(), name: Personal::Known("Ada".into()) });
+
+    admin.forget("t", "s-1").await.unwrap();
+    let decoded =
+        decode_typed::<ProfileEvent>(Detail::full(&event), Some(&consumer), &UpcasterChain::empty())
+            .await
+            .unwrap();
+    assert_eq!(
+        decoded,
+        ProfileEvent::Renamed { subject: "s-1".into(), name: Personal::Redacted },
+        "a consumer that copied the name into a command would re-seal erased data"
+    );
 }

@@ -7,10 +7,11 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
-use strata_core::crypto::{BoxFuture, CacheLimits, CryptoError, DataKey, KeyCache};
+use strata_core::crypto::{BoxFuture, CacheLimits, CryptoError, DataKey, KeyCache, KeyRead};
 use strata_core::{Error, KeyProvider, MAX_ID_LEN, StreamId, validate_key_part};
 use strata_dynamodb::DynamoStore;
 use strata_dynamodb::keys_store::WrappedKey;
+use zeroize::Zeroizing;
 
 /// How many (tenant, subject, stream) index entries a process remembers having written.
 const REMEMBERED_MAX: usize = 10_000;
@@ -69,32 +70,46 @@ impl KmsKeys {
                 ) => Error::Crypto(CryptoError::KeyRejected { subject: subject.to_owned() }),
                 _ => Error::backend(error, true),
             })?;
-        let plaintext =
-            out.plaintext.ok_or_else(|| Error::backend("KMS Decrypt returned no plaintext", true))?;
-        Ok(DataKey::from_slice(stored.id, plaintext.as_ref())?)
+        let plaintext = Zeroizing::new(
+            out.plaintext
+                .ok_or_else(|| Error::backend("KMS Decrypt returned no plaintext", true))?
+                .into_inner(),
+        );
+        Ok(DataKey::from_slice(stored.id, &plaintext)?)
     }
 
     /// The subject's key: cached, or read from the table and unwrapped by KMS.
-    async fn fetch(&self, tenant: &str, subject: &str) -> Result<Option<DataKey>, Error> {
+    async fn fetch(&self, tenant: &str, subject: &str) -> Result<KeyRead, Error> {
         validate_key_part("subject", subject, MAX_ID_LEN)?;
         if let Some(key) = self.cache.get(tenant, subject) {
-            return Ok(Some(key));
+            return Ok(KeyRead { key: Some(key), stored: false });
         }
-        self.fetch_stored(tenant, subject).await
+        Ok(KeyRead { key: self.fetch_stored(tenant, subject).await?, stored: true })
     }
 
     /// Reads the stored key (past the cache) and unwraps it, reusing the cached key when it is the
-    /// same generation.
+    /// same generation. What it finds replaces the cache entry: no key (forgotten) or another
+    /// generation evicts the cached one, so a stale key does not outlive the read that saw it gone.
     async fn fetch_stored(&self, tenant: &str, subject: &str) -> Result<Option<DataKey>, Error> {
         let token = self.cache.token();
-        let Some(stored) = self.store.wrapped_key(tenant, subject).await? else { return Ok(None) };
+        let Some(stored) = self.store.wrapped_key(tenant, subject).await? else {
+            self.cache.put_since(token, tenant, subject, None);
+            return Ok(None);
+        };
         if let Some(cached) = self.cache.get(tenant, subject)
             && cached.id() == stored.id
         {
             return Ok(Some(cached));
         }
-        let key = self.unwrap_key(tenant, subject, stored).await?;
-        self.cache.put_since(token, tenant, subject, key.clone());
+        let key = match self.unwrap_key(tenant, subject, stored).await {
+            Ok(key) => key,
+            Err(error) => {
+                // The cached key, if any, is of another generation: it must not outlive this read.
+                self.cache.put_since(token, tenant, subject, None);
+                return Err(error);
+            }
+        };
+        self.cache.put_since(token, tenant, subject, Some(key.clone()));
         Ok(Some(key))
     }
 
@@ -119,10 +134,11 @@ impl KmsKeys {
         let (Some(plaintext), Some(wrapped)) = (out.plaintext, out.ciphertext_blob) else {
             return Err(Error::backend("KMS GenerateDataKey returned no key", true));
         };
-        let key = DataKey::from_slice(DataKey::new_id(), plaintext.as_ref())?;
+        let plaintext = Zeroizing::new(plaintext.into_inner());
+        let key = DataKey::from_slice(DataKey::new_id(), &plaintext)?;
         let stored = WrappedKey { id: key.id().to_owned(), wrapped: wrapped.into_inner() };
         if self.store.put_wrapped_key_if_absent(tenant, subject, stored, &self.key_id).await? {
-            self.cache.put_since(token, tenant, subject, key.clone());
+            self.cache.put_since(token, tenant, subject, Some(key.clone()));
             return Ok(key);
         }
         // Another writer created the subject's key first: use theirs, so the subject has one key.
@@ -146,6 +162,10 @@ impl KeyProvider for KmsKeys {
         tenant: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        Box::pin(async move { Ok(self.fetch(tenant, subject).await?.key) })
+    }
+
+    fn read_key<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<KeyRead, Error>> {
         Box::pin(self.fetch(tenant, subject))
     }
 
@@ -163,13 +183,17 @@ impl KeyProvider for KmsKeys {
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             validate_key_part("subject", subject, MAX_ID_LEN)?;
+            // Delete, then evict: evicting first would let a read between the two cache the doomed
+            // key for its whole TTL. A read that began before the eviction is not cached either
+            // (KeyCache::put_since).
+            let deleted = self.store.delete_subject(tenant, subject).await;
             self.cache.remove(tenant, subject);
             // The index goes with the key: a later event of the subject must index its stream again.
             self.remembered
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|(t, s, _, _)| !(t == tenant && s == subject));
-            self.store.delete_subject(tenant, subject).await
+            deleted
         })
     }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use strata_core::crypto::CryptoError;
-use strata_core::{CommandContext, Error, FieldCipher, KeyProvider, Repository, SnapshotPolicy, StreamId};
+use strata_core::{
+    CommandContext, Error, EventStore, FieldCipher, KeyProvider, Repository, SnapshotPolicy, StreamId,
+};
 use strata_dynamodb::keys_store::{KEY_SK, subject_pk};
 use strata_dynamodb::{DynamoStore, RequestCounter, TableSpec};
 use strata_kms::KmsKeys;
@@ -184,7 +186,6 @@ async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_
     // A writes again: it must seal under generation 2, or the field would be lost.
     let from_a = sealed_by(&a, "e3").await;
     let mut opened = from_a.clone();
-    f.keys().key_for_read("acme", "cust-s").await.unwrap().unwrap();
     FieldCipher::new(f.keys()).open("acme", "e3", &mut opened).await.unwrap();
     assert_eq!(opened["name"], "Ada Lovelace", "A sealed under the current key");
     // C, still caching generation 1, exports B's generation-2 field: refreshed, not skipped.
@@ -194,4 +195,113 @@ async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_
     let mut opened = from_b.clone();
     a.open("acme", "e2", &mut opened).await.unwrap();
     assert_eq!(opened["name"], "Ada Lovelace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_data_is_never_resealed_under_a_returning_subjects_new_key_on_kms_and_dynamodb() {
+    // The in-memory scenario (strata_orders::conformance), each process a KmsKeys with its own cache.
+    let f = fixture().await;
+    strata_orders::conformance::erasure_across_processes(&f.store, || FieldCipher::new(f.keys()))
+        .await
+        .unwrap();
+    no_plaintext("the table", &f.table_text().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_read_that_finds_the_key_gone_evicts_the_cached_one() {
+    let f = fixture().await;
+    let (a, b) = (f.keys(), f.keys());
+    let k1 = a.key_for_write("acme", "cust-gone").await.unwrap(); // cached in A
+    b.forget("acme", "cust-gone").await.unwrap();
+    assert_eq!(a.refresh("acme", "cust-gone").await.unwrap(), None, "A looks past its cache: gone");
+    let k2 = b.key_for_write("acme", "cust-gone").await.unwrap(); // the customer returns
+    assert_ne!(k1.id(), k2.id());
+    let read = a.key_for_read("acme", "cust-gone").await.unwrap().map(|k| k.id().to_owned());
+    assert_eq!(read.as_deref(), Some(k2.id()), "the miss evicted K1 from A's cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_racing_forget_in_the_same_process_never_caches_the_forgotten_key() {
+    let f = fixture().await;
+    let keys = Arc::new(f.keys());
+    for round in 0..10 {
+        let subject = format!("cust-race-forget-{round}");
+        keys.key_for_write("acme", &subject).await.unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A reader keeps reading the key (cache misses go to the table) while forget runs.
+        let reader = tokio::spawn({
+            let (keys, subject, stop) = (Arc::clone(&keys), subject.clone(), Arc::clone(&stop));
+            async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    keys.key_for_read("acme", &subject).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        keys.forget("acme", &subject).await.unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        reader.await.unwrap();
+        assert_eq!(
+            keys.key_for_read("acme", &subject).await.unwrap(),
+            None,
+            "round {round}: a key read during forget was cached past it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_subjects_thousand_event_stream_costs_one_key_read_per_load_and_projection() {
+    use strata_core::fixture::profile::{Profile, ProfileCommand, ProfileProjection};
+    use strata_core::projection::{Delivered, Projector};
+    let f = fixture().await;
+    let counter = RequestCounter::new();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&f.sdk).interceptor(counter.clone()).build(),
+    );
+    let store = DynamoStore::new(client, f.store.table());
+    let cipher = FieldCipher::new(KmsKeys::new(f.kms.clone(), f.key_id.clone(), store.clone()));
+    let repo = Repository::<Profile, _>::new(store.clone()).with_cipher(cipher.clone());
+    let s = StreamId::new("acme", "profile", "p-long").unwrap();
+    for batch in 0..10 {
+        let names = (0..100).map(|i| format!("name-{batch}-{i}")).collect();
+        let rename = ProfileCommand::Rename { subject: "s-long".into(), names };
+        repo.execute(&s, &rename, CommandContext::default()).await.unwrap();
+    }
+    cipher.keys().forget("acme", "s-long").await.unwrap();
+    counter.reset();
+    f.kms_counter.reset();
+
+    let loaded = repo.load(&s).await.unwrap();
+    assert_eq!((loaded.version, loaded.state.name), (1_000, Some(strata_core::Personal::Redacted)));
+    let counts = counter.take();
+    assert_eq!(counts.calls("GetItem"), 1, "one key read, not one per event: {counts}");
+
+    let projector = Projector::new(ProfileProjection, store.clone()).with_cipher(cipher.clone());
+    let events = store.read(&s, 1, 1_000).await.unwrap().events;
+    counter.reset();
+    let projected = projector.project(&s, events.into_iter().map(Delivered::Event).collect()).await.unwrap();
+    assert_eq!(projected.version, 1_000);
+    let counts = counter.take();
+    assert_eq!(counts.calls("GetItem"), 2, "the view and one key read: {counts}");
+    assert_eq!(f.kms_counter.take().total_calls(), 0, "nothing to unwrap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_generation_that_fails_to_unwrap_evicts_the_cached_key() {
+    let f = fixture().await;
+    let (a, b) = (f.keys(), f.keys());
+    a.key_for_write("acme", "cust-swap").await.unwrap(); // A caches K1
+    b.forget("acme", "cust-swap").await.unwrap();
+    // A new key item that KMS refuses to unwrap for this subject (made for another one).
+    b.key_for_write("acme", "cust-other").await.unwrap();
+    let planted = f.store.wrapped_key("acme", "cust-other").await.unwrap().unwrap();
+    f.store.put_wrapped_key_if_absent("acme", "cust-swap", planted, &f.key_id).await.unwrap();
+
+    let refreshed = a.refresh("acme", "cust-swap").await;
+    assert!(matches!(refreshed, Err(Error::Crypto(CryptoError::KeyRejected { .. }))), "{refreshed:?}");
+    let read = a.key_for_read("acme", "cust-swap").await;
+    assert!(
+        matches!(read, Err(Error::Crypto(CryptoError::KeyRejected { .. }))),
+        "the forgotten K1 must not be served from the cache after a read saw another generation: {read:?}"
+    );
 }

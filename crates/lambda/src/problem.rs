@@ -195,7 +195,9 @@ impl From<&Error> for Problem {
     }
 }
 
-/// An error and its sources, `: `-joined, for logs (the top message alone rarely says why).
+/// An error and its sources, `: `-joined, for logs (the top message alone rarely says why). Errors
+/// raised on opened (decrypted) payloads arrive with their values withheld by the repository and the
+/// projector (`Error::without_values`), so the chain names no personal value (`tests/logs.rs`).
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

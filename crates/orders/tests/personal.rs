@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use strata_core::{
-    CommandContext, CommandError, Error, EventStore, FieldCipher, InMemoryStore, KeyProvider, LocalKeys,
-    Personal, Repository, SnapshotPolicy, StreamId,
+    Aggregate, CommandContext, CommandError, Error, EventStore, FieldCipher, InMemoryStore, KeyProvider,
+    LocalKeys, Personal, Repository, SnapshotPolicy, StreamId,
 };
 use strata_orders::samples::{PERSONAL_STRINGS, address, place_order};
 use strata_orders::{Order, OrderCommand};
@@ -16,7 +16,7 @@ fn no_plaintext(text: &str) {
 }
 
 async fn stored_text(store: &InMemoryStore, stream: &StreamId) -> String {
-    let loaded = store.load(stream).await.unwrap();
+    let loaded = store.load(stream, Order::STATE_SCHEMA_VERSION).await.unwrap();
     let events = store.read(stream, 1, 1_000).await.unwrap();
     format!("{:?} {:?}", loaded.snapshot, events.events)
 }
@@ -33,7 +33,10 @@ async fn personal_fields_are_sealed_at_rest_and_redacted_after_forget() {
     let add = OrderCommand::AddItem { sku: "BOOK".into(), quantity: 1, unit_price_minor: 500 };
     repo.execute(&s, &add, CommandContext::default()).await.unwrap();
 
-    assert!(store.load(&s).await.unwrap().snapshot.is_some(), "a snapshot with the customer was taken");
+    assert!(
+        store.load(&s, Order::STATE_SCHEMA_VERSION).await.unwrap().snapshot.is_some(),
+        "a snapshot with the customer was taken"
+    );
     no_plaintext(&stored_text(&store, &s).await);
     let customer = repo.load(&s).await.unwrap().state.customer.unwrap();
     assert_eq!(customer.name, Personal::Known("Ada Lovelace".into()));
@@ -63,7 +66,10 @@ async fn personal_fields_are_sealed_at_rest_and_redacted_after_forget() {
     let replayed = repo.load_at_version(&s, 1).await.unwrap();
     assert!(replayed.state.customer.unwrap().name.is_redacted());
     repo.execute(&s, &add, CommandContext::default()).await.unwrap(); // v4: a snapshot of redacted state
-    assert_eq!(store.load(&s).await.unwrap().snapshot.map(|s| s.version), Some(4));
+    assert_eq!(
+        store.load(&s, Order::STATE_SCHEMA_VERSION).await.unwrap().snapshot.map(|s| s.version),
+        Some(4)
+    );
     assert!(keys.key_for_read("acme", "cust-1").await.unwrap().is_none(), "forgotten stays forgotten");
     no_plaintext(&stored_text(&store, &s).await);
 }
@@ -87,4 +93,18 @@ async fn personal_data_without_a_cipher_is_refused_and_nothing_is_written() {
     let result = repo.execute(&s, &place_order("cust-2"), CommandContext::default()).await;
     assert!(matches!(result, Err(CommandError::Failed(Error::NoCipher { .. }))));
     assert!(store.read(&s, 1, 10).await.unwrap().events.is_empty());
+}
+
+#[tokio::test]
+async fn forgotten_data_is_never_resealed_under_a_returning_subjects_new_key_in_memory() {
+    // Each "process" caches keys over one shared key table, as KmsKeys caches over the key items.
+    let shared = LocalKeys::new();
+    let process = || {
+        FieldCipher::new(strata_core::crypto::CachedKeys::new(
+            shared.clone(),
+            strata_core::crypto::CacheLimits::default(),
+        ))
+    };
+    let store = InMemoryStore::new();
+    strata_orders::conformance::erasure_across_processes(&store, process).await.unwrap();
 }

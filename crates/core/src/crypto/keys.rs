@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, DataKey, KeyProvider};
+use super::{BoxFuture, DataKey, KeyProvider, KeyRead};
 use crate::{Error, StreamId};
 
 /// Data keys held in memory (tests, the in-memory path, the demo). Clones share keys.
@@ -48,6 +48,12 @@ impl KeyProvider for LocalKeys {
     ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
         let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
         Box::pin(async move { Ok(key) })
+    }
+
+    fn read_key<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<KeyRead, Error>> {
+        // No cache: every answer is the stored key.
+        let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        Box::pin(async move { Ok(KeyRead { key, stored: true }) })
     }
 
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
@@ -156,14 +162,20 @@ impl KeyCache {
         self.removals.load(Ordering::SeqCst)
     }
 
-    /// Caches a key fetched after `token` was taken, unless a key was removed since (a forget may
-    /// have deleted the very key that was fetched).
-    pub fn put_since(&self, token: u64, tenant: &str, subject: &str, key: DataKey) {
+    /// Records what a read past the cache, begun after `token` was taken, found as the subject's
+    /// stored key: caches it, or with `None` (no key: forgotten) evicts the subject. When a key was
+    /// removed since the token (a forget may have deleted the very key that was read), nothing is
+    /// cached and the subject is evicted: a stale or doomed key is never left in place.
+    pub fn put_since(&self, token: u64, tenant: &str, subject: &str, key: Option<DataKey>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.removals.load(Ordering::SeqCst) != token {
-            return;
+        match key {
+            Some(key) if self.removals.load(Ordering::SeqCst) == token => {
+                Self::insert(&mut entries, self.limits, tenant, subject, key);
+            }
+            _ => {
+                entries.remove(&(tenant.to_owned(), subject.to_owned()));
+            }
         }
-        Self::insert(&mut entries, self.limits, tenant, subject, key);
     }
 
     /// Caches a key, evicting the oldest when full.
@@ -179,22 +191,122 @@ impl KeyCache {
         subject: &str,
         key: DataKey,
     ) {
-        if entries.len() >= limits.max_entries.max(1) {
+        let id = (tenant.to_owned(), subject.to_owned());
+        if !entries.contains_key(&id) && entries.len() >= limits.max_entries.max(1) {
             let oldest = entries.iter().min_by_key(|(_, c)| c.fetched).map(|(id, _)| id.clone());
             if let Some(oldest) = oldest {
                 entries.remove(&oldest);
             }
         }
-        entries.insert(
-            (tenant.to_owned(), subject.to_owned()),
-            Cached { key, fetched: Instant::now(), uses: 0 },
-        );
+        entries.insert(id, Cached { key, fetched: Instant::now(), uses: 0 });
     }
 
-    /// Drops a subject's key (after forget, or to refresh it).
+    /// Drops a subject's key after its stored key was deleted (forget): call it after the delete,
+    /// so a read that raced the delete cannot cache the doomed key (see [`KeyCache::put_since`]).
     pub fn remove(&self, tenant: &str, subject: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         self.removals.fetch_add(1, Ordering::SeqCst);
         entries.remove(&(tenant.to_owned(), subject.to_owned()));
+    }
+}
+
+/// A [`KeyCache`] in front of a shared [`LocalKeys`] table, reading it exactly as
+/// `strata_kms::KmsKeys` reads its key items: what one process (one Lambda instance) sees when other
+/// processes forget subjects and create new key generations in the shared table. For tests of
+/// erasure across processes: give each "process" its own `CachedKeys` over clones of one `LocalKeys`.
+#[derive(Debug)]
+pub struct CachedKeys {
+    table: LocalKeys,
+    cache: KeyCache,
+}
+
+impl CachedKeys {
+    /// A cache with `limits` over `table` (clones of a `LocalKeys` share their keys).
+    pub fn new(table: LocalKeys, limits: CacheLimits) -> Self {
+        Self { table, cache: KeyCache::new(limits) }
+    }
+
+    /// Reads the stored key past the cache and records what was found (a miss evicts).
+    fn stored(&self, tenant: &str, subject: &str) -> Option<DataKey> {
+        let token = self.cache.token();
+        let key = self.table.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        self.cache.put_since(token, tenant, subject, key.clone());
+        key
+    }
+}
+
+impl KeyProvider for CachedKeys {
+    fn key_for_write<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<DataKey, Error>> {
+        // Like KmsKeys: writing always checks the stored generation.
+        let key = match self.stored(tenant, subject) {
+            Some(key) => key,
+            None => {
+                let token = self.cache.token();
+                let key = self.table.with(|keys| {
+                    keys.entry((tenant.to_owned(), subject.to_owned()))
+                        .or_insert_with(DataKey::random)
+                        .clone()
+                });
+                self.cache.put_since(token, tenant, subject, Some(key.clone()));
+                key
+            }
+        };
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn key_for_read<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        let key = self.cache.get(tenant, subject).or_else(|| self.stored(tenant, subject));
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn read_key<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<KeyRead, Error>> {
+        let read = match self.cache.get(tenant, subject) {
+            Some(key) => KeyRead { key: Some(key), stored: false },
+            None => KeyRead { key: self.stored(tenant, subject), stored: true },
+        };
+        Box::pin(async move { Ok(read) })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
+        let key = self.stored(tenant, subject);
+        Box::pin(async move { Ok(key) })
+    }
+
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            // Delete, then evict: see KeyCache::remove.
+            self.table.forget(tenant, subject).await?;
+            self.cache.remove(tenant, subject);
+            Ok(())
+        })
+    }
+
+    fn remember_stream<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.table.remember_stream(tenant, subject, stream)
+    }
+
+    fn streams_of<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StreamId>, Error>> {
+        self.table.streams_of(tenant, subject)
     }
 }

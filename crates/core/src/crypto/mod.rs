@@ -10,23 +10,25 @@
 //! context (the event id, or the snapshot's stream and version) and JSON pointer, so a ciphertext
 //! copied to another event or field fails to open.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
-use crate::personal::{PersonalData, is_redacted_marker, redacted_marker};
+use crate::personal::PersonalData;
 use crate::{Error, EventStore, StreamId};
 
 mod keys;
+mod session;
 
-pub use keys::{CacheLimits, KeyCache, LocalKeys};
+pub use keys::{CacheLimits, CachedKeys, KeyCache, LocalKeys};
+pub use session::CipherSession;
 
 /// The key of a sealed field's object.
 pub const SEALED_KEY: &str = "$enc";
@@ -35,17 +37,18 @@ const FORMAT_VERSION: u64 = 1;
 /// A boxed future, so key providers can be used behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A 256-bit data key in the clear, with the id of its generation. Its `Debug` never shows the key.
+/// A 256-bit data key in the clear, with the id of its generation. Its `Debug` never shows the key,
+/// and its bytes are zeroed when it is dropped (every clone's too).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DataKey {
     id: String,
-    bytes: [u8; 32],
+    bytes: Zeroizing<[u8; 32]>,
 }
 
 impl DataKey {
     /// A key from its generation id and bytes.
     pub fn from_bytes(id: impl Into<String>, bytes: [u8; 32]) -> Self {
-        Self { id: id.into(), bytes }
+        Self { id: id.into(), bytes: Zeroizing::new(bytes) }
     }
 
     /// A key from its generation id and a slice, which must be 32 bytes.
@@ -70,7 +73,8 @@ impl DataKey {
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&self.bytes.into())
+        // aes-gcm's `zeroize` feature wipes the expanded key when the cipher is dropped.
+        Aes256Gcm::new((&*self.bytes).into())
     }
 }
 
@@ -121,6 +125,16 @@ pub enum CryptoError {
         /// The subject.
         subject: String,
     },
+    /// Plaintext of the subject was opened under a key generation that is no longer the subject's
+    /// (it was forgotten and came back with a new key, elsewhere, while this process still had the
+    /// old key cached) and was about to be sealed again: refused, so erased data is never re-sealed
+    /// under the new key. Reload: the old fields then read as redacted. Retried by the repository
+    /// and the projector.
+    #[error("data of subject {subject} was opened under a key generation that is no longer current; reload")]
+    StaleKey {
+        /// The subject.
+        subject: String,
+    },
     /// Declared personal-field pointers that cannot be sealed and opened reliably.
     #[error("personal field pointer {pointer} is invalid: {reason}")]
     BadPointer {
@@ -135,6 +149,15 @@ pub enum CryptoError {
         /// The length found.
         len: usize,
     },
+}
+
+/// What [`KeyProvider::read_key`] found.
+#[derive(Debug, Clone)]
+pub struct KeyRead {
+    /// The subject's key, `None` when it has none.
+    pub key: Option<DataKey>,
+    /// Whether this was read from the stored key, past any cache (so it is current).
+    pub stored: bool,
 }
 
 /// Where data keys come from: created on first write, looked up on read, deleted to forget.
@@ -152,6 +175,13 @@ pub trait KeyProvider: Send + Sync {
         tenant: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, Result<Option<DataKey>, Error>>;
+
+    /// Like [`KeyProvider::key_for_read`], also telling whether the answer was read from the stored
+    /// key (past any cache): then a field of another generation needs no second look. Providers with
+    /// a cache should say so; the default says `stored: false`.
+    fn read_key<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<KeyRead, Error>> {
+        Box::pin(async move { Ok(KeyRead { key: self.key_for_read(tenant, subject).await?, stored: false }) })
+    }
 
     /// Like [`KeyProvider::key_for_read`], bypassing any cache: asked when a field names a key
     /// generation other than the cached one (another process forgot the subject and it came back).
@@ -233,8 +263,26 @@ impl FieldCipher {
         &*self.keys
     }
 
+    /// A session for one load, projection or export: it reads each subject's key at most once
+    /// (plus one look past the cache), and remembers which key generation each subject's opened
+    /// plaintext came from, so that plaintext is never sealed again under another generation. See
+    /// [`CipherSession`].
+    pub fn session(&self) -> CipherSession {
+        CipherSession::new(self.clone(), false)
+    }
+
+    /// A session that reads each subject's key past the cache once (one key read per subject, no
+    /// KMS call while the cached key is current), so it never opens fields under a key that was
+    /// forgotten in another process: for code that hands opened data on to be sealed by another
+    /// session (a consumer or process manager that turns an event into a command), where the
+    /// generation the data came from would otherwise be lost.
+    pub fn verified_session(&self) -> CipherSession {
+        CipherSession::new(self.clone(), true)
+    }
+
     /// Replaces each field `personal` names with its sealed form, creating the subject's key if it
     /// has none (for new events). `context` ties the ciphertexts to one event (its id) or one snapshot.
+    /// To seal data that was opened from stored fields, use the [`CipherSession`] that opened it.
     pub async fn seal(
         &self,
         tenant: &str,
@@ -242,12 +290,13 @@ impl FieldCipher {
         payload: &mut Value,
         personal: &PersonalData,
     ) -> Result<(), Error> {
-        self.seal_with(tenant, context, payload, personal, true).await
+        self.session().seal(tenant, context, payload, personal).await
     }
 
     /// Like [`FieldCipher::seal`], but only with the subject's existing key, refreshed past caches
     /// ([`CryptoError::KeyMissing`] if it has none): for snapshots and read models, which must never
-    /// recreate the key of a forgotten subject, nor store its data in clear.
+    /// recreate the key of a forgotten subject, nor store its data in clear. To seal data that was
+    /// opened from stored fields, use [`CipherSession::seal_existing`] on the session that opened it.
     pub async fn seal_existing(
         &self,
         tenant: &str,
@@ -255,93 +304,13 @@ impl FieldCipher {
         payload: &mut Value,
         personal: &PersonalData,
     ) -> Result<(), Error> {
-        self.seal_with(tenant, context, payload, personal, false).await
-    }
-
-    async fn seal_with(
-        &self,
-        tenant: &str,
-        context: &str,
-        payload: &mut Value,
-        personal: &PersonalData,
-        create: bool,
-    ) -> Result<(), Error> {
-        check_pointers(&personal.fields)?;
-        // Absent, null and redacted fields are skipped: there is nothing personal in them.
-        let fields: Vec<&str> = personal
-            .fields
-            .iter()
-            .copied()
-            .filter(|p| payload.pointer(p).is_some_and(|v| !v.is_null() && !is_redacted_marker(v)))
-            .collect();
-        if fields.is_empty() {
-            return Ok(());
-        }
-        let key = if create {
-            self.keys.key_for_write(tenant, &personal.subject).await?
-        } else {
-            self.keys
-                .refresh(tenant, &personal.subject)
-                .await?
-                .ok_or_else(|| crypto(CryptoError::KeyMissing { subject: personal.subject.clone() }))?
-        };
-        let cipher = key.cipher();
-        for pointer in fields {
-            let Some(field) = payload.pointer_mut(pointer) else { continue };
-            let plaintext = serde_json::to_vec(field)
-                .map_err(|source| Error::Serialize { what: "personal field", source })?;
-            let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-            let aad = associated_data(tenant, &personal.subject, key.id(), context, pointer);
-            let sealed = cipher
-                .encrypt(&nonce, Payload { msg: &plaintext, aad: &aad })
-                .map_err(|_| Error::backend("AES-GCM encryption failed", false))?;
-            *field = json!({ SEALED_KEY: {
-                "v": FORMAT_VERSION,
-                "k": key.id(),
-                "sub": personal.subject,
-                "n": B64.encode(nonce),
-                "c": B64.encode(sealed),
-            }});
-        }
-        Ok(())
+        self.session().seal_existing(tenant, context, payload, personal).await
     }
 
     /// Opens every sealed field in `payload`, in place. A field whose subject has no key (forgotten)
     /// becomes the redaction marker; one that does not authenticate is [`CryptoError::Tampered`].
     pub async fn open(&self, tenant: &str, context: &str, payload: &mut Value) -> Result<(), Error> {
-        let mut sealed = Vec::new();
-        find_sealed(payload, &mut String::new(), &mut sealed);
-        let mut keys = HashMap::new();
-        for pointer in sealed {
-            let Some(field) = payload.pointer_mut(&pointer) else { continue };
-            let parsed = parse_sealed(field, &pointer)?;
-            *field = match self.key_that_sealed(tenant, &parsed, &mut keys).await? {
-                Some(key) => open_one(&key, tenant, context, &pointer, &parsed)?,
-                // The key that sealed it was forgotten.
-                None => redacted_marker(),
-            };
-        }
-        Ok(())
-    }
-
-    /// The key generation that sealed a field, if it still exists. `keys` memoizes per subject within
-    /// one payload. A generation other than the cached one means the subject may have been forgotten
-    /// and come back in another process: ask past the cache once before answering `None`.
-    async fn key_that_sealed(
-        &self,
-        tenant: &str,
-        sealed: &Sealed,
-        keys: &mut HashMap<String, Option<DataKey>>,
-    ) -> Result<Option<DataKey>, Error> {
-        if !keys.contains_key(&sealed.subject) {
-            let key = self.keys.key_for_read(tenant, &sealed.subject).await?;
-            keys.insert(sealed.subject.clone(), key);
-        }
-        if keys.get(&sealed.subject).and_then(Option::as_ref).is_some_and(|k| k.id() != sealed.key_id) {
-            let key = self.keys.refresh(tenant, &sealed.subject).await?;
-            keys.insert(sealed.subject.clone(), key);
-        }
-        Ok(keys.get(&sealed.subject).and_then(Option::as_ref).filter(|k| k.id() == sealed.key_id).cloned())
+        self.session().open(tenant, context, payload).await
     }
 
     /// The opened personal fields of `subject` in `payload` (nothing once the subject is forgotten).
@@ -352,24 +321,7 @@ impl FieldCipher {
         payload: &Value,
         subject: &str,
     ) -> Result<Vec<OpenedField>, Error> {
-        let mut sealed = Vec::new();
-        find_sealed(payload, &mut String::new(), &mut sealed);
-        let mut opened = Vec::new();
-        let mut keys = HashMap::new();
-        for pointer in sealed {
-            let Some(field) = payload.pointer(&pointer) else { continue };
-            let parsed = parse_sealed(field, &pointer)?;
-            if parsed.subject != subject {
-                continue;
-            }
-            if let Some(key) = self.key_that_sealed(tenant, &parsed, &mut keys).await? {
-                opened.push(OpenedField {
-                    value: open_one(&key, tenant, context, &pointer, &parsed)?,
-                    pointer,
-                });
-            }
-        }
-        Ok(opened)
+        self.session().export(tenant, context, payload, subject).await
     }
 }
 
@@ -386,13 +338,14 @@ impl FieldCipher {
         if self.keys.key_for_read(tenant, subject).await?.is_none() {
             return Ok(exported);
         }
+        let mut session = self.session();
         for stream in self.keys.streams_of(tenant, subject).await? {
             let mut next = Some(1);
             while let Some(from) = next {
                 let page = store.read(&stream, from, 500).await?;
                 for event in &page.events {
                     let context = event.event_id.to_string();
-                    for field in self.export(tenant, &context, &event.payload, subject).await? {
+                    for field in session.export(tenant, &context, &event.payload, subject).await? {
                         exported.push(ExportedField {
                             stream: stream.clone(),
                             version: event.version,
@@ -457,10 +410,11 @@ fn open_one(
     sealed: &Sealed,
 ) -> Result<Value, Error> {
     let aad = associated_data(tenant, &sealed.subject, &sealed.key_id, context, pointer);
-    let plaintext = key
-        .cipher()
-        .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
-        .map_err(|_| crypto(CryptoError::Tampered { pointer: pointer.into() }))?;
+    let plaintext = Zeroizing::new(
+        key.cipher()
+            .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
+            .map_err(|_| crypto(CryptoError::Tampered { pointer: pointer.into() }))?,
+    );
     serde_json::from_slice(&plaintext).map_err(|_| {
         crypto(CryptoError::Malformed { pointer: pointer.into(), reason: "plaintext is not JSON".into() })
     })

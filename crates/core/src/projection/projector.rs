@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use super::{Lookup, Projection, StoredView, ViewStore, view_context};
+use crate::crypto::{CipherSession, CryptoError};
 use crate::{
     Error, EventEnvelope, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event,
     error::without_values, validate_key_part,
@@ -107,6 +108,10 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         self
     }
 
+    fn session(&self) -> Option<CipherSession> {
+        self.cipher.as_ref().map(FieldCipher::session)
+    }
+
     /// The projection.
     pub fn projection(&self) -> &P {
         &self.projection
@@ -142,7 +147,10 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                 Err(error) if error.is_conflict() && attempt < self.max_attempts => {
                     tracing::debug!(%stream, attempt, "view changed under us; reloading");
                 }
-                other => return other,
+                Err(error) if is_stale_key(&error) && attempt < self.max_attempts => {
+                    tracing::info!(%stream, attempt, "view opened under a forgotten key generation; reloading");
+                }
+                other => return other.map_err(stale_key_retryable),
             }
         }
     }
@@ -162,12 +170,16 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                 Err(error) if error.is_conflict() && attempt < self.max_attempts => {
                     tracing::debug!(%stream, attempt, "view changed while rebuilding; again");
                 }
-                other => return other,
+                Err(error) if is_stale_key(&error) && attempt < self.max_attempts => {
+                    tracing::info!(%stream, attempt, "events opened under a forgotten key generation; again");
+                }
+                other => return other.map_err(stale_key_retryable),
             }
         }
     }
 
     async fn rebuild_once(&self, stream: &StreamId) -> Result<Projected, Error> {
+        let mut session = self.session();
         let stored = self.store.get_view(P::NAME, stream).await?;
         if let Some(stored) = stored.as_ref().filter(|s| s.schema_version > P::SCHEMA_VERSION) {
             return Err(newer_schema::<P>(stream, stored));
@@ -178,7 +190,7 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         let mut next = 1;
         loop {
             let page = self.store.read(stream, next, GAP_PAGE).await?;
-            view = self.apply_read(stream, view, page.events, &mut next, &mut outcome).await?;
+            view = self.apply_read(&mut session, stream, view, page.events, &mut next, &mut outcome).await?;
             match page.next_version {
                 Some(version) if version == next => {}
                 Some(version) => {
@@ -192,18 +204,21 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
             }
         }
         outcome.version = next - 1;
-        self.write(stream, view, outcome.version, expected).await?;
+        self.write(&mut session, stream, view, outcome.version, expected).await?;
         Ok(outcome)
     }
 
     async fn project_once(&self, stream: &StreamId, delivered: &[Delivered]) -> Result<Projected, Error> {
+        // One session for the view and every event: each subject's key is read once, and what was
+        // opened under an old key generation is never sealed into the view under a new one.
+        let mut session = self.session();
         let stored = self.store.get_view(P::NAME, stream).await?;
         let expected = stored.as_ref().map(|s| s.version);
         // A view of an older schema, or one that no longer decodes, is rebuilt from the start of the
         // stream (like a snapshot, it is a cache of the fold); a newer one belongs to newer code.
         let (mut view, checkpoint) = match stored {
             Some(stored) if stored.schema_version == P::SCHEMA_VERSION => {
-                match self.open_view(stream, stored.state).await {
+                match self.open_view(&mut session, stream, stored.state).await {
                     Ok(view) => (view, stored.version),
                     Err(Error::Deserialize { .. }) => {
                         tracing::warn!(%stream, projection = P::NAME, "view does not decode; rebuilding it");
@@ -240,7 +255,7 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         let mut next = checkpoint + 1;
         while next <= target {
             if let Some(envelope) = at_hand.remove(&next) {
-                view = self.apply(view, envelope).await?;
+                view = self.apply(&mut session, view, envelope).await?;
                 outcome.applied += 1;
                 next += 1;
                 continue;
@@ -259,16 +274,17 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                     current: next - 1,
                 });
             }
-            view = self.apply_read(stream, view, fetched, &mut next, &mut outcome).await?;
+            view = self.apply_read(&mut session, stream, view, fetched, &mut next, &mut outcome).await?;
         }
         outcome.version = next - 1;
-        self.write(stream, view, outcome.version, expected).await?;
+        self.write(&mut session, stream, view, outcome.version, expected).await?;
         Ok(outcome)
     }
 
     /// Folds in events read from the store, which must continue at `next` without a hole.
     async fn apply_read(
         &self,
+        session: &mut Option<CipherSession>,
         stream: &StreamId,
         mut view: Option<P::View>,
         events: Vec<EventEnvelope>,
@@ -283,7 +299,7 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                     found: envelope.version,
                 });
             }
-            view = self.apply(view, envelope).await?;
+            view = self.apply(session, view, envelope).await?;
             outcome.applied += 1;
             outcome.fetched += 1;
             *next += 1;
@@ -294,30 +310,33 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
     /// Decodes one event (opened, upcast) and folds it in.
     async fn apply(
         &self,
+        session: &mut Option<CipherSession>,
         view: Option<P::View>,
         mut envelope: EventEnvelope,
     ) -> Result<Option<P::View>, Error> {
-        if let Some(cipher) = &self.cipher {
-            cipher
+        if let Some(session) = session {
+            session
                 .open(envelope.stream.tenant(), &envelope.event_id.to_string(), &mut envelope.payload)
                 .await?;
         }
-        let (event_type, version, payload) = self.upcasters.upcast(
-            &envelope.event_type,
-            envelope.schema_version,
-            std::mem::take(&mut envelope.payload),
-        )?;
-        let event = decode_event::<P::Event>(&event_type, version, payload).map_err(|error| match error {
-            Error::Decode { event_type, source } => {
-                Error::Decode { event_type, source: without_values(&source) }
-            }
-            other => other,
-        })?;
+        let payload = std::mem::take(&mut envelope.payload);
+        let event = self
+            .upcasters
+            .upcast(&envelope.event_type, envelope.schema_version, payload)
+            .and_then(|(event_type, version, payload)| {
+                decode_event::<P::Event>(&event_type, version, payload)
+            })
+            // Upcasters' and serde's messages may quote the payload's values: opened personal fields.
+            .map_err(Error::without_values)?;
         Ok(self.projection.apply(view, &event, &envelope))
     }
 
+    /// Seals the view through `session`, the one that opened what it was folded from: a view
+    /// opened under a key generation the subject no longer has is never sealed again
+    /// ([`crate::crypto::CryptoError::StaleKey`]: reload).
     async fn write(
         &self,
+        session: &mut Option<CipherSession>,
         stream: &StreamId,
         view: Option<P::View>,
         version: u64,
@@ -340,13 +359,13 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
                 let mut state = serde_json::to_value(&view)
                     .map_err(|source| Error::Serialize { what: "view", source })?;
                 if let Some(personal) = personal {
-                    let Some(cipher) = &self.cipher else {
+                    let Some(session) = session else {
                         return Err(Error::NoCipher { what: format!("view {}", P::NAME) });
                     };
                     // Never recreates a forgotten subject's key: a view of a forgotten subject holds
                     // only redaction markers, which need none.
                     let context = view_context(P::NAME, stream);
-                    cipher.seal_existing(stream.tenant(), &context, &mut state, &personal).await?;
+                    session.seal_existing(stream.tenant(), &context, &mut state, &personal).await?;
                 }
                 Some(state)
             }
@@ -366,12 +385,13 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
 
     async fn open_view(
         &self,
+        session: &mut Option<CipherSession>,
         stream: &StreamId,
         state: Option<serde_json::Value>,
     ) -> Result<Option<P::View>, Error> {
         let Some(mut state) = state else { return Ok(None) };
-        if let Some(cipher) = &self.cipher {
-            cipher.open(stream.tenant(), &view_context(P::NAME, stream), &mut state).await?;
+        if let Some(session) = session {
+            session.open(stream.tenant(), &view_context(P::NAME, stream), &mut state).await?;
         }
         serde_json::from_value(state)
             .map(Some)
@@ -390,7 +410,7 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
             return Ok(None);
         }
         let version = stored.version;
-        Ok(self.open_view(stream, stored.state).await?.map(|view| (view, version)))
+        Ok(self.open_view(&mut self.session(), stream, stored.state).await?.map(|view| (view, version)))
     }
 
     /// Up to `limit` views listed under a lookup partition, after position `after` (exclusive; `None`
@@ -410,17 +430,30 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
             })
             .flatten();
         let mut views = Vec::new();
+        let mut session = self.session();
         for stored in stored {
             if stored.schema_version != P::SCHEMA_VERSION {
                 continue;
             }
             if let (Some(view), Some(lookup)) =
-                (self.open_view(&stored.stream, stored.state).await?, stored.lookup)
+                (self.open_view(&mut session, &stored.stream, stored.state).await?, stored.lookup)
             {
                 views.push((stored.stream, lookup, view));
             }
         }
         Ok(LookupPage { views, next })
+    }
+}
+
+fn is_stale_key(error: &Error) -> bool {
+    matches!(error, Error::Crypto(CryptoError::StaleKey { .. }))
+}
+
+/// Out of attempts on a stale key: a retryable failure (the delivery is retried later).
+fn stale_key_retryable(error: Error) -> Error {
+    match error {
+        Error::Crypto(stale @ CryptoError::StaleKey { .. }) => Error::backend(stale, true),
+        other => other,
     }
 }
 

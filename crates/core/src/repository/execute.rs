@@ -6,7 +6,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Repository;
+use super::{Repository, Sealing};
+use crate::crypto::CryptoError;
 use crate::{
     Aggregate, AppendRequest, Command, Error, EventId, EventStore, ExpectedVersion, IdempotencyRecord,
     IdempotencyStore, MAX_ID_LEN, Metadata, NewEvent, SnapshotStore, StreamId, encode_event,
@@ -157,21 +158,35 @@ where
             };
             let mut new_events = Vec::with_capacity(events.len());
             let mut subjects: Vec<String> = Vec::new();
+            let mut stale = false;
             for event in &events {
                 let encoded = encode_event(event)?;
                 let event_id = EventId::new();
                 let mut payload = encoded.payload;
                 let context = event_id.to_string();
-                let subject = self
+                let sealed = self
                     .seal(
+                        &mut folded.session,
                         stream.tenant(),
                         &context,
                         &mut payload,
                         crate::Event::personal_data(event),
-                        &encoded.event_type,
-                        false,
+                        Sealing::Event(&encoded.event_type),
                     )
-                    .await?;
+                    .await;
+                let subject = match sealed {
+                    // The state holds data opened under a key generation the subject no longer has
+                    // (forgotten and back, elsewhere), which the events may have copied: decide again
+                    // on a reload, where that data reads as redacted.
+                    Err(Error::Crypto(stale_key @ CryptoError::StaleKey { .. })) => {
+                        if attempt >= self.retry.max_attempts {
+                            return Err(Error::backend(stale_key, true).into());
+                        }
+                        stale = true;
+                        break;
+                    }
+                    other => other?,
+                };
                 if let Some(subject) = subject
                     && !subjects.contains(&subject)
                 {
@@ -184,6 +199,10 @@ where
                     payload,
                     metadata: metadata.clone(),
                 });
+            }
+            if stale {
+                attempt += 1;
+                continue;
             }
             let outcome = CommandOutcome {
                 stream: stream.clone(),
@@ -235,7 +254,8 @@ where
                     }
                     folded.version = commit.last_version;
                     if self.snapshots.is_due(folded.version, folded.snapshot_version, folded.since) {
-                        self.snapshot_best_effort(stream, &folded.state, folded.version).await;
+                        self.snapshot_best_effort(stream, &folded.state, folded.version, &mut folded.session)
+                            .await;
                     }
                     return Ok(outcome);
                 }

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::FieldCipher;
+use crate::crypto::{CipherSession, CryptoError, FieldCipher};
 use crate::error::without_values;
 use crate::{
     Aggregate, Error, EventEnvelope, EventPage, EventStore, Snapshot, SnapshotPolicy, SnapshotStore,
@@ -35,11 +35,14 @@ struct Folded<A> {
     version: u64,
     snapshot_version: u64,
     since: Option<DateTime<Utc>>,
+    /// The keys the fold opened events with, and the key generations its plaintext came from: what
+    /// is sealed from this state (snapshot, new events) goes through it (see [`CipherSession`]).
+    session: Option<CipherSession>,
 }
 
 impl<A: Aggregate> Folded<A> {
-    fn empty() -> Self {
-        Self { state: A::default(), version: 0, snapshot_version: 0, since: None }
+    fn empty(session: Option<CipherSession>) -> Self {
+        Self { state: A::default(), version: 0, snapshot_version: 0, since: None, session }
     }
 }
 
@@ -92,31 +95,43 @@ impl<A: Aggregate, S> Repository<A, S> {
         self.cipher.as_ref()
     }
 
-    /// Seals the personal fields of a payload or state, if it has any.
+    /// A cipher session for one load and what it leads to (`None` without a cipher).
+    fn session(&self) -> Option<CipherSession> {
+        self.cipher.as_ref().map(FieldCipher::session)
+    }
+
+    /// Seals the personal fields of a new event or of state, if it has any, through the session that
+    /// opened the data it was made from.
     pub(crate) async fn seal(
         &self,
+        session: &mut Option<CipherSession>,
         tenant: &str,
         context: &str,
         payload: &mut serde_json::Value,
         personal: Option<crate::PersonalData>,
-        what: &str,
-        existing_key_only: bool,
+        sealing: Sealing<'_>,
     ) -> Result<Option<String>, Error> {
         let Some(personal) = personal else { return Ok(None) };
-        let Some(cipher) = &self.cipher else { return Err(Error::NoCipher { what: what.to_owned() }) };
-        if existing_key_only {
-            cipher.seal_existing(tenant, context, payload, &personal).await?;
-        } else {
-            cipher.seal(tenant, context, payload, &personal).await?;
+        let Some(session) = session else {
+            let what = match sealing {
+                Sealing::Event(event_type) => event_type,
+                Sealing::State => "aggregate state",
+            };
+            return Err(Error::NoCipher { what: what.to_owned() });
+        };
+        match sealing {
+            Sealing::Event(_) => session.seal(tenant, context, payload, &personal).await?,
+            // A snapshot never recreates a forgotten subject's key.
+            Sealing::State => session.seal_existing(tenant, context, payload, &personal).await?,
         }
         Ok(Some(personal.subject))
     }
 
     /// Opens the sealed fields of an event's payload (forgotten subjects read as redacted).
-    async fn reveal(&self, envelope: &mut EventEnvelope) -> Result<(), Error> {
-        match &self.cipher {
-            Some(cipher) => {
-                cipher
+    async fn reveal(session: &mut Option<CipherSession>, envelope: &mut EventEnvelope) -> Result<(), Error> {
+        match session {
+            Some(session) => {
+                session
                     .open(envelope.stream.tenant(), &envelope.event_id.to_string(), &mut envelope.payload)
                     .await
             }
@@ -165,15 +180,24 @@ impl<A: Aggregate, S> Repository<A, S> {
         version: u32,
         payload: serde_json::Value,
     ) -> Result<A::Event, Error> {
-        let (event_type, version, payload) = self.upcasters.upcast(event_type, version, payload)?;
-        decode_event(&event_type, version, payload).map_err(|error| match error {
-            // serde's messages quote the offending value, which may be an opened personal field:
-            // keep only where and what kind of failure it was.
-            Error::Decode { event_type, source } if self.cipher.is_some() => {
-                Error::Decode { event_type, source: without_values(&source) }
-            }
-            other => other,
-        })
+        let (event_type, version, payload) = self.upcast_opened(event_type, version, payload)?;
+        decode_event(&event_type, version, payload).map_err(|error| self.opened_error(error))
+    }
+
+    /// Upcasts a payload whose sealed fields are open.
+    fn upcast_opened(
+        &self,
+        event_type: &str,
+        version: u32,
+        payload: serde_json::Value,
+    ) -> Result<(String, u32, serde_json::Value), Error> {
+        self.upcasters.upcast(event_type, version, payload).map_err(|error| self.opened_error(error))
+    }
+
+    /// An error raised on an opened payload: with a cipher, the payload may hold opened personal
+    /// fields, which serde's and upcasters' messages may quote; keep only what failed and how.
+    fn opened_error(&self, error: Error) -> Error {
+        if self.cipher.is_some() { error.without_values() } else { error }
     }
 
     fn check_category(&self, stream: &StreamId) -> Result<(), Error> {
@@ -203,9 +227,20 @@ impl<A: Aggregate, S> Repository<A, S> {
     }
 
     /// Restores a snapshot, or `None` when it is of another state schema or does not decode.
+    ///
+    /// A store loads only snapshots of [`Aggregate::STATE_SCHEMA_VERSION`]; the check is a guard
+    /// against one that does not.
     fn restore(&self, snapshot: &Snapshot) -> Option<A> {
         if snapshot.state_schema_version != A::STATE_SCHEMA_VERSION {
-            tracing::info!(stream = %snapshot.stream, version = snapshot.version, "ignoring snapshot of an older state schema");
+            let age =
+                if snapshot.state_schema_version < A::STATE_SCHEMA_VERSION { "an older" } else { "a newer" };
+            tracing::info!(
+                stream = %snapshot.stream,
+                version = snapshot.version,
+                state_schema_version = snapshot.state_schema_version,
+                expected = A::STATE_SCHEMA_VERSION,
+                "ignoring snapshot of {age} state schema"
+            );
             return None;
         }
         match serde_json::from_value(snapshot.state.clone()) {
@@ -222,8 +257,10 @@ impl<A: Aggregate, S> Repository<A, S> {
 impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     /// Loads the current state: newest valid snapshot plus the events after it, in one store load.
     ///
-    /// A snapshot of another state schema version, or one that does not decode, is ignored: the
-    /// stream is replayed from the start and, if the policy takes snapshots, a fresh one is written.
+    /// The snapshot is the newest of this aggregate's [`Aggregate::STATE_SCHEMA_VERSION`]; those of
+    /// other schemas (code of another version during a rolling deploy) are read past, never replaced
+    /// when newer. One that does not decode is ignored: the stream is replayed from the start and, if
+    /// the policy takes snapshots, a fresh one is written.
     pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
         let folded = self.load_folded(stream).await?;
         Ok(Loaded { state: folded.state, version: folded.version })
@@ -232,7 +269,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     /// The state as it was right after `version` (0 gives the initial state).
     pub async fn load_at_version(&self, stream: &StreamId, version: u64) -> Result<Loaded<A>, Error> {
         self.check_category(stream)?;
-        let folded = self.replay(stream, |e| e.version <= version).await?;
+        let folded = self.replay(stream, |e| e.version <= version, self.session()).await?;
         if folded.version < version {
             return Err(Error::VersionNotFound {
                 stream: stream.clone(),
@@ -249,7 +286,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     /// after `at`, so versions stay a prefix of the stream even if clocks disagree slightly.
     pub async fn load_at_time(&self, stream: &StreamId, at: DateTime<Utc>) -> Result<Loaded<A>, Error> {
         self.check_category(stream)?;
-        let folded = self.replay(stream, |e| e.metadata.committed_at <= at).await?;
+        let folded = self.replay(stream, |e| e.metadata.committed_at <= at, self.session()).await?;
         Ok(Loaded { state: folded.state, version: folded.version })
     }
 
@@ -257,9 +294,10 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     pub async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {
         self.check_category(stream)?;
         let mut page = self.store.read(stream, from_version, limit).await?;
+        let mut session = self.session();
         for envelope in &mut page.events {
-            self.reveal(envelope).await?;
-            let (event_type, version, payload) = self.upcasters.upcast(
+            Self::reveal(&mut session, envelope).await?;
+            let (event_type, version, payload) = self.upcast_opened(
                 &envelope.event_type,
                 envelope.schema_version,
                 std::mem::take(&mut envelope.payload),
@@ -271,32 +309,45 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 
     /// Writes a snapshot of the current state now and prunes to the policy's keep count.
     pub async fn take_snapshot(&self, stream: &StreamId) -> Result<u64, Error> {
-        let folded = self.load_folded(stream).await?;
+        let mut folded = self.load_folded(stream).await?;
         if folded.version > 0 {
-            self.write_snapshot(stream, &folded.state, folded.version).await?;
+            self.write_snapshot(stream, &folded.state, folded.version, &mut folded.session).await?;
         }
         Ok(folded.version)
     }
 
     async fn load_folded(&self, stream: &StreamId) -> Result<Folded<A>, Error> {
         self.check_category(stream)?;
-        let loaded = self.store.load(stream).await?;
+        let loaded = self.store.load(stream, A::STATE_SCHEMA_VERSION).await?;
+        let mut session = self.session();
         let Some(snapshot) = loaded.snapshot else {
-            let mut folded = Folded::empty();
+            let mut folded = Folded::empty(session);
             folded.since = loaded.events.first().map(|e| e.metadata.committed_at);
             for mut envelope in loaded.events {
-                self.reveal(&mut envelope).await?;
+                Self::reveal(&mut folded.session, &mut envelope).await?;
                 self.apply(&mut folded, envelope)?;
             }
             return Ok(folded);
         };
         let mut snapshot = snapshot;
-        if let Some(cipher) = &self.cipher {
+        if let Some(session) = &mut session {
             let context = snapshot_context(stream, snapshot.version);
-            if let Err(error) = cipher.open(stream.tenant(), &context, &mut snapshot.state).await {
-                // A cache that cannot be opened is no cache: replay below.
-                tracing::warn!(%stream, version = snapshot.version, %error, "snapshot does not open");
-                snapshot.state = serde_json::Value::Null;
+            match session.open(stream.tenant(), &context, &mut snapshot.state).await {
+                Ok(()) => {}
+                // A snapshot whose fields are tampered with, malformed or of an unknown format is
+                // no cache: replay below. Anything else (KMS or DynamoDB failing, a key refused) says
+                // nothing about the snapshot, and a replay would meet it too: let it propagate.
+                Err(
+                    error @ Error::Crypto(
+                        CryptoError::Tampered { .. }
+                        | CryptoError::Malformed { .. }
+                        | CryptoError::UnknownFormat { .. },
+                    ),
+                ) => {
+                    tracing::warn!(%stream, version = snapshot.version, %error, "snapshot does not open");
+                    snapshot.state = serde_json::Value::Null;
+                }
+                Err(other) => return Err(other),
             }
         }
         if let Some(state) = self.restore(&snapshot) {
@@ -305,16 +356,17 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
                 version: snapshot.version,
                 snapshot_version: snapshot.version,
                 since: Some(snapshot.taken_at),
+                session,
             };
             for mut envelope in loaded.events {
-                self.reveal(&mut envelope).await?;
+                Self::reveal(&mut folded.session, &mut envelope).await?;
                 self.apply(&mut folded, envelope)?;
             }
             return Ok(folded);
         }
-        let mut folded = self.replay(stream, |_| true).await?;
+        let mut folded = self.replay(stream, |_| true, session).await?;
         if self.snapshots.is_enabled() && folded.version > 0 {
-            self.snapshot_best_effort(stream, &folded.state, folded.version).await;
+            self.snapshot_best_effort(stream, &folded.state, folded.version, &mut folded.session).await;
             folded.snapshot_version = folded.version;
             folded.since = Some(Utc::now());
         }
@@ -326,8 +378,9 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         &self,
         stream: &StreamId,
         keep: impl Fn(&EventEnvelope) -> bool,
+        session: Option<CipherSession>,
     ) -> Result<Folded<A>, Error> {
-        let mut folded = Folded::empty();
+        let mut folded = Folded::empty(session);
         let mut next = Some(1);
         while let Some(from) = next {
             let page = self.store.read(stream, from, REPLAY_PAGE).await?;
@@ -335,7 +388,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
                 if !keep(&envelope) {
                     return Ok(folded);
                 }
-                self.reveal(&mut envelope).await?;
+                Self::reveal(&mut folded.session, &mut envelope).await?;
                 folded.since.get_or_insert(envelope.metadata.committed_at);
                 self.apply(&mut folded, envelope)?;
             }
@@ -344,13 +397,22 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         Ok(folded)
     }
 
-    async fn write_snapshot(&self, stream: &StreamId, state: &A, version: u64) -> Result<(), Error> {
+    /// Seals the state through `session`, the one that opened the data it was folded from: state
+    /// opened under a key generation that is no longer the subject's is never sealed again
+    /// ([`CryptoError::StaleKey`]; no snapshot).
+    async fn write_snapshot(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        version: u64,
+        session: &mut Option<CipherSession>,
+    ) -> Result<(), Error> {
         let personal = state.personal_data();
         let mut state = serde_json::to_value(state)
             .map_err(|source| Error::Serialize { what: "aggregate state", source })?;
         let context = snapshot_context(stream, version);
         // Only with the subject's existing key: a snapshot never recreates a forgotten subject's key.
-        self.seal(stream.tenant(), &context, &mut state, personal, "aggregate state", true).await?;
+        self.seal(session, stream.tenant(), &context, &mut state, personal, Sealing::State).await?;
         let snapshot = Snapshot {
             stream: stream.clone(),
             version,
@@ -358,17 +420,37 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
             state,
             taken_at: Utc::now(),
         };
-        self.store.save_snapshot(snapshot).await?;
-        self.store.prune_snapshots(stream, self.snapshots.keep_count()).await?;
+        if !self.store.save_snapshot(snapshot).await? {
+            // A snapshot of a newer state schema holds this version: code of that schema is
+            // running too (a rolling deploy). Its cache stays; ours is taken at a later version.
+            tracing::info!(%stream, version, "snapshot of a newer state schema kept");
+            return Ok(());
+        }
+        // Snapshots of newer schemas are never pruned, whatever their age.
+        self.store.prune_snapshots(stream, self.snapshots.keep_count(), A::STATE_SCHEMA_VERSION).await?;
         Ok(())
     }
 
     /// Snapshots are a cache: failing to write one is logged, never returned.
-    async fn snapshot_best_effort(&self, stream: &StreamId, state: &A, version: u64) {
-        if let Err(error) = self.write_snapshot(stream, state, version).await {
+    async fn snapshot_best_effort(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        version: u64,
+        session: &mut Option<CipherSession>,
+    ) {
+        if let Err(error) = self.write_snapshot(stream, state, version, session).await {
             tracing::warn!(%stream, version, %error, "snapshot not written");
         }
     }
+}
+
+/// What [`Repository::seal`] seals.
+pub(crate) enum Sealing<'a> {
+    /// A new event of this type: the subject's key is created if it has none.
+    Event(&'a str),
+    /// Aggregate state: only with the subject's existing key.
+    State,
 }
 
 /// What a snapshot's sealed fields are bound to: its stream and version.

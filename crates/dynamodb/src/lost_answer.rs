@@ -1,0 +1,156 @@
+//! Recognising the commit of an earlier attempt of the same append, whose answer was lost.
+//!
+//! A caller that never heard back from an append (a timeout, a dropped connection, a crash between
+//! the write and the reply) sends the same [`AppendRequest`] again, with the same event ids. The
+//! retry must answer with the commit the first attempt wrote and never store the events twice. A
+//! commit is recognised as this request's by its first event id (a ULID, unique per event).
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use chrono::{DateTime, TimeDelta, Utc};
+use strata_core::{AppendRequest, Commit, Error};
+
+use crate::error::backend;
+use crate::item::{Item, kind, kind_of};
+use crate::keys::{stream_pk, version_sk};
+use crate::store::{DynamoStore, committed, number, snapshot_version_of};
+
+/// How much earlier than a request another commit may have been sent (by its `written_at`) and still
+/// have landed after that request's first attempt: the clock skew between writers plus the longest
+/// one PutItem stays in flight (the SDK's retries with backoff). Bounds the look-back of
+/// [`DynamoStore::head_and_own_commit`].
+pub(crate) const LOST_ANSWER_MARGIN: TimeDelta = TimeDelta::seconds(60);
+
+/// Items the look-back's first Query asks for: the head, a snapshot on it and a few recent commits,
+/// which small commits fit in one read unit. Further pages double.
+const LOOK_BACK_FIRST_PAGE: i32 = 4;
+
+/// What the look-back reads of each item: keys, kind, versions, send time, commit time and first
+/// event id (the names of [`crate::item::CommitItem`] and its `metadata` and `events`). None of these
+/// names is a DynamoDB reserved word, so no aliases are needed.
+const LOOK_BACK_PROJECTION: &str =
+    "sk, kind, first_version, last_version, written_at, metadata.committed_at, events[0].event_id";
+
+impl DynamoStore {
+    /// Our own commit at `version`, if an earlier attempt of this request wrote it: for `Exact(n)`,
+    /// whose commit can only start at n + 1. One GetItem.
+    pub(crate) async fn own_commit_at(
+        &self,
+        request: &AppendRequest,
+        version: u64,
+    ) -> Result<Option<Commit>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.table)
+            .key("pk", AttributeValue::S(stream_pk(&request.stream)))
+            .key("sk", AttributeValue::S(version_sk(version)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        match out.item {
+            Some(item) if is_own_commit(&item, &first_event_id(request)) => {
+                Ok(Some(committed(request, version)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The stream's head and, when an earlier attempt of this request committed it, that commit: for
+    /// `Any` and `StreamExists`, whose earlier commit can sit under any number of later items
+    /// (snapshots, other writers' commits).
+    ///
+    /// Reads back from the head, strongly consistent and projected to keys, the first event id and
+    /// the commit's `written_at`, until it meets this request's first event id, or a commit sent more
+    /// than [`LOST_ANSWER_MARGIN`] before this request was built (its `committed_at`), or the start of
+    /// the stream. Why that stop is sound: the earlier attempt was sent after the request was built,
+    /// and everything that landed after it sits above it; a commit sent before that, less the margin,
+    /// landed before it unless it stayed in flight longer than the margin (or its writer's clock is
+    /// that far behind). Another writer's late retry of an old request carries a recent `written_at`
+    /// (it is stamped per send), so it does not end the look-back early. On a stream not written
+    /// within the margin that is one Query of a few items, as the plain head read was.
+    pub(crate) async fn head_and_own_commit(
+        &self,
+        request: &AppendRequest,
+    ) -> Result<(u64, Option<Commit>), Error> {
+        let first_id = first_event_id(request);
+        let built = request.events.first().map_or(DateTime::<Utc>::MIN_UTC, |e| e.metadata.committed_at);
+        let written_before = built.checked_sub_signed(LOST_ANSWER_MARGIN).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let mut head = None;
+        let mut start = None;
+        let mut limit = LOOK_BACK_FIRST_PAGE;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(stream_pk(&request.stream)))
+                .projection_expression(LOOK_BACK_PROJECTION)
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(limit)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                if kind_of(&item) == Some(kind::SNAPSHOT) {
+                    // A snapshot on top names the head; a snapshot has no commit time, and is passed.
+                    head.get_or_insert(snapshot_version_of(&item)?);
+                    continue;
+                }
+                let head = *head.get_or_insert(number(&item, "last_version")?);
+                if is_own_commit(&item, &first_id) {
+                    return Ok((head, Some(committed(request, number(&item, "first_version")?)?)));
+                }
+                if written_at(&item)? < written_before {
+                    return Ok((head, None));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => {
+                    start = Some(key);
+                    limit = limit.saturating_mul(2);
+                }
+                _ => return Ok((head.unwrap_or(0), None)),
+            }
+        }
+    }
+}
+
+/// The id of the request's first event, which names its commit.
+pub(crate) fn first_event_id(request: &AppendRequest) -> String {
+    request.events.first().map(|e| e.event_id.to_string()).unwrap_or_default()
+}
+
+/// Whether `item` (a commit, whole or projected to its first event id) is the commit of the request
+/// whose first event has this id.
+pub(crate) fn is_own_commit(item: &Item, first_event_id: &str) -> bool {
+    let first_id = item
+        .get("events")
+        .and_then(|v| v.as_l().ok())
+        .and_then(|events| events.first())
+        .and_then(|e| e.as_m().ok())
+        .and_then(|e| e.get("event_id"))
+        .and_then(|id| id.as_s().ok());
+    first_id.is_some_and(|stored| stored == first_event_id)
+}
+
+/// When a commit item was sent (`written_at`, the writer's clock), or for items written before that
+/// attribute existed, when its command was decided (`metadata.committed_at`, never later).
+fn written_at(item: &Item) -> Result<DateTime<Utc>, Error> {
+    if let Some(millis) = item.get("written_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()) {
+        return DateTime::<Utc>::from_timestamp_millis(millis)
+            .ok_or_else(|| Error::backend("commit item with an out-of-range written_at", false));
+    }
+    item.get("metadata")
+        .and_then(|m| m.as_m().ok())
+        .and_then(|m| m.get("committed_at"))
+        .and_then(|at| at.as_s().ok())
+        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| Error::backend("commit item without a readable written_at or committed_at", false))
+}

@@ -1,0 +1,107 @@
+//! What the APIs log when a request fails on an opened payload: the error and its sources, without
+//! the personal values the payload held. The logs are captured from the tracing subscriber, as the
+//! Lambda's JSON logs would carry them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use strata_core::projection::Projector;
+use strata_core::{BoxError, FieldCipher, InMemoryStore, Repository, UpcasterChain};
+use strata_lambda::{CommandApi, QueryApi, Tenancy};
+use strata_orders::samples::address;
+use strata_orders::{Order, OrderSummaries, upcasters};
+use strata_testing::apigw_v2_event as apigw;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn status(response: &Response<Body>) -> u16 {
+    response.status().as_u16()
+}
+
+fn request(method: &str, path: &str, body: Option<&Value>) -> lambda_http::Request {
+    let body = body.map(Value::to_string);
+    let event = apigw(method, path, "", &[("content-type", "application/json")], body.as_deref());
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// Code deployed later than the order was placed: an upcaster of `OrderPlaced` v1 that fails with a
+/// message quoting the (opened) payload it was given.
+fn failing_upcasters() -> UpcasterChain {
+    UpcasterChain::builder()
+        .upcast("OrderPlaced", 1, "OrderPlaced", 2, |payload: Value| -> Result<Value, BoxError> {
+            Err(format!("cannot upcast {payload}").into())
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_failing_on_an_opened_payload_logs_no_personal_value() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).finish();
+    // A current-thread runtime: everything below runs on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (store, cipher, tenancy) =
+        (InMemoryStore::new(), FieldCipher::local(), Tenancy::Fixed("acme".into()));
+    let placing = CommandApi::new(
+        Repository::<Order, _>::new(store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters()),
+        tenancy.clone(),
+    );
+    let place = json!({ "customer_id": "c-1", "customer_name": "Ada Lovelace",
+                        "customer_email": "ada@example.com", "shipping_address": address(), "currency": "GBP" });
+    let placed = placing.handle(request("POST", "/order/o-1/commands/place_order", Some(&place))).await;
+    assert_eq!(status(&placed), 200);
+
+    let repo = || {
+        Repository::<Order, _>::new(store.clone())
+            .with_cipher(cipher.clone())
+            .with_upcasters(failing_upcasters())
+    };
+    let commands = CommandApi::new(repo(), tenancy.clone());
+    let queries = QueryApi::new(
+        repo(),
+        Projector::new(OrderSummaries, store.clone()).with_cipher(cipher.clone()),
+        tenancy,
+    );
+    let add = json!({ "sku": "BOOK", "quantity": 1, "unit_price_minor": 500 });
+    let added = commands.handle(request("POST", "/order/o-1/commands/add_item", Some(&add))).await;
+    let state = queries.handle(request("GET", "/order/o-1", None)).await;
+    let events = queries.handle(request("GET", "/order/o-1/events", None)).await;
+    assert_eq!((status(&added), status(&state), status(&events)), (500, 500, 500));
+
+    let text = logs.text();
+    assert_eq!(text.matches("upcasting OrderPlaced v1 failed").count(), 3, "{text}");
+    for personal in ["Ada", "Lovelace", "ada@example.com", "St James", "SW1Y"] {
+        assert!(!text.contains(personal), "{personal:?} in the logs: {text}");
+    }
+}
