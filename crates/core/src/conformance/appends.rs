@@ -22,9 +22,10 @@ pub(crate) enum Expect {
     InsideNewest,
 }
 
-/// One append: the expectation, how many events, and whether to call `append_after_load` (only
-/// when the expectation is the head, as that method's contract requires).
-pub(crate) type Op = (Expect, usize, bool);
+/// One append: the expectation, how many events, whether to call `append_after_load` (only when
+/// the expectation is the head, as that method's contract requires), and whether to send an earlier
+/// successful request again afterwards, as a caller does that lost the answer.
+pub(crate) type Op = (Expect, usize, bool, bool);
 
 pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
     let expect = prop_oneof![
@@ -35,12 +36,14 @@ pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
         (1u64..3).prop_map(Expect::Ahead),
         Just(Expect::InsideNewest),
     ];
-    prop::collection::vec((expect, 1usize..4, any::<bool>()), 1..24)
+    prop::collection::vec((expect, 1usize..4, any::<bool>(), any::<bool>()), 1..24)
 }
 
 /// Appends succeed exactly when the expectation matches the stream's version, as one commit of
 /// the next versions holding exactly the events sent; any other expectation is `Conflict` and writes
-/// nothing; an empty append is refused. The stream reads and loads back as written.
+/// nothing; an empty append is refused. A successful request sent again later (same event ids,
+/// whatever landed on top since) returns its first commit and writes nothing. The stream reads and
+/// loads back as written.
 pub(crate) async fn expected_versions<S: EventStore>(
     store: &S,
     stream: StreamId,
@@ -49,7 +52,8 @@ pub(crate) async fn expected_versions<S: EventStore>(
     let mut current = 0u64;
     let mut newest = (0u64, 0u64);
     let mut ids: Vec<EventId> = Vec::new();
-    for (i, (expect, count, after_load)) in ops.into_iter().enumerate() {
+    let mut committed: Vec<(AppendRequest, crate::Commit, bool)> = Vec::new();
+    for (i, (expect, count, after_load, replay)) in ops.into_iter().enumerate() {
         let expected = match expect {
             Expect::Any => ExpectedVersion::Any,
             Expect::NoStream => ExpectedVersion::NoStream,
@@ -62,10 +66,11 @@ pub(crate) async fn expected_versions<S: EventStore>(
         let events: Vec<NewEvent> = (0..count).map(|j| event(i * 10 + j)).collect();
         let sent: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let request = AppendRequest { stream: stream.clone(), expected, events, idempotency: None };
-        let result = if after_load && expected == ExpectedVersion::Exact(current) {
-            store.append_after_load(request).await
+        let after_load = after_load && expected == ExpectedVersion::Exact(current);
+        let result = if after_load {
+            store.append_after_load(request.clone()).await
         } else {
-            store.append(request).await
+            store.append(request.clone()).await
         };
         match result {
             Ok(commit) => {
@@ -82,6 +87,7 @@ pub(crate) async fn expected_versions<S: EventStore>(
                 newest = (commit.first_version, commit.last_version);
                 current = commit.last_version;
                 ids.extend(sent);
+                committed.push((request, commit, after_load));
             }
             Err(Error::Conflict { actual, .. }) => {
                 ensure!(!expected.matches(current), "{expected} was refused at version {current}");
@@ -95,6 +101,20 @@ pub(crate) async fn expected_versions<S: EventStore>(
             Err(other) => {
                 return Err(TestCaseError::fail(format!("{expected} at version {current}: {other}")));
             }
+        }
+        if replay && let Some((request, first, after_load)) = committed.get(i % committed.len().max(1)) {
+            let again = if *after_load {
+                store.append_after_load(request.clone()).await
+            } else {
+                store.append(request.clone()).await
+            };
+            let expected = request.expected;
+            ensure!(
+                again.as_ref().is_ok_and(|commit| commit == first),
+                "{expected} sent again at version {current}: {again:?}, first {}..={}",
+                first.first_version,
+                first.last_version
+            );
         }
     }
     let empty = AppendRequest {
