@@ -18,6 +18,11 @@ impl EventId {
     pub fn new() -> Self {
         Self(Ulid::new())
     }
+
+    /// When the id was made (its ULID's timestamp, the maker's clock, milliseconds since the epoch).
+    pub fn timestamp_ms(&self) -> u64 {
+        self.0.timestamp_ms()
+    }
 }
 
 impl Default for EventId {

@@ -63,8 +63,8 @@ impl DynamoStore {
     ///
     /// Reads back from the head, strongly consistent and projected to keys, the first event id and
     /// the commit's `written_at`, until it meets this request's first event id, or a commit sent more
-    /// than [`LOST_ANSWER_MARGIN`] before this request was built (its `committed_at`), or the start of
-    /// the stream. Why that stop is sound: the earlier attempt was sent after the request was built,
+    /// than [`LOST_ANSWER_MARGIN`] before this request was built (the time in its first event id, a
+    /// ULID), or the start of the stream. Why that stop is sound: the earlier attempt was sent after the request was built,
     /// and everything that landed after it sits above it; a commit sent before that, less the margin,
     /// landed before it unless it stayed in flight longer than the margin (or its writer's clock is
     /// that far behind). Another writer's late retry of an old request carries a recent `written_at`
@@ -75,7 +75,14 @@ impl DynamoStore {
         request: &AppendRequest,
     ) -> Result<(u64, Option<Commit>), Error> {
         let first_id = first_event_id(request);
-        let built = request.events.first().map_or(DateTime::<Utc>::MIN_UTC, |e| e.metadata.committed_at);
+        // When the request was built: its first event id was made then, before any attempt was sent
+        // (unlike `committed_at`, which an import may carry from long ago).
+        let built = request
+            .events
+            .first()
+            .and_then(|e| i64::try_from(e.event_id.timestamp_ms()).ok())
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let written_before = built.checked_sub_signed(LOST_ANSWER_MARGIN).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut head = None;
         let mut start = None;

@@ -175,3 +175,23 @@ async fn a_retried_any_append_with_an_idempotency_record_returns_its_commit_inst
     assert_eq!(f.counter.take().write_calls(), 0);
     assert_each_event_once(&stored(&f, &s).await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_carrying_old_commit_times_costs_one_look_back_query() {
+    let f = fixture().await;
+    let s = stream("import");
+    // Twelve commits sent ten minutes ago, and now an import of events decided even earlier.
+    let long_ago = Utc::now() - Duration::minutes(10);
+    for version in 1..=12u64 {
+        f.store.append(append(&s, ExpectedVersion::Exact(version - 1), bumps(version, 1))).await.unwrap();
+        set_written_at(&f, &s, version, long_ago).await;
+    }
+    let imported = Metadata { committed_at: long_ago - Duration::days(30), ..Metadata::new("import") };
+    let event = NewEvent::new("Bumped", 1, json!({ "n": 13 }), imported);
+    f.counter.reset();
+    let commit = f.store.append(append(&s, ExpectedVersion::Any, vec![event])).await.unwrap();
+    assert_eq!(commit.first_version, 13);
+    let counts = f.counter.take();
+    // Built now (its event id says so): the head, sent long before, ends the look-back at once.
+    assert_eq!((counts.calls("Query"), counts.calls("PutItem")), (1, 1), "{counts}");
+}

@@ -24,7 +24,10 @@ pub(crate) enum Expect {
 
 /// One append: the expectation, how many events, whether to call `append_after_load` (only when
 /// the expectation is the head, as that method's contract requires), and whether to send an earlier
-/// successful request again afterwards, as a caller does that lost the answer.
+/// successful request again afterwards, as a caller does that lost the answer (through the same
+/// method: an SDK-level retry of `append_after_load` happens after the head moved, too). The
+/// look-back's stop rule and snapshots on top are covered by the DynamoDB crate's
+/// `tests/lost_answers.rs`, not here.
 pub(crate) type Op = (Expect, usize, bool, bool);
 
 pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
