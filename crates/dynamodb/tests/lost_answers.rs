@@ -195,3 +195,100 @@ async fn an_import_carrying_old_commit_times_costs_one_look_back_query() {
     // Built now (its event id says so): the head, sent long before, ends the look-back at once.
     assert_eq!((counts.calls("Query"), counts.calls("PutItem")), (1, 1), "{counts}");
 }
+
+/// A commit PutItem that landed, but whose answer (an SDK retry's, say) is DynamoDB's
+/// `TransactionConflictException`: the exception carries no item, so the store must look before
+/// calling it a conflict, or the repository would decide and commit the command a second time.
+mod landed_then_contended {
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::config::interceptors::{
+        BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+    };
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+    use aws_sdk_dynamodb::error::BoxError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::config_bag::{Storable, StoreReplace};
+    use serde_json::{Value, json};
+    use strata_core::fixture::tally::{Tally, TallyCommand};
+    use strata_core::{CommandContext, EventStore, Repository, StreamId};
+    use strata_dynamodb::{DynamoStore, TableSpec};
+
+    /// Lets the first commit PutItem reach the table, then answers it with a TransactionConflictException.
+    #[derive(Debug, Clone, Default)]
+    struct LandedThenContended {
+        done: Arc<AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct Replace;
+
+    impl Storable for Replace {
+        type Storer = StoreReplace<Self>;
+    }
+
+    impl Intercept for LandedThenContended {
+        fn name(&self) -> &'static str {
+            "strata-tests::LandedThenContended"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let request = context.request();
+            let put = request.headers().get("x-amz-target") == Some("DynamoDB_20120810.PutItem");
+            let body: Value =
+                request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+            if put && body["Item"]["kind"]["S"] == "commit" && !self.done.swap(true, Ordering::SeqCst) {
+                cfg.interceptor_state().store_put(Replace);
+            }
+            Ok(())
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+            _components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if cfg.load::<Replace>().is_some() {
+                let body = json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                    "message": "Transaction is ongoing for the item",
+                });
+                let mut response = HttpResponse::new(400u16.try_into()?, SdkBody::from(body.to_string()));
+                response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+                *context.response_mut() = response;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_landed_commit_answered_with_a_transaction_conflict_is_not_committed_twice() {
+        let sdk = strata_testing::sdk().await;
+        let faults = LandedThenContended::default();
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(faults.clone()).build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let table = strata_testing::unique("strata-test");
+        TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
+        let store = DynamoStore::new(client, table);
+        let repo = Repository::<Tally, _>::new(store.clone());
+        let s = StreamId::new("acme", "tally", "landed").unwrap();
+
+        let outcome =
+            repo.execute(&s, &TallyCommand::Bump { times: 1 }, CommandContext::default()).await.unwrap();
+        assert!(faults.done.load(Ordering::SeqCst), "the fault was injected");
+        assert_eq!(outcome.version, 1, "answered with the commit that landed");
+        let events = store.read(&s, 1, 10).await.unwrap().events;
+        assert_eq!(events.len(), 1, "the command was committed once, not decided again");
+        assert_eq!(events[0].event_id, outcome.event_ids[0]);
+    }
+}
