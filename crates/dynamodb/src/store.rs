@@ -434,7 +434,8 @@ impl EventStore for DynamoStore {
                     Some(kind::SNAPSHOT) => {
                         // Another schema's cache: during a rolling deploy, both schemas' code
                         // loads this stream, each from its own snapshot.
-                        if state_schema_of(&item).is_some_and(|v| v != state_schema_version) {
+                        if let Some(other) = state_schema_of(&item).filter(|v| *v != state_schema_version) {
+                            tracing::debug!(%stream, schema = other, wanted = state_schema_version, "snapshot of another state schema read past");
                             continue;
                         }
                         match from_item::<SnapshotItem>(item, "snapshot")

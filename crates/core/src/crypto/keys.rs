@@ -27,6 +27,18 @@ impl LocalKeys {
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<Subject, DataKey>) -> R) -> R {
         f(&mut self.keys.lock().unwrap_or_else(PoisonError::into_inner))
     }
+
+    /// The stored key, if any.
+    fn stored(&self, tenant: &str, subject: &str) -> Option<DataKey> {
+        self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned())
+    }
+
+    /// The stored key, created (once) if the subject has none.
+    fn stored_or_created(&self, tenant: &str, subject: &str) -> DataKey {
+        self.with(|keys| {
+            keys.entry((tenant.to_owned(), subject.to_owned())).or_insert_with(DataKey::random).clone()
+        })
+    }
 }
 
 impl KeyProvider for LocalKeys {
@@ -35,9 +47,7 @@ impl KeyProvider for LocalKeys {
         tenant: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, Result<DataKey, Error>> {
-        let key = self.with(|keys| {
-            keys.entry((tenant.to_owned(), subject.to_owned())).or_insert_with(DataKey::random).clone()
-        });
+        let key = self.stored_or_created(tenant, subject);
         Box::pin(async move { Ok(key) })
     }
 
@@ -46,13 +56,13 @@ impl KeyProvider for LocalKeys {
         tenant: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, Result<Option<DataKey>, Error>> {
-        let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        let key = self.stored(tenant, subject);
         Box::pin(async move { Ok(key) })
     }
 
     fn read_key<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<KeyRead, Error>> {
         // No cache: every answer is the stored key.
-        let key = self.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        let key = self.stored(tenant, subject);
         Box::pin(async move { Ok(KeyRead { key, stored: true }) })
     }
 
@@ -229,7 +239,7 @@ impl CachedKeys {
     /// Reads the stored key past the cache and records what was found (a miss evicts).
     fn stored(&self, tenant: &str, subject: &str) -> Option<DataKey> {
         let token = self.cache.token();
-        let key = self.table.with(|keys| keys.get(&(tenant.to_owned(), subject.to_owned())).cloned());
+        let key = self.table.stored(tenant, subject);
         self.cache.put_since(token, tenant, subject, key.clone());
         key
     }
@@ -246,11 +256,7 @@ impl KeyProvider for CachedKeys {
             Some(key) => key,
             None => {
                 let token = self.cache.token();
-                let key = self.table.with(|keys| {
-                    keys.entry((tenant.to_owned(), subject.to_owned()))
-                        .or_insert_with(DataKey::random)
-                        .clone()
-                });
+                let key = self.table.stored_or_created(tenant, subject);
                 self.cache.put_since(token, tenant, subject, Some(key.clone()));
                 key
             }

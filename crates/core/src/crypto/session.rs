@@ -67,11 +67,7 @@ impl CipherSession {
     /// plaintext came from. A field whose key generation is gone (forgotten) becomes the redaction
     /// marker; one that does not authenticate is [`CryptoError::Tampered`].
     pub async fn open(&mut self, tenant: &str, context: &str, payload: &mut Value) -> Result<(), Error> {
-        let mut sealed = Vec::new();
-        find_sealed(payload, &mut String::new(), &mut sealed);
-        for pointer in sealed {
-            let Some(field) = payload.pointer(&pointer) else { continue };
-            let parsed = parse_sealed(field, &pointer)?;
+        for (pointer, parsed) in sealed_fields(payload)? {
             let opened = match self.key_that_sealed(tenant, &parsed).await? {
                 Some(key) => {
                     let value = open_one(&key, tenant, context, &pointer, &parsed)?;
@@ -99,12 +95,8 @@ impl CipherSession {
         payload: &Value,
         subject: &str,
     ) -> Result<Vec<OpenedField>, Error> {
-        let mut sealed = Vec::new();
-        find_sealed(payload, &mut String::new(), &mut sealed);
         let mut opened = Vec::new();
-        for pointer in sealed {
-            let Some(field) = payload.pointer(&pointer) else { continue };
-            let parsed = parse_sealed(field, &pointer)?;
+        for (pointer, parsed) in sealed_fields(payload)? {
             if parsed.subject != subject {
                 continue;
             }
@@ -242,4 +234,17 @@ impl CipherSession {
         self.keys.insert(id, memo);
         Ok(key)
     }
+}
+
+/// Every sealed field of `payload` with its JSON pointer, outermost first.
+fn sealed_fields(payload: &Value) -> Result<Vec<(String, Sealed)>, Error> {
+    let mut pointers = Vec::new();
+    find_sealed(payload, &mut String::new(), &mut pointers);
+    pointers
+        .into_iter()
+        .filter_map(|pointer| {
+            let field = payload.pointer(&pointer)?;
+            Some(parse_sealed(field, &pointer).map(|parsed| (pointer, parsed)))
+        })
+        .collect()
 }
