@@ -136,6 +136,7 @@ async fn command_api(faults: &TransactionConflicts) -> (CommandApi<Order, Dynamo
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     let table = strata_testing::unique("strata-contention");
     TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
+    strata_testing::stream_enabled(&sdk, &table).await.unwrap();
     let store = DynamoStore::new(client, table);
     // 16 writers on one stream: the last to win has lost up to 15 races, plus the injected
     // conflicts. The default policy (10 attempts) is for ordinary contention; this test raises the

@@ -140,10 +140,13 @@ async fn capture_fixtures() {
         StreamRelay::new(EventBridgePublisher::new(p.eventbridge.clone(), &p.bus, &p.source).unwrap());
     relay.handle(stream_event(&records)).await.unwrap();
     let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while messages.len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "{} of 5 messages in 60 s", messages.len());
         messages.extend(p.receive().await);
     }
-    // The emulator leaves out the account EventBridge stamps on every event.
+    // moto leaves out the account EventBridge stamps on every event (LocalStack stamps its own
+    // 000000000000): the fixture carries an AWS-shaped one.
     let with_account = |body: &str| {
         let mut event: Value = serde_json::from_str(body).unwrap();
         event["account"] = Value::from("123456789012");

@@ -65,6 +65,7 @@ async fn setup() -> Setup {
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let table = strata_testing::unique("strata-cli");
     TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
+    strata_testing::stream_enabled(&sdk, &table).await.unwrap();
     let key = aws_sdk_kms::Client::new(&sdk).create_key().send().await.unwrap().key_metadata.unwrap().key_id;
     let store = DynamoStore::new(client, &table);
     let cipher = FieldCipher::new(KmsKeys::new(aws_sdk_kms::Client::new(&sdk), &key, store.clone()));
@@ -399,10 +400,22 @@ async fn snapshots_are_taken_listed_and_pruned() {
         json_of(&["snapshots", "take", stream, "--table", &s.table, "--kms-key", &s.key])["version"],
         4
     );
-    assert_eq!(json_of(&["snapshots", "list", stream, "--table", &s.table])["versions"], json!([4, 3]));
+    // `list` and `prune` read the snapshots index, which DynamoDB keeps eventually consistent: wait
+    // until it lists what was written before acting on it.
+    let listed = |expected: Value| {
+        let table = s.table.clone();
+        strata_testing::eventually("snapshots list", move || {
+            let (expected, table) = (expected.clone(), table.clone());
+            async move {
+                let versions = json_of(&["snapshots", "list", stream, "--table", &table])["versions"].clone();
+                if versions == expected { Ok(()) } else { Err(versions.to_string()) }
+            }
+        })
+    };
+    listed(json!([4, 3])).await;
     let pruned = json_of(&["snapshots", "prune", stream, "--table", &s.table, "--keep", "1"]);
     assert_eq!(pruned["removed"], 1);
-    assert_eq!(json_of(&["snapshots", "list", stream, "--table", &s.table])["versions"], json!([4]));
+    listed(json!([4])).await;
     // The state loads the same from the snapshot.
     assert_eq!(repo.load(&order("o-1")).await.unwrap().version, 4);
     let (code, _, stderr) = strata(&["snapshots", "take", "acme/invoice-i-1", "--table", &s.table]);

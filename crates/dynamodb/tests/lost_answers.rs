@@ -279,6 +279,7 @@ mod landed_then_contended {
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         let table = strata_testing::unique("strata-test");
         TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
+        strata_testing::stream_enabled(&sdk, &table).await.unwrap();
         let store = DynamoStore::new(client, table);
         let repo = Repository::<Tally, _>::new(store.clone());
         let s = StreamId::new("acme", "tally", "landed").unwrap();

@@ -92,17 +92,20 @@ async fn lookups_list_views_across_streams_in_sort_order() {
             .await
             .unwrap();
     }
-    let odd: Vec<(String, u64)> = projector
-        .lookup("acme", "odd", None, 100)
-        .await
-        .unwrap()
-        .views
-        .into_iter()
-        .map(|(s, _, v)| (s.id().to_owned(), v.count))
-        .collect();
+    // The lookup index is eventually consistent: wait until it lists all four views.
+    let listed = |lookup: &'static str| {
+        let projector = &projector;
+        async move {
+            let page = projector.lookup("acme", lookup, None, 100).await.unwrap();
+            let views: Vec<(String, u64)> =
+                page.views.into_iter().map(|(s, _, v)| (s.id().to_owned(), v.count)).collect();
+            if views.len() == 2 { Ok(views) } else { Err(format!("{views:?}")) }
+        }
+    };
+    let odd = strata_testing::eventually("the odd lookup", || listed("odd")).await;
     assert_eq!(odd, [("l3".to_owned(), 1), ("l1".to_owned(), 3)]);
-    let even = projector.lookup("acme", "even", None, 100).await.unwrap();
-    assert_eq!(even.views.len(), 2);
+    let even = strata_testing::eventually("the even lookup", || listed("even")).await;
+    assert_eq!(even, [("l2".to_owned(), 2), ("l4".to_owned(), 4)]);
     // Pages of one, each after the previous position.
     let first = projector.lookup("acme", "even", None, 1).await.unwrap();
     let second = projector.lookup("acme", "even", first.next.as_deref(), 1).await.unwrap();

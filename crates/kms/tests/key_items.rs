@@ -23,6 +23,7 @@ async fn fixture() -> Fixture {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = strata_testing::unique("strata-test");
     TableSpec::strata().create(&dynamodb, &table, Duration::from_secs(30)).await.unwrap();
+    strata_testing::stream_enabled(&sdk, &table).await.unwrap();
     let kms = aws_sdk_kms::Client::new(&sdk);
     let key_id = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
     Fixture { store: DynamoStore::new(dynamodb, table), kms, key_id }

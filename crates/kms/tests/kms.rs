@@ -29,6 +29,7 @@ async fn fixture() -> Fixture {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = strata_testing::unique("strata-test");
     TableSpec::strata().create(&dynamodb, &table, Duration::from_secs(30)).await.unwrap();
+    strata_testing::stream_enabled(&sdk, &table).await.unwrap();
     let kms_counter = RequestCounter::new();
     let kms = aws_sdk_kms::Client::from_conf(
         aws_sdk_kms::config::Builder::from(&sdk).interceptor(kms_counter.clone()).build(),

@@ -34,6 +34,24 @@ pub async fn sdk() -> SdkConfig {
     loader.load().await
 }
 
+/// Polls `check` every 100 ms until it answers `Ok`, for what DynamoDB makes only eventually
+/// consistent: a global secondary index, say, which both emulators happen to update at once and AWS
+/// does not. Panics with `what` and the last `Err` after 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if std::time::Instant::now() >= deadline => panic!("{what}: still {last} after 30 s"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// A unique, lower-case resource name: `{prefix}-{ulid}`.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
@@ -53,21 +71,101 @@ pub async fn table_text(client: &aws_sdk_dynamodb::Client, table: &str) -> Strin
     }
 }
 
-/// Every record of a table's DynamoDB stream so far, in shard order, as the JSON Lambda's event
-/// source mapping hands a function (one element of `Records`).
+/// Waits (up to 60 s) until a new table's DynamoDB stream is `ENABLED`. A stream is `ENABLING` for a
+/// moment after its table turns active, and LocalStack drops the records of writes made before it
+/// is enabled: a test writes only after this.
+pub async fn stream_enabled(sdk: &SdkConfig, table: &str) -> Result<(), String> {
+    use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+    use aws_sdk_dynamodbstreams::types::StreamStatus;
+    let described = aws_sdk_dynamodb::Client::new(sdk).describe_table().table_name(table).send().await;
+    let described = described.map_err(|e| format!("describe table {table}: {}", DisplayErrorContext(e)))?;
+    let arn =
+        described.table().and_then(|t| t.latest_stream_arn()).ok_or(format!("{table} has no stream"))?;
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stream = streams.describe_stream().stream_arn(arn).send().await;
+        let stream = stream.map_err(|e| format!("describe stream of {table}: {}", DisplayErrorContext(e)))?;
+        let status = stream.stream_description().and_then(|d| d.stream_status()).cloned();
+        if status == Some(StreamStatus::Enabled) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("the stream of {table} is {status:?} after 60 s"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every record of a table's DynamoDB stream, in shard order, as the JSON Lambda's event source
+/// mapping hands a function (one element of `Records`), once the stream has caught up with the table.
 ///
-/// Reads each shard from its start until a page comes back empty: the emulator has every record at
-/// once; against AWS, records can take a moment to appear, so poll for what you expect.
+/// A stream record appears some time after its write (about 0.1 s on moto, seconds on LocalStack,
+/// "near real time" on AWS), so this polls (deadline 60 s) until, for every item the table holds
+/// now, the newest record of its key carries exactly that item: then every write made before the
+/// call is in the records returned.
 pub async fn stream_records(sdk: &SdkConfig, client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let described = client.describe_table().table_name(table).send().await.unwrap();
     let arn = described.table().unwrap().latest_stream_arn().unwrap().to_owned();
-    let stream = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+    // A client of its own: the Scan must not show up in the caller's request counts.
+    let items = table_items(&aws_sdk_dynamodb::Client::new(sdk), table).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let records = read_stream(&streams, &arn).await;
+        let mut newest = HashMap::new();
+        for record in &records {
+            let change = &record["dynamodb"];
+            newest.insert(key_of(&change["Keys"]), &change["NewImage"]);
+        }
+        let behind: Vec<_> = items.iter().filter(|(key, item)| newest.get(*key) != Some(item)).collect();
+        if behind.is_empty() {
+            return records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream of {table} lacks the newest record of {} items after 60 s: {behind:?} vs {:?}",
+            behind.len(),
+            behind.iter().map(|(k, _)| newest.get(*k)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The key of an item (or of a stream record's `Keys`) as JSON, as text.
+fn key_of(item: &Value) -> String {
+    format!("{}|{}", item["pk"], item["sk"])
+}
+
+/// Every item of a table as JSON (DynamoDB's typed form, as stream records carry it), by key.
+async fn table_items(client: &aws_sdk_dynamodb::Client, table: &str) -> HashMap<String, Value> {
+    let mut items = HashMap::new();
+    let mut start = None;
+    loop {
+        let out = client.scan().table_name(table).consistent_read(true).set_exclusive_start_key(start);
+        let out = out.send().await.unwrap();
+        for item in out.items.unwrap_or_default() {
+            let item: HashMap<String, serde_dynamo::AttributeValue> =
+                item.into_iter().map(|(k, v)| (k, v.into())).collect();
+            let item = serde_json::to_value(serde_dynamo::Item::from(item)).unwrap();
+            items.insert(key_of(&item), item);
+        }
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return items,
+        }
+    }
+}
+
+/// The records of every shard of a stream so far: each shard read from its start until a page
+/// comes back empty.
+async fn read_stream(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<Value> {
+    let stream = streams.describe_stream().stream_arn(arn).send().await.unwrap();
     let mut records = Vec::new();
     for shard in stream.stream_description().unwrap().shards() {
         let mut iterator = streams
             .get_shard_iterator()
-            .stream_arn(&arn)
+            .stream_arn(arn)
             .shard_id(shard.shard_id().unwrap())
             .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
             .send()
@@ -80,7 +178,7 @@ pub async fn stream_records(sdk: &SdkConfig, client: &aws_sdk_dynamodb::Client, 
             if page.is_empty() {
                 break;
             }
-            records.extend(page.into_iter().map(|r| lambda_stream_record(r, &arn)));
+            records.extend(page.into_iter().map(|r| lambda_stream_record(r, arn)));
             iterator = out.next_shard_iterator;
         }
     }

@@ -22,8 +22,8 @@ pub struct EmulatorStack {
 }
 
 impl EmulatorStack {
-    /// Deploys the emulator template under a unique stack name and waits (up to 60 s) until it is
-    /// created. The name is short (`s-{ulid}`): moto names resources `{stack}-{logical id}-{random}`,
+    /// Deploys the emulator template under a unique stack name and waits until it is created (up to
+    /// 180 s: an emulator's CloudFormation is slow when many tests deploy at once). The name is short (`s-{ulid}`): moto names resources `{stack}-{logical id}-{random}`,
     /// and queue names stop at 80 characters.
     pub async fn try_deploy(sdk: &SdkConfig) -> Result<Self, String> {
         use aws_sdk_cloudformation::error::DisplayErrorContext;
@@ -36,7 +36,7 @@ impl EmulatorStack {
             .send()
             .await
             .map_err(|e| format!("create stack {name}: {}", DisplayErrorContext(e)))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let described = client
                 .describe_stacks()
@@ -51,7 +51,10 @@ impl EmulatorStack {
                         .outputs()
                         .iter()
                         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-                        .collect();
+                        .collect::<HashMap<_, _>>();
+                    if let Some(table) = outputs.get("TableName") {
+                        crate::stream_enabled(sdk, table).await?;
+                    }
                     return Ok(Self { name, outputs });
                 }
                 Some(StackStatus::CreateInProgress) | None => {}
@@ -61,7 +64,7 @@ impl EmulatorStack {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("stack {name} was not created within 60 s"));
+                return Err(format!("stack {name} was not created within 180 s"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -45,6 +45,7 @@ impl Env {
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         let table = crate::unique("strata-bench");
         TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
+        strata_testing::stream_enabled(&self.sdk, &table).await.unwrap();
         counter.reset();
         (DynamoStore::new(client, table), counter)
     }

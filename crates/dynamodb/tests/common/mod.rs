@@ -22,6 +22,7 @@ pub async fn fixture() -> Fixture {
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     let table = strata_testing::unique("strata-test");
     TableSpec::strata().create(&client, &table, Duration::from_secs(30)).await.unwrap();
+    strata_testing::stream_enabled(&sdk, &table).await.unwrap();
     counter.reset();
     Fixture { store: DynamoStore::new(client, table), counter }
 }
