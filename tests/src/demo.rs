@@ -135,9 +135,17 @@ pub fn run(rt: &Handle, say: &mut dyn FnMut(String)) -> Result<Summary, String> 
     expect(view.status == 200, &line, &view)?;
     let view_version = view.body["version"].as_u64().unwrap_or_default();
     say(format!("   {line}: version {view_version}, total {} minor units", view.body["view"]["total_minor"]));
-    let (line, listed) =
-        http("query-api", "GET", "/views/order-summary", &format!("lookup={CUSTOMER}"), None)?;
-    let customer_orders = listed.body["items"].as_array().map_or(0, Vec::len);
+    // The lookup index is eventually consistent: ask again (deadline 30 s) until the order is listed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (line, customer_orders) = loop {
+        let (line, listed) =
+            http("query-api", "GET", "/views/order-summary", &format!("lookup={CUSTOMER}"), None)?;
+        let customer_orders = listed.body["items"].as_array().map_or(0, Vec::len);
+        if customer_orders > 0 || Instant::now() > deadline {
+            break (line, customer_orders);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     say(format!("   {line}: {customer_orders} order(s) of {CUSTOMER}"));
 
     say(format!("7. Forget the customer (DELETE /admin/subjects/{CUSTOMER}: their data key is deleted)"));

@@ -143,7 +143,7 @@ async fn a_stream_over_three_megabytes_loads_and_reads_completely_across_pages()
     let versions: Vec<u64> = page.events.iter().map(|e| e.version).collect();
     assert_eq!(versions, (2..=11).collect::<Vec<_>>());
     assert_eq!(page.next_version, None);
-    // One Query for the commit holding version 2 (limit 1), then 3 MB across at least three pages.
+    // One Query (limit 1) for the commit below version 2, then 3 MB across at least three pages.
     assert!(f.counter.take().calls("Query") >= 4, "3 MB read across pages");
 }
 

@@ -102,6 +102,7 @@ async fn lookups_list_views_across_streams_in_sort_order() {
             if views.len() == 2 { Ok(views) } else { Err(format!("{views:?}")) }
         }
     };
+    // Two listed is all there is to wait for: each view is written once, so then the list is final.
     let odd = strata_testing::eventually("the odd lookup", || listed("odd")).await;
     assert_eq!(odd, [("l3".to_owned(), 1), ("l1".to_owned(), 3)]);
     let even = strata_testing::eventually("the even lookup", || listed("even")).await;

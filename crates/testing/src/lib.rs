@@ -102,33 +102,37 @@ pub async fn stream_enabled(sdk: &SdkConfig, table: &str) -> Result<(), String> 
 ///
 /// A stream record appears some time after its write (about 0.1 s on moto, seconds on LocalStack,
 /// "near real time" on AWS), so this polls (deadline 60 s) until, for every item the table holds
-/// now, the newest record of its key carries exactly that item: then every write made before the
-/// call is in the records returned.
-pub async fn stream_records(sdk: &SdkConfig, client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
+/// now, a record of its key carries exactly that item (any record, not the last: LocalStack may
+/// order two quick writes of one key either way). Call it once the writes it should see are done;
+/// it waits for what the table holds, not for deletions (look for their REMOVE records yourself).
+pub async fn stream_records(sdk: &SdkConfig, _client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
+    // Clients of their own: these requests must not show up in the caller's request counts.
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    let described = client.describe_table().table_name(table).send().await.unwrap();
+    let described = dynamodb.describe_table().table_name(table).send().await.unwrap();
     let arn = described.table().unwrap().latest_stream_arn().unwrap().to_owned();
-    // A client of its own: the Scan must not show up in the caller's request counts.
-    let items = table_items(&aws_sdk_dynamodb::Client::new(sdk), table).await;
+    let items = table_items(&dynamodb, table).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let records = read_stream(&streams, &arn).await;
-        let mut newest = HashMap::new();
+        let mut images: HashMap<String, Vec<&Value>> = HashMap::new();
         for record in &records {
             let change = &record["dynamodb"];
-            newest.insert(key_of(&change["Keys"]), &change["NewImage"]);
+            images.entry(key_of(&change["Keys"])).or_default().push(&change["NewImage"]);
         }
-        let behind: Vec<_> = items.iter().filter(|(key, item)| newest.get(*key) != Some(item)).collect();
+        let behind: Vec<_> = items
+            .iter()
+            .filter(|(key, item)| !images.get(*key).is_some_and(|seen| seen.contains(item)))
+            .collect();
         if behind.is_empty() {
             return records;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the stream of {table} lacks the newest record of {} items after 60 s: {behind:?} vs {:?}",
-            behind.len(),
-            behind.iter().map(|(k, _)| newest.get(*k)).collect::<Vec<_>>()
+            "no stream record of {table} carries {} of its items after 60 s: {behind:?}",
+            behind.len()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
 

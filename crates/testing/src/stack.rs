@@ -23,7 +23,8 @@ pub struct EmulatorStack {
 
 impl EmulatorStack {
     /// Deploys the emulator template under a unique stack name and waits until it is created (up to
-    /// 180 s: an emulator's CloudFormation is slow when many tests deploy at once). The name is short (`s-{ulid}`): moto names resources `{stack}-{logical id}-{random}`,
+    /// 180 s: an emulator's CloudFormation is slow when many tests deploy at once) and its table's
+    /// stream is enabled ([`crate::stream_enabled`]). The name is short (`s-{ulid}`): moto names resources `{stack}-{logical id}-{random}`,
     /// and queue names stop at 80 characters.
     pub async fn try_deploy(sdk: &SdkConfig) -> Result<Self, String> {
         use aws_sdk_cloudformation::error::DisplayErrorContext;
