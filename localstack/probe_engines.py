@@ -615,13 +615,23 @@ def probe_sqs_events():
 def probe_streams():
     streams = client("dynamodbstreams")
     t = create_table("stream", stream=True)
-    t0 = time.time()
-    ddb.put_item(TableName=t, Item=item("s", 1, v={"N": "1"}))
     arns = [s["StreamArn"] for s in streams.list_streams(TableName=t).get("Streams", [])]
     out("streams_list_streams_count", len(arns))
     if not arns:
         return
     arn = arns[0]
+    # A new table's stream is ENABLING for a moment; writes before ENABLED may never reach it.
+    t0 = time.time()
+    status = None
+    while time.time() - t0 < 30:
+        status = streams.describe_stream(StreamArn=arn)["StreamDescription"].get("StreamStatus")
+        if status == "ENABLED":
+            break
+        time.sleep(0.1)
+    out("streams_status_after_table_active", status)
+    out("streams_seconds_until_enabled", round(time.time() - t0, 2))
+    t0 = time.time()
+    ddb.put_item(TableName=t, Item=item("s", 1, v={"N": "1"}))
     seen = None
     while time.time() - t0 < 15 and seen is None:
         shards = streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", [])
