@@ -84,6 +84,12 @@ export interface EventSourcedServiceProps {
   readonly tableSpec?: TableSpec;
   /** Snapshot every N events (`STRATA_SNAPSHOT_EVERY`, default 100). */
   readonly snapshotEvery?: number;
+  /**
+   * Streams whose state a warm command function keeps in memory (`STRATA_STREAM_CACHE_ENTRIES`,
+   * default 1000; 0 turns the cache off). A command on a cached stream is one conditional write and
+   * no read; memory is this many aggregate states at most, each kept five minutes at most.
+   */
+  readonly streamCacheEntries?: number;
   /** Publisher event source mapping. */
   readonly publisher?: PublisherSettings;
   /** Projector queue. */
@@ -135,6 +141,10 @@ export class EventSourcedService extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const fixedTenant = 'fixed' in props.tenancy ? props.tenancy.fixed : undefined;
+    const cacheEntries = props.streamCacheEntries;
+    if (cacheEntries !== undefined && (!Number.isSafeInteger(cacheEntries) || cacheEntries < 0)) {
+      throw new Error(`streamCacheEntries ${cacheEntries}: use a whole number of streams, 0 to turn the cache off`);
+    }
     if (props.tenantIsolation && !fixedTenant) {
       throw new Error('tenantIsolation needs tenancy { fixed }: one role cannot be confined to a tenant named per request');
     }
@@ -233,6 +243,7 @@ export class EventSourcedService extends Construct {
 
     const commandApi = apiFunction('CommandApi', 'command-api', 'Strata commands: POST /{category}/{id}/commands/{name}', {
       STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
+      STRATA_STREAM_CACHE_ENTRIES: String(props.streamCacheEntries ?? 1000),
     });
     access.read(commandApi.function, ['snapshots']); // listing snapshots to prune
     access.put(commandApi.function, ['stream', 'data_key', 'idempotency']);

@@ -23,6 +23,8 @@ export interface StrataStackProps extends StackProps {
   readonly tenantIsolation?: boolean;
   /** Keep data on stack deletion (default true). */
   readonly retainData?: boolean;
+  /** Streams a warm command function keeps in memory (default 1000; 0 turns the cache off). */
+  readonly streamCacheEntries?: number;
 }
 
 /** The names the stack outputs, shared with the emulator provisioning and the Rust tests. */
@@ -52,6 +54,7 @@ export class StrataStack extends Stack {
       tenancy: props.tenancy ?? { fixed: 'demo' },
       auth: props.auth ?? { iam: true },
       tenantIsolation: props.tenantIsolation,
+      streamCacheEntries: props.streamCacheEntries,
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
     this.service = service;

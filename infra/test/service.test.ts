@@ -125,6 +125,16 @@ describe('tenant isolation', () => {
     assert.equal(contexts, 4, 'each of the four functions has its field key statement confined');
   });
 
+  test('a stream cache size that the function could not parse is refused', () => {
+    for (const entries of [-1, 1.5, Number.NaN]) {
+      assert.throws(() => example({ streamCacheEntries: entries }), /streamCacheEntries .*: use a whole number/);
+    }
+    const zero = example({ streamCacheEntries: 0 }).template;
+    const fns = zero.findResources('AWS::Lambda::Function');
+    const command = Object.entries(fns).find(([id]) => id.startsWith('OrdersCommandApi'))?.[1];
+    assert.equal(command?.Properties.Environment.Variables.STRATA_STREAM_CACHE_ENTRIES, '0');
+  });
+
   test('a tenant that IAM patterns would read as a wildcard is refused', () => {
     assert.throws(() => example({ tenancy: { fixed: 'a*' } }), /tenant 'a\*': use 1 to 64 of/);
   });
@@ -219,8 +229,10 @@ describe('pipeline', () => {
     const env = (prefix: string) =>
       Object.entries(functions).find(([id]) => id.startsWith(prefix))?.[1].Properties.Environment.Variables;
     assert.deepEqual(Object.keys(env('OrdersCommandApi')).sort(), [
-      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_SNAPSHOT_EVERY', 'STRATA_TABLE', 'STRATA_TENANT',
+      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_SNAPSHOT_EVERY', 'STRATA_STREAM_CACHE_ENTRIES', 'STRATA_TABLE',
+      'STRATA_TENANT',
     ]);
+    assert.equal(env('OrdersCommandApi').STRATA_STREAM_CACHE_ENTRIES, '1000');
     assert.equal(env('OrdersQueryApi').STRATA_ADMIN, 'false');
     assert.equal(env('OrdersQueryAdmin').STRATA_ADMIN, 'true');
     assert.equal(env('OrdersStreamPublisher').STRATA_EVENT_SOURCE, 'com.example.orders');

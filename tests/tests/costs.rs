@@ -2,8 +2,10 @@
 //! lengths where every figure is small enough to state here. Timings are never asserted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use strata_core::{CommandContext, Repository};
 use strata_dynamodb::RequestCounts;
 use strata_eventbridge::PutEventsCounter;
+use strata_orders::Order;
 use strata_tests::Pipeline;
 use strata_tests::bench::{Env, costs, publish};
 
@@ -22,6 +24,9 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
     assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{}", row.command);
     assert_eq!((row.command.items_written(), row.command.write_units()), (1, 1.0), "{}", row.command);
     assert_eq!((row.load.inconsistent_reads, row.load.scans), (0, 0));
+    // The next command finds the state in the stream cache: one PutItem and nothing read.
+    assert_eq!(calls(&row.cached_command), [("PutItem", 1)], "{}", row.cached_command);
+    assert_eq!((row.cached_command.items_read(), row.cached_command.read_units()), (0, 0.0));
 
     // 1,000 events, no snapshots: pages of 101, 202, 404 and 808 items: four Queries, not ten.
     let row = costs::measure(&env, 1_000, None, 1).await;
@@ -38,6 +43,7 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
         assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{length}: {}", row.command);
         assert_eq!(row.command.items_written(), 1);
         assert_eq!(row.command.read_units(), row.load.read_units(), "a command reads what a load reads");
+        assert_eq!(calls(&row.cached_command), [("PutItem", 1)], "{length}: {}", row.cached_command);
     }
 }
 
@@ -56,4 +62,34 @@ async fn the_publisher_puts_ten_events_per_call() {
     assert_eq!(entries, [10; 10], "10 entries per PutEvents call");
     assert!(calls.iter().all(|call| (call.requests, call.failed_entries) == (1, Some(0))), "{calls:?}");
     assert_eq!((row.published, row.calls), (100, 10), "the publisher's report agrees with the client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cached_state_catches_up_from_the_commit_that_won_and_never_commits_on_an_old_head() {
+    let env = Env::new().await;
+    let s = costs::seeded(&env, 3, None).await;
+    // Another writer (another function instance): no cache, the same table.
+    let other = Repository::<Order, _>::new(s.store.clone()).with_cipher(env.cipher(&s.store));
+    let ctx = CommandContext::default;
+    assert_eq!(s.repo.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap().version, 4);
+    assert_eq!(other.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap().version, 5);
+    s.counter.reset();
+    // Decided on version 4, written at 5: lost, and DynamoDB returned commit 5 with the failure;
+    // folded in, decided again, written at 6. Nothing read.
+    assert_eq!(s.repo.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap().version, 6);
+    let retried = s.counter.take();
+    assert_eq!(calls(&retried), [("PutItem", 2)], "{retried}");
+    assert_eq!(retried.items_written(), 1, "the lost write wrote nothing");
+    // Two commits behind: the first loss returns commit 7, the second loss (at 8) reads the rest.
+    other.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
+    other.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
+    s.counter.reset();
+    assert_eq!(s.repo.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap().version, 9);
+    let behind = s.counter.take();
+    assert_eq!(calls(&behind), [("PutItem", 3), ("Query", 1)], "{behind}");
+    // The stream as stored: every version once, the state folded from all of them.
+    let loaded = other.load(&s.stream).await.unwrap();
+    assert_eq!(loaded.version, 9);
+    assert_eq!(loaded.state.lines.values().map(|l| l.quantity).sum::<u32>(), 8, "{:?}", loaded.state);
+    s.drop_table().await;
 }

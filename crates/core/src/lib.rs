@@ -24,11 +24,13 @@ pub use error::{BoxError, Error, without_values};
 pub use event::{EncodedEvent, Event, decode_event, encode_event};
 pub use memory::{InMemoryPublisher, InMemoryStore};
 pub use personal::{Personal, PersonalData, REDACTED_KEY, is_redacted_marker, redacted_marker};
-pub use repository::{CommandContext, CommandError, CommandOutcome, Loaded, Repository, RetryPolicy};
+pub use repository::{
+    CachePolicy, CommandContext, CommandError, CommandOutcome, Loaded, Repository, RetryPolicy,
+};
 pub use snapshot::SnapshotPolicy;
 pub use store::{
-    AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord, IdempotencyStore, LoadedStream,
-    Publisher, Snapshot, SnapshotStore,
+    AppendAttempt, AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
+    LoadedStream, Publisher, Snapshot, SnapshotStore,
 };
 pub use stream::{
     ExpectedVersion, KeyError, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_TENANT_LEN, StreamId, validate_key_part,

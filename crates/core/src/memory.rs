@@ -14,8 +14,8 @@ use chrono::Utc;
 
 use crate::projection::{StoredView, ViewStore, lookup_position};
 use crate::{
-    AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
-    LoadedStream, Publisher, Snapshot, SnapshotStore, StreamId,
+    AppendAttempt, AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, ExpectedVersion,
+    IdempotencyRecord, IdempotencyStore, LoadedStream, Publisher, Snapshot, SnapshotStore, StreamId,
 };
 
 #[derive(Default)]
@@ -177,6 +177,26 @@ impl EventStore for InMemoryStore {
         }
         state.feed.push(commit.clone());
         Ok(commit)
+    }
+
+    /// Like DynamoDB's failed conditional write, a lost race answers with the commit in the way.
+    async fn try_append_after_load(&self, request: AppendRequest) -> Result<AppendAttempt, Error> {
+        let next = match request.expected {
+            ExpectedVersion::NoStream => 1,
+            ExpectedVersion::Exact(n) => n.saturating_add(1),
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => 0,
+        };
+        let stream = request.stream.clone();
+        match self.append(request).await {
+            Ok(commit) => Ok(AppendAttempt::Committed(commit)),
+            Err(Error::Conflict { actual, .. }) => {
+                let state = self.lock();
+                let winner =
+                    state.feed.iter().find(|c| c.stream == stream && c.first_version == next).cloned();
+                Ok(AppendAttempt::Lost { winner, actual })
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {

@@ -37,6 +37,20 @@ pub struct Commit {
     pub events: Vec<EventEnvelope>,
 }
 
+/// What [`EventStore::try_append_after_load`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppendAttempt {
+    /// The events are committed (now, or by an earlier attempt of the same request).
+    Committed(Commit),
+    /// Another commit holds the next version: nothing was written.
+    Lost {
+        /// The commit that took the version after the expected one, when the store returned it.
+        winner: Option<Commit>,
+        /// The stream's version as the store saw it, when it knows (as in [`Error::Conflict`]).
+        actual: Option<u64>,
+    },
+}
+
 /// One page of events read forward.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EventPage {
@@ -113,6 +127,47 @@ pub trait EventStore: Send + Sync {
         request: AppendRequest,
     ) -> impl Future<Output = Result<Commit, Error>> + Send {
         self.append(request)
+    }
+
+    /// Appends like [`EventStore::append_after_load`] (the caller knows `request.expected` ends a
+    /// commit: it loaded it, or wrote that commit itself), and on a lost race answers with what won
+    /// instead of an error: [`AppendAttempt::Lost`] carries the commit that took the next version
+    /// when the store has it at hand (DynamoDB returns it with the failed conditional write, at no
+    /// extra request), so the caller folds it in rather than reloading the stream.
+    ///
+    /// The default calls `append_after_load` and reports a lost race without the winner.
+    fn try_append_after_load(
+        &self,
+        request: AppendRequest,
+    ) -> impl Future<Output = Result<AppendAttempt, Error>> + Send {
+        async move {
+            match self.append_after_load(request).await {
+                Ok(commit) => Ok(AppendAttempt::Committed(commit)),
+                Err(Error::Conflict { actual, .. }) => Ok(AppendAttempt::Lost { winner: None, actual }),
+                Err(error) => Err(error),
+            }
+        }
+    }
+
+    /// Every event after `version`, which must end a commit (a head the caller loaded or wrote),
+    /// with strongly consistent reads: how a writer whose state is at `version` catches up.
+    ///
+    /// The default reads pages forward with [`EventStore::read`].
+    fn read_after(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> impl Future<Output = Result<Vec<EventEnvelope>, Error>> + Send {
+        async move {
+            let mut events = Vec::new();
+            let mut next = version.checked_add(1);
+            while let Some(from) = next {
+                let page = self.read(stream, from, 1_000).await?;
+                events.extend(page.events);
+                next = page.next_version;
+            }
+            Ok(events)
+        }
     }
 
     /// Reads up to `limit` events forward from `from_version` (inclusive, from 1).

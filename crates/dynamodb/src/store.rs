@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 use chrono::Utc;
 use strata_core::{
-    AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, ExpectedVersion, IdempotencyRecord,
-    IdempotencyStore, LoadedStream, Snapshot, SnapshotStore, StreamId,
+    AppendAttempt, AppendRequest, Commit, Error, EventEnvelope, EventPage, EventStore, ExpectedVersion,
+    IdempotencyRecord, IdempotencyStore, LoadedStream, Snapshot, SnapshotStore, StreamId,
 };
 
 use crate::error::{backend, commit_put_failure};
@@ -218,13 +218,29 @@ impl DynamoStore {
 
     /// One PutItem, or a two-item transaction when an idempotency record rides along.
     async fn write_commit(&self, request: &AppendRequest, first_version: u64) -> Result<Commit, Error> {
+        match self.try_write_commit(request, first_version).await? {
+            AppendAttempt::Committed(commit) => Ok(commit),
+            AppendAttempt::Lost { actual, .. } => Err(conflict(request, actual)),
+        }
+    }
+
+    /// [`DynamoStore::write_commit`], answering a lost race with the commit in the way when DynamoDB
+    /// returned it (`ReturnValuesOnConditionCheckFailure`: no extra request).
+    async fn try_write_commit(
+        &self,
+        request: &AppendRequest,
+        first_version: u64,
+    ) -> Result<AppendAttempt, Error> {
         let commit = committed(request, first_version)?;
         let item = commit_item(request, first_version)?;
         if let Some(record) = &request.idempotency {
             let actions =
                 vec![Action::commit(self, item, request)?, Action::idempotency(self, record, request)?];
-            self.transact(actions).await?;
-            return Ok(commit);
+            return match self.transact(actions).await {
+                Ok(()) => Ok(AppendAttempt::Committed(commit)),
+                Err(Error::Conflict { actual, .. }) => Ok(AppendAttempt::Lost { winner: None, actual }),
+                Err(error) => Err(error),
+            };
         }
         let result = self
             .client
@@ -236,26 +252,47 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(commit),
-            Err(error) => {
-                let contended =
-                    matches!(error.as_service_error(), Some(PutItemError::TransactionConflictException(_)));
-                match commit_put_failure(error, request) {
-                    // That exception carries no item: an SDK retry of a write whose first attempt
-                    // landed would read as a conflict, and the command be decided and committed
-                    // again. One consistent GetItem tells, on this rare path only.
-                    Err(Error::Conflict { .. }) if contended => {
-                        match self.own_commit_at(request, first_version).await? {
-                            Some(_) => Ok(commit),
-                            None => Err(conflict(request, None)),
-                        }
-                    }
-                    other => other.map(|()| commit),
+        let error = match result {
+            Ok(_) => return Ok(AppendAttempt::Committed(commit)),
+            Err(error) => error,
+        };
+        let contended =
+            matches!(error.as_service_error(), Some(PutItemError::TransactionConflictException(_)));
+        let winner = match error.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) => failed.item().cloned(),
+            _ => None,
+        };
+        match commit_put_failure(error, request) {
+            Ok(()) => Ok(AppendAttempt::Committed(commit)),
+            // That exception carries no item: an SDK retry of a write whose first attempt
+            // landed would read as a conflict, and the command be decided and committed
+            // again. One consistent GetItem tells, on this rare path only.
+            Err(Error::Conflict { .. }) if contended => {
+                match self.own_commit_at(request, first_version).await? {
+                    Some(_) => Ok(AppendAttempt::Committed(commit)),
+                    None => Ok(AppendAttempt::Lost { winner: None, actual: None }),
                 }
             }
+            Err(Error::Conflict { .. }) => {
+                // The commit in the way, read back as a load would; one that does not decode is
+                // left to the caller's read.
+                let winner = winner.and_then(|item| match decode_commit(item, &request.stream) {
+                    Ok(commit) => Some(commit),
+                    Err(error) => {
+                        tracing::warn!(stream = %request.stream, %error, "commit in the way does not decode");
+                        None
+                    }
+                });
+                Ok(AppendAttempt::Lost { winner, actual: None })
+            }
+            Err(error) => Err(error),
         }
     }
+}
+
+/// A commit item read back.
+pub(crate) fn decode_commit(item: Item, stream: &StreamId) -> Result<Commit, Error> {
+    from_item::<CommitItem>(item, "commit")?.into_commit(stream)
 }
 
 impl DynamoStore {
@@ -363,6 +400,53 @@ impl EventStore for DynamoStore {
 
     async fn append_after_load(&self, request: AppendRequest) -> Result<Commit, Error> {
         self.append_checked(request, true).await
+    }
+
+    /// One PutItem (or transaction), and no read: the head is the caller's. A lost race carries the
+    /// commit that took the version, as DynamoDB returns it with the failed condition.
+    async fn try_append_after_load(&self, request: AppendRequest) -> Result<AppendAttempt, Error> {
+        if request.events.is_empty() {
+            return Err(Error::InvalidRequest("a commit needs at least one event".into()));
+        }
+        let head = match self.resolve_head(&request, true).await? {
+            Resolved::Committed(commit) => return Ok(AppendAttempt::Committed(commit)),
+            Resolved::After(head) => head,
+        };
+        if !matches!(request.expected, ExpectedVersion::Exact(_) | ExpectedVersion::NoStream) {
+            return self.append_checked(request, true).await.map(AppendAttempt::Committed);
+        }
+        self.try_write_commit(&request, next_version(head)?).await
+    }
+
+    /// One forward Query (1 MB pages) from the version after `version`: its key, since `version`
+    /// ends a commit, so no commit straddles it.
+    async fn read_after(&self, stream: &StreamId, version: u64) -> Result<Vec<EventEnvelope>, Error> {
+        let from = next_version(version)?;
+        let mut events: Vec<EventEnvelope> = Vec::new();
+        let mut start = None;
+        loop {
+            let out =
+                self.query_stream(stream, true, Some((">=", version_sk(from))), None, start.take()).await?;
+            for item in out.items.unwrap_or_default() {
+                if kind_of(&item) != Some(kind::COMMIT) {
+                    continue;
+                }
+                let commit = decode_commit(item, stream)?;
+                let expected = events.last().map_or(from, |e| e.version.saturating_add(1));
+                if commit.first_version != expected {
+                    return Err(Error::StreamCorrupted {
+                        stream: stream.clone(),
+                        expected,
+                        found: commit.first_version,
+                    });
+                }
+                events.extend(commit.events);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(events),
+            }
+        }
     }
 
     async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {

@@ -1,10 +1,11 @@
 //! `command-api`: `POST /order/{id}/commands/{name}` (see `strata_lambda::CommandApi`).
 //!
 //! Environment: `STRATA_TABLE`, `STRATA_KMS_KEY_ID`, `STRATA_TENANT` (or `STRATA_TENANT_CLAIM` to take
-//! the tenant from a JWT claim), optional `STRATA_SNAPSHOT_EVERY` (events, default 100).
+//! the tenant from a JWT claim), optional `STRATA_SNAPSHOT_EVERY` (events, default 100) and
+//! `STRATA_STREAM_CACHE_ENTRIES` (streams a warm instance keeps, default 1000; 0 turns it off).
 
 use lambda_http::Error;
-use strata_core::{FieldCipher, Repository, SnapshotPolicy};
+use strata_core::{CachePolicy, FieldCipher, Repository, SnapshotPolicy};
 use strata_dynamodb::DynamoStore;
 use strata_kms::KmsKeys;
 use strata_lambda::{CommandApi, Tenancy, env};
@@ -16,6 +17,7 @@ async fn main() -> Result<(), Error> {
     let table = env::required("STRATA_TABLE")?;
     let key_id = env::required("STRATA_KMS_KEY_ID")?;
     let snapshot_every = env::parsed_or("STRATA_SNAPSHOT_EVERY", 100)?;
+    let cached_streams = env::parsed_or("STRATA_STREAM_CACHE_ENTRIES", 1_000)?;
     let tenancy = Tenancy::from_env()?;
     let sdk = strata_lambda::aws().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
@@ -23,7 +25,8 @@ async fn main() -> Result<(), Error> {
     let repository = Repository::<Order, _>::new(store)
         .with_cipher(FieldCipher::new(keys))
         .with_upcasters(strata_orders::upcasters())
-        .with_snapshot_policy(SnapshotPolicy::every(snapshot_every));
+        .with_snapshot_policy(SnapshotPolicy::every(snapshot_every))
+        .with_stream_cache(CachePolicy::entries(cached_streams));
     let api = &CommandApi::new(repository, tenancy);
     strata_lambda::http::run(move |request| api.handle(request)).await
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use strata_core::{CommandContext, EventId, Repository, SnapshotPolicy, StreamId};
+use strata_core::{CachePolicy, CommandContext, EventId, Repository, SnapshotPolicy, StreamId};
 use strata_dynamodb::item::{CommitItem, Item, to_item};
 use strata_dynamodb::{DynamoStore, RequestCounter, RequestCounts};
 use strata_orders::{Order, OrderCommand, samples};
@@ -20,7 +20,8 @@ pub struct Seeded {
     pub store: DynamoStore,
     /// Counts the store client's requests.
     pub counter: RequestCounter,
-    /// The repository (KMS field cipher, the scenario's snapshot policy).
+    /// The repository (KMS field cipher, the scenario's snapshot policy, a stream cache as the
+    /// command function has it).
     pub repo: Repository<Order, DynamoStore>,
     /// The order.
     pub stream: StreamId,
@@ -47,7 +48,8 @@ pub async fn seeded(env: &Env, length: u64, snapshot_every: Option<u64>) -> Seed
     let policy = snapshot_every.map_or_else(SnapshotPolicy::never, SnapshotPolicy::every);
     let repo = Repository::<Order, _>::new(store.clone())
         .with_cipher(env.cipher(&store))
-        .with_snapshot_policy(policy);
+        .with_snapshot_policy(policy)
+        .with_stream_cache(CachePolicy::entries(16));
     let stream = StreamId::new("bench", "order", format!("o-{length}")).unwrap();
     repo.execute(&stream, &samples::place_order("c-1"), CommandContext::default()).await.unwrap();
     let added = samples::item_added_event("BOOK-1", 1, 1_250).unwrap();
@@ -64,6 +66,8 @@ pub async fn seeded(env: &Env, length: u64, snapshot_every: Option<u64>) -> Seed
             repo.take_snapshot(&stream).await.unwrap();
         }
     }
+    // Written around the repository: its cached state (version 1) is stale.
+    repo.evict_cached(&stream);
     counter.reset();
     Seeded { store, counter, repo, stream }
 }
@@ -94,8 +98,10 @@ pub struct CostRow {
     pub snapshot_every: Option<u64>,
     /// A load with the subject's data key cached (as in a warm function).
     pub load: RequestCounts,
-    /// One `add_item` command after it.
+    /// One `add_item` command after it, on a stream the repository has not cached.
     pub command: RequestCounts,
+    /// A second `add_item` command, on the state the first one left in the stream cache.
+    pub cached_command: RequestCounts,
     /// Warm loads through the repository (fold included), timed.
     pub load_time: Option<Spread>,
 }
@@ -119,6 +125,9 @@ pub async fn measure(env: &Env, length: u64, snapshot_every: Option<u64>, runs: 
     let outcome = s.repo.execute(&s.stream, &add_item(), CommandContext::default()).await.unwrap();
     assert_eq!(outcome.version, length + 1);
     let command = s.counter.take();
+    let outcome = s.repo.execute(&s.stream, &add_item(), CommandContext::default()).await.unwrap();
+    assert_eq!(outcome.version, length + 2);
+    let cached_command = s.counter.take();
     s.drop_table().await;
-    CostRow { length, snapshot_every, load, command, load_time: Spread::of_durations(&times) }
+    CostRow { length, snapshot_every, load, command, cached_command, load_time: Spread::of_durations(&times) }
 }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::Violation;
 use crate::fixture::tally::{Refused, Tally, TallyCommand, TallyEvent};
 use crate::{
-    Aggregate, AppendRequest, CommandContext, Commit, Error, EventPage, EventStore, IdempotencyRecord,
-    IdempotencyStore, LoadedStream, Repository, Snapshot, SnapshotPolicy, SnapshotStore, StreamId,
+    Aggregate, AppendAttempt, AppendRequest, CommandContext, Commit, Error, EventEnvelope, EventPage,
+    EventStore, IdempotencyRecord, IdempotencyStore, LoadedStream, Repository, Snapshot, SnapshotPolicy,
+    SnapshotStore, StreamId,
 };
 
 /// [`Tally`] as the next release of its code has it: the same category, commands and events, and
@@ -43,7 +44,8 @@ pub struct Counts {
     pub loads: usize,
     /// Events those loads returned (after their snapshot).
     pub events_loaded: usize,
-    /// Calls of [`EventStore::read`]: a repository replays a stream with them.
+    /// Calls of [`EventStore::read`] and [`EventStore::read_after`]: a repository replays a stream,
+    /// or catches up after a lost write, with them.
     pub reads: usize,
 }
 
@@ -77,6 +79,15 @@ impl<S: EventStore> EventStore for CountingStore<'_, S> {
 
     async fn append_after_load(&self, request: AppendRequest) -> Result<Commit, Error> {
         self.inner.append_after_load(request).await
+    }
+
+    async fn try_append_after_load(&self, request: AppendRequest) -> Result<AppendAttempt, Error> {
+        self.inner.try_append_after_load(request).await
+    }
+
+    async fn read_after(&self, stream: &StreamId, version: u64) -> Result<Vec<EventEnvelope>, Error> {
+        self.count(|c| c.reads += 1);
+        self.inner.read_after(stream, version).await
     }
 
     async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {

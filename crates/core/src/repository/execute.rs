@@ -6,12 +6,12 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Repository, Sealing};
+use super::{Folded, Repository, Sealing};
 use crate::crypto::CryptoError;
 use crate::{
-    Aggregate, AppendRequest, Command, Error, EventId, EventStore, ExpectedVersion, IdempotencyRecord,
-    IdempotencyStore, MAX_ID_LEN, Metadata, NewEvent, SnapshotStore, StreamId, encode_event,
-    validate_key_part,
+    Aggregate, AppendAttempt, AppendRequest, Command, Error, EventId, EventStore, ExpectedVersion,
+    IdempotencyRecord, IdempotencyStore, MAX_ID_LEN, Metadata, NewEvent, SnapshotStore, StreamId,
+    encode_event, validate_key_part,
 };
 
 /// Who sends a command, and on what conditions.
@@ -62,6 +62,27 @@ impl<E> CommandError<E> {
             Self::Failed(error) => Some(error),
             Self::Rejected(_) => None,
         }
+    }
+}
+
+/// Where the state a command is decided on came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Basis {
+    /// The stream cache: possibly behind the store.
+    Cached,
+    /// A load of the stream.
+    Loaded,
+    /// A state that lost a write, brought up to the commit that won it (more may follow).
+    CaughtUp,
+    /// A state that lost a write, brought up to the head by a read.
+    ReadToHead,
+}
+
+impl Basis {
+    /// Whether the state was the stream's head when it was read: only then may a rejection, a
+    /// command that changes nothing or a failed expectation be answered from it.
+    fn is_head(self) -> bool {
+        matches!(self, Self::Loaded | Self::ReadToHead)
     }
 }
 
@@ -133,11 +154,22 @@ where
         };
         let correlation_id = context.correlation_id.clone().unwrap_or_else(|| EventId::new().to_string());
         let mut attempt = 1;
+        // The state the next decision is made on: a cached one (no read), one caught up after a
+        // lost write, or none (load the stream).
+        let mut basis = self.cache.take(stream).map(|folded| (folded, Basis::Cached));
         loop {
-            let mut folded = self.load_folded(stream).await?;
+            let (mut folded, source) = match basis.take() {
+                Some(held) => held,
+                None => (self.load_folded(stream).await?, Basis::Loaded),
+            };
             if let Some(expected) = context.expected_version
                 && !expected.matches(folded.version)
             {
+                // A cached or partly caught-up head may be behind the store's: only one read to the
+                // head may fail the expectation.
+                if !source.is_head() {
+                    continue;
+                }
                 return Err(Error::Conflict {
                     stream: stream.clone(),
                     expected,
@@ -145,7 +177,14 @@ where
                 }
                 .into());
             }
-            let events = folded.state.decide(command).map_err(CommandError::Rejected)?;
+            let events = match folded.state.decide(command) {
+                // A rejection, or nothing to do, is answered without a write that would check the
+                // state it was decided on: decide again on the stream as stored.
+                Err(_) if !source.is_head() => continue,
+                Ok(events) if events.is_empty() && !source.is_head() => continue,
+                Err(rejection) => return Err(CommandError::Rejected(rejection)),
+                Ok(events) => events,
+            };
             let now = Utc::now();
             let metadata = Metadata {
                 correlation_id: correlation_id.clone(),
@@ -223,6 +262,7 @@ where
                 None => None,
             };
             if new_events.is_empty() {
+                self.cache.put(stream, folded);
                 return match record {
                     Some(record) => match self.store.put_record(record).await {
                         Ok(()) => Ok(outcome),
@@ -247,8 +287,8 @@ where
             }
             let request =
                 AppendRequest { stream: stream.clone(), expected, events: new_events, idempotency: record };
-            match self.store.append_after_load(request).await {
-                Ok(commit) => {
+            match self.store.try_append_after_load(request).await {
+                Ok(AppendAttempt::Committed(commit)) => {
                     for event in &events {
                         folded.state.evolve(event);
                     }
@@ -256,8 +296,29 @@ where
                     if self.snapshots.is_due(folded.version, folded.snapshot_version, folded.since) {
                         self.snapshot_best_effort(stream, &folded.state, folded.version, &mut folded.session)
                             .await;
+                        folded.snapshot_version = folded.version;
+                        folded.since = Some(Utc::now());
                     }
+                    self.cache.put(stream, folded);
                     return Ok(outcome);
+                }
+                // Decided on a cached state that another process had moved past: not a race this
+                // command lost, so it is decided again whatever its retry settings.
+                Ok(AppendAttempt::Lost { winner, .. }) if source == Basis::Cached => {
+                    basis = self.catch_up(stream, folded, winner, false).await?;
+                }
+                Ok(AppendAttempt::Lost { winner, .. })
+                    if command.retry_on_conflict() && attempt < self.retry.max_attempts =>
+                {
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    // After a second loss in a row, read everything newer instead of learning one
+                    // commit per lost write.
+                    let read_rest = source == Basis::CaughtUp;
+                    basis = self.catch_up(stream, folded, winner, read_rest).await?;
+                    attempt += 1;
+                }
+                Ok(AppendAttempt::Lost { actual, .. }) => {
+                    return Err(Error::Conflict { stream: stream.clone(), expected, actual }.into());
                 }
                 Err(Error::Conflict { .. })
                     if command.retry_on_conflict() && attempt < self.retry.max_attempts =>
@@ -271,6 +332,39 @@ where
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// Brings a state that lost a write up to the stream: folds in the commit that won (opening its
+    /// sealed fields through the state's own session) and, when there is none or `read_rest`, every
+    /// event after it (then the state is the head's as of that read). `None` (load afresh) when what
+    /// was read does not continue the state.
+    async fn catch_up(
+        &self,
+        stream: &StreamId,
+        mut folded: Folded<A>,
+        winner: Option<crate::Commit>,
+        read_rest: bool,
+    ) -> Result<Option<(Folded<A>, Basis)>, Error> {
+        let mut events = Vec::new();
+        let read_rest = match winner {
+            Some(commit) if commit.first_version == folded.version + 1 => {
+                events.extend(commit.events);
+                read_rest
+            }
+            _ => true,
+        };
+        if read_rest {
+            let after = events.last().map_or(folded.version, |e: &crate::EventEnvelope| e.version);
+            events.extend(self.store.read_after(stream, after).await?);
+        }
+        for mut envelope in events {
+            Self::reveal(&mut folded.session, &mut envelope).await?;
+            if let Err(error) = self.apply(&mut folded, envelope) {
+                tracing::warn!(%stream, %error, "catching up failed; loading the stream");
+                return Ok(None);
+            }
+        }
+        Ok(Some((folded, if read_rest { Basis::ReadToHead } else { Basis::CaughtUp })))
     }
 
     /// The outcome recorded for this key and request, `None` when there is no record, or

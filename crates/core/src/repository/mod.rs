@@ -1,5 +1,6 @@
 //! The repository: loads aggregates (snapshot + tail) and executes commands against them.
 
+mod cache;
 mod execute;
 mod retry;
 
@@ -14,6 +15,7 @@ use crate::{
     StreamId, UpcasterChain, decode_event,
 };
 
+pub use cache::CachePolicy;
 pub use execute::{CommandContext, CommandError, CommandOutcome};
 pub use retry::RetryPolicy;
 
@@ -65,6 +67,7 @@ pub struct Repository<A, S> {
     retry: RetryPolicy,
     idempotency_ttl: chrono::Duration,
     cipher: Option<FieldCipher>,
+    cache: cache::StreamCache<A>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -78,6 +81,7 @@ impl<A: Aggregate, S> Repository<A, S> {
             retry: RetryPolicy::default(),
             idempotency_ttl: chrono::Duration::hours(24),
             cipher: None,
+            cache: cache::StreamCache::new(CachePolicy::off()),
             _aggregate: PhantomData,
         }
     }
@@ -155,6 +159,35 @@ impl<A: Aggregate, S> Repository<A, S> {
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// Keeps the state of recently written streams in memory (see [`CachePolicy`]): a command on a
+    /// cached stream is decided on that state and written at once, one request in all, with the
+    /// conditional write at the next version as the check that nothing newer exists. A lost write
+    /// folds in the commit that won (returned by the store with the failure) and decides again, so
+    /// no state older than the stream's head is ever the basis of a committed command. A rejection
+    /// or a command that changes nothing, decided on a cached state, is decided again on a fresh
+    /// load before it is answered.
+    pub fn with_stream_cache(mut self, policy: CachePolicy) -> Self {
+        self.cache = cache::StreamCache::new(policy);
+        self
+    }
+
+    /// The cache policy in effect.
+    pub fn stream_cache(&self) -> CachePolicy {
+        self.cache.policy()
+    }
+
+    /// How many streams the cache holds now.
+    pub fn cached_streams(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Drops the stream's cached state, if any: the next command on it loads. Never needed for
+    /// correctness (a stale state costs a lost write and a catch-up); for code that knows it wrote
+    /// the stream by other means (a migration, a seed) and wants the next command to read it.
+    pub fn evict_cached(&self, stream: &StreamId) {
+        drop(self.cache.take(stream));
     }
 
     /// Keeps idempotency records this long.

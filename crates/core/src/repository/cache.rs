@@ -1,0 +1,126 @@
+//! The stream cache: the state of recently written streams, kept by a warm process so that a command
+//! on one of them is decided without reading the stream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::Folded;
+use crate::StreamId;
+
+/// How many streams a [`crate::Repository`] keeps warm, and for how long.
+///
+/// A cached state is only ever the basis of a write that is conditional on the next version, so a
+/// stale entry (another process wrote the stream since) costs one lost write and a catch-up, never a
+/// wrong commit. Memory is bounded by `entries` states of the aggregate (least recently used go
+/// first); `max_age` bounds how long opened personal data and data keys stay in memory (the default
+/// is the key cache's five minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Streams kept at most (0 turns the cache off).
+    pub entries: usize,
+    /// An entry older than this is dropped instead of used.
+    pub max_age: Duration,
+}
+
+impl CachePolicy {
+    /// No cache: every command loads its stream.
+    pub fn off() -> Self {
+        Self { entries: 0, max_age: Duration::ZERO }
+    }
+
+    /// Up to `entries` streams, each for at most five minutes.
+    pub fn entries(entries: usize) -> Self {
+        Self { entries, max_age: Duration::from_secs(300) }
+    }
+
+    /// The same, with entries dropped after `max_age`.
+    pub fn max_age(self, max_age: Duration) -> Self {
+        Self { max_age, ..self }
+    }
+
+    /// Whether anything is cached.
+    pub fn is_enabled(&self) -> bool {
+        self.entries > 0 && !self.max_age.is_zero()
+    }
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
+struct Entry<A> {
+    folded: Folded<A>,
+    used: u64,
+    stored_at: Instant,
+}
+
+struct Entries<A> {
+    by_stream: HashMap<StreamId, Entry<A>>,
+    /// Streams by last use, oldest first.
+    by_use: BTreeMap<u64, StreamId>,
+    clock: u64,
+}
+
+/// The cache itself: entries are taken out for a command and put back after it, so two commands
+/// on one stream in one process never share a state (the second loads).
+pub(super) struct StreamCache<A> {
+    policy: CachePolicy,
+    entries: Mutex<Entries<A>>,
+}
+
+impl<A> StreamCache<A> {
+    pub(super) fn new(policy: CachePolicy) -> Self {
+        Self {
+            policy,
+            entries: Mutex::new(Entries { by_stream: HashMap::new(), by_use: BTreeMap::new(), clock: 0 }),
+        }
+    }
+
+    pub(super) fn policy(&self) -> CachePolicy {
+        self.policy
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<A>> {
+        // A panic elsewhere cannot leave an entry half-written: take and put move whole entries.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The stream's cached state, removed from the cache; `None` when absent or too old.
+    pub(super) fn take(&self, stream: &StreamId) -> Option<Folded<A>> {
+        if !self.policy.is_enabled() {
+            return None;
+        }
+        let mut entries = self.lock();
+        let entry = entries.by_stream.remove(stream)?;
+        entries.by_use.remove(&entry.used);
+        (entry.stored_at.elapsed() <= self.policy.max_age).then_some(entry.folded)
+    }
+
+    /// Keeps the stream's state, dropping the least recently used streams beyond the bound.
+    pub(super) fn put(&self, stream: &StreamId, folded: Folded<A>) {
+        if !self.policy.is_enabled() {
+            return;
+        }
+        let mut entries = self.lock();
+        entries.clock += 1;
+        let used = entries.clock;
+        if let Some(old) =
+            entries.by_stream.insert(stream.clone(), Entry { folded, used, stored_at: Instant::now() })
+        {
+            entries.by_use.remove(&old.used);
+        }
+        entries.by_use.insert(used, stream.clone());
+        while entries.by_stream.len() > self.policy.entries {
+            let Some((_, oldest)) = entries.by_use.pop_first() else { break };
+            entries.by_stream.remove(&oldest);
+        }
+    }
+
+    /// How many streams are cached.
+    pub(super) fn len(&self) -> usize {
+        self.lock().by_stream.len()
+    }
+}
