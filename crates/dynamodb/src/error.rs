@@ -90,7 +90,7 @@ mod tests {
     use strata_core::{ExpectedVersion, Metadata, NewEvent, StreamId};
 
     use super::*;
-    use crate::item::Item;
+    use crate::item::{Item, names};
 
     #[test]
     fn throttling_and_server_trouble_are_retryable_and_the_rest_is_not() {
@@ -124,9 +124,16 @@ mod tests {
         ErrorMetadata::builder().code(code).message(message).build()
     }
 
-    fn commit_with_first_event(id: &str) -> Item {
-        let event = AttributeValue::M(HashMap::from([("event_id".to_owned(), AttributeValue::S(id.into()))]));
-        HashMap::from([("events".to_owned(), AttributeValue::L(vec![event]))])
+    /// The item DynamoDB returns for a failed condition: a commit whose first event has this id, in
+    /// the v2 format (`e[0].i`) and in the legacy one (`events[0].event_id`), which older writers
+    /// still produce during a deploy.
+    fn commits_with_first_event(id: &str) -> [Item; 2] {
+        let item = |events: &str, event_id: &str| {
+            let event =
+                AttributeValue::M(HashMap::from([(event_id.to_owned(), AttributeValue::S(id.into()))]));
+            HashMap::from([(events.to_owned(), AttributeValue::L(vec![event]))])
+        };
+        [item(names::EVENTS, names::EVENT_ID), item(names::legacy::EVENTS, names::legacy::EVENT_ID)]
     }
 
     #[test]
@@ -168,10 +175,19 @@ mod tests {
                 message,
             )
         };
-        let ours = commit_with_first_event(&first_event_id(&request));
-        assert!(commit_put_failure(failed(ours), &request).is_ok());
-        let theirs = commit_with_first_event("01J00000000000000000000000");
-        assert!(matches!(commit_put_failure(failed(theirs), &request), Err(Error::Conflict { .. })));
+        for ours in commits_with_first_event(&first_event_id(&request)) {
+            assert!(commit_put_failure(failed(ours), &request).is_ok());
+        }
+        for theirs in commits_with_first_event("01J00000000000000000000000") {
+            assert!(matches!(commit_put_failure(failed(theirs), &request), Err(Error::Conflict { .. })));
+        }
+        // A v2 item whose first event id sits under the legacy names (or the other way round) is not ours.
+        let [v2, legacy] = commits_with_first_event(&first_event_id(&request));
+        let mixed = HashMap::from([
+            (names::legacy::EVENTS.to_owned(), v2[names::EVENTS].clone()),
+            (names::EVENTS.to_owned(), legacy[names::legacy::EVENTS].clone()),
+        ]);
+        assert!(matches!(commit_put_failure(failed(mixed), &request), Err(Error::Conflict { .. })));
     }
 
     #[test]

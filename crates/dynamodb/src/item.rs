@@ -4,17 +4,50 @@
 //! numbers would turn `1.0` into `1` and nested maps stop at 32 levels, so JSON text is the only form
 //! that gives back exactly what was written. Everything else is native, so items stay readable in the
 //! console and the table's stream can be decoded without this crate.
+//!
+//! # Commit items (v2)
+//!
+//! A commit is the item written on every command, and read on every load: it stores nothing twice
+//! and names its attributes with one letter, since names count against the item size (and so the
+//! write and read units) like values do. A commit of one event with a 200-byte payload is 364 bytes
+//! (the legacy format: 526; dynamo-es: 402).
+//!
+//! | attribute | type | holds |
+//! |---|---|---|
+//! | `pk` | S | `{tenant}#S#{category}-{id}`: the stream (a tenant holds no `#`, a category no `-`) |
+//! | `sk` | S | `{first_version:020}`: the first version |
+//! | `kind` | S | `commit`, as in every format: the stream filter and the publisher select on it |
+//! | `v` | N | the last version (what the head Query reads) |
+//! | `w` | N | when the item was sent, milliseconds since the epoch (the writer's clock) |
+//! | `m` | M | metadata shared by the events (below) |
+//! | `e` | L | the events, in version order: maps of `i` event id (ULID), `t` event type, `s` schema version, `p` payload (JSON text), `m` the event's own metadata, only when it differs from the shared one |
+//!
+//! Metadata maps hold `c` correlation id and `n` committed_at (nanoseconds since the epoch, a number:
+//! shorter than RFC 3339 text and exact to the nanosecond), then only what is set: `u` causation id,
+//! `a` actor, `i` idempotency key, `t` trace id, `x` user map (when not empty). No name is a DynamoDB
+//! reserved word, so expressions use them without aliases ([`names`]).
+//!
+//! Items of the legacy format (`tenant`, `category`, `stream_id`, `first_version`, `last_version`,
+//! `metadata` with `committed_at` as text, `events` of `event_id`, `event_type`, `schema_version`,
+//! `payload`, `metadata`, and `written_at`) are read as they are, with no migration:
+//! [`CommitItem::from_item`] tells the formats apart by `e` or `events` and gives the same commit.
+//! Writers always write v2.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use strata_core::{
-    Commit, Error, EventEnvelope, EventId, IdempotencyRecord, Metadata, NewEvent, Snapshot, StreamId,
-};
+use strata_core::{Error, IdempotencyRecord, Snapshot, StreamId};
 
-use crate::keys::{IDEMPOTENCY_SK, idempotency_pk, snapshot_sk, stream_pk, version_sk};
+use crate::keys::{IDEMPOTENCY_SK, idempotency_pk, snapshot_sk, stream_pk};
+
+mod commit;
+mod legacy;
+
+pub use commit::{CommitItem, MalformedCommitItem, StoredEvent, names};
+pub(crate) use commit::{first_event_id_of, first_version_of, last_version_of};
+pub use legacy::{LegacyCommitItem, LegacyStoredEvent};
 
 /// A raw DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -38,52 +71,6 @@ pub mod kind {
     pub const SUBJECT_STREAM: &str = "subject_stream";
     /// A read-model view and its checkpoint.
     pub const VIEW: &str = "view";
-}
-
-/// One command's events: versions `first_version..=last_version` of a stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommitItem {
-    /// `{tenant}#S#{category}-{id}`.
-    pub pk: String,
-    /// `{first_version:020}`.
-    pub sk: String,
-    /// Always [`kind::COMMIT`].
-    pub kind: String,
-    /// The stream's tenant.
-    pub tenant: String,
-    /// The stream's category.
-    pub category: String,
-    /// The stream's id within its category.
-    pub stream_id: String,
-    /// Version of the first event.
-    pub first_version: u64,
-    /// Version of the last event.
-    pub last_version: u64,
-    /// Metadata shared by the commit's events (an event that differs carries its own).
-    pub metadata: Metadata,
-    /// The events, in version order.
-    pub events: Vec<StoredEvent>,
-    /// When this item was sent to DynamoDB (milliseconds since the epoch, the writer's clock): what a
-    /// retried `Any` append's look-back stops on, since everything above an earlier attempt of it was
-    /// written after it, however old its request. Absent on items written before it existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub written_at: Option<i64>,
-}
-
-/// An event inside a commit item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    /// The event's ULID.
-    pub event_id: EventId,
-    /// The event type.
-    pub event_type: String,
-    /// The payload's schema version.
-    pub schema_version: u32,
-    /// The payload as JSON text.
-    pub payload: String,
-    /// Present only when it differs from the commit's metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
 }
 
 /// Aggregate state after `version`.
@@ -126,82 +113,6 @@ pub struct IdempotencyItem {
     pub outcome: String,
     /// Epoch seconds: the table's TTL attribute, and the moment the key may be reused.
     pub expires_at: i64,
-}
-
-impl CommitItem {
-    /// The item for `events` appended at `first_version`.
-    pub fn new(stream: &StreamId, first_version: u64, events: &[NewEvent]) -> Result<Self, Error> {
-        let Some(first) = events.first() else {
-            return Err(Error::InvalidRequest("a commit needs at least one event".into()));
-        };
-        let shared = first.metadata.clone();
-        let events = events
-            .iter()
-            .map(|event| {
-                Ok(StoredEvent {
-                    event_id: event.event_id,
-                    event_type: event.event_type.clone(),
-                    schema_version: event.schema_version,
-                    payload: serde_json::to_string(&event.payload)
-                        .map_err(|source| Error::Serialize { what: "event payload", source })?,
-                    metadata: (event.metadata != shared).then(|| event.metadata.clone()),
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let last_version = first_version
-            .checked_add(events.len() as u64 - 1)
-            .ok_or_else(|| Error::InvalidRequest(format!("no room for the events of {stream}")))?;
-        Ok(Self {
-            pk: stream_pk(stream),
-            sk: version_sk(first_version),
-            kind: kind::COMMIT.into(),
-            tenant: stream.tenant().into(),
-            category: stream.category().into(),
-            stream_id: stream.id().into(),
-            first_version,
-            last_version,
-            metadata: shared,
-            events,
-            written_at: Some(chrono::Utc::now().timestamp_millis()),
-        })
-    }
-
-    /// The stream this commit belongs to.
-    pub fn stream(&self) -> Result<StreamId, Error> {
-        Ok(StreamId::new(&self.tenant, &self.category, &self.stream_id)?)
-    }
-
-    /// The commit's events as envelopes, checking that they fill `first_version..=last_version`.
-    pub fn into_commit(self, stream: &StreamId) -> Result<Commit, Error> {
-        let count = self.events.len() as u64;
-        if count == 0 || self.first_version.checked_add(count - 1) != Some(self.last_version) {
-            return Err(Error::StreamCorrupted {
-                stream: stream.clone(),
-                expected: self.first_version.saturating_add(count.saturating_sub(1)),
-                found: self.last_version,
-            });
-        }
-        let mut events = Vec::with_capacity(self.events.len());
-        for (event, version) in self.events.into_iter().zip(self.first_version..=self.last_version) {
-            let payload = serde_json::from_str(&event.payload)
-                .map_err(|source| Error::Deserialize { what: "event payload", source })?;
-            events.push(EventEnvelope {
-                event_id: event.event_id,
-                stream: stream.clone(),
-                version,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload,
-                metadata: event.metadata.unwrap_or_else(|| self.metadata.clone()),
-            });
-        }
-        Ok(Commit {
-            stream: stream.clone(),
-            first_version: self.first_version,
-            last_version: self.last_version,
-            events,
-        })
-    }
 }
 
 impl SnapshotItem {
@@ -319,6 +230,10 @@ fn number_size(n: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use strata_core::{EventEnvelope, Metadata, NewEvent};
+
     use super::*;
     use serde_json::json;
 
@@ -326,34 +241,146 @@ mod tests {
         StreamId::new("acme", "order", "o-1").unwrap()
     }
 
-    #[test]
-    fn a_commit_round_trips_through_an_item_with_exact_payload_bytes() {
+    /// Metadata with every member set, and a committed_at whose every nanosecond digit counts.
+    fn full_metadata() -> Metadata {
         let mut meta = Metadata::new("corr");
+        meta.causation_id = Some("cause".into());
         meta.actor = Some("alice".into());
-        let mut other = meta.clone();
-        other.causation_id = Some("cause".into());
-        let events = vec![
+        meta.idempotency_key = Some("key-1".into());
+        meta.trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
+        meta.committed_at = DateTime::from_timestamp_nanos(1_767_225_600_123_456_789);
+        meta.user = BTreeMap::from([("tenant_plan".into(), "gold".into()), ("empty".into(), String::new())]);
+        meta
+    }
+
+    fn events() -> Vec<NewEvent> {
+        let meta = full_metadata();
+        let mut other = Metadata::new("corr-2");
+        other.committed_at = DateTime::from_timestamp_nanos(-1);
+        vec![
             NewEvent::new(
                 "Placed",
                 1,
                 json!({"price": 1.0, "n": 18446744073709551615u64, "s": ""}),
                 meta.clone(),
             ),
-            NewEvent::new("Added", 2, json!({"deep": [[[{"x": null}]]]}), other.clone()),
-        ];
+            NewEvent::new("Added", 2, json!({"deep": [[[{"x": null}]]]}), other),
+            NewEvent::new("Noted", 1, json!("text"), meta),
+        ]
+    }
+
+    fn keys(map: &HashMap<String, AttributeValue>) -> BTreeSet<&str> {
+        map.keys().map(String::as_str).collect()
+    }
+
+    /// The source of a backend error, as the typed error it must be.
+    fn malformed(result: Result<impl std::fmt::Debug, Error>) -> MalformedCommitItem {
+        match result {
+            Err(Error::Backend { source, retryable: false }) => {
+                source.downcast_ref::<MalformedCommitItem>().cloned().expect("a MalformedCommitItem")
+            }
+            other => panic!("expected a malformed commit item, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_v2_commit_round_trips_with_exact_payload_bytes_and_metadata() {
+        let events = events();
         let item = CommitItem::new(&stream(), 5, &events).unwrap();
-        assert_eq!(item.last_version, 6);
+        assert_eq!(item.last_version, 7);
         assert!(item.events[0].metadata.is_none(), "shared metadata is stored once");
-        assert_eq!(item.events[1].metadata.as_ref(), Some(&other));
+        assert!(item.events[1].metadata.is_some() && item.events[2].metadata.is_none());
         let raw = to_item(&item, "commit").unwrap();
-        assert_eq!(kind_of(&raw), Some("commit"));
-        let back: CommitItem = from_item(raw, "commit").unwrap();
+
+        // Short names only, and nothing the keys already hold.
+        assert_eq!(keys(&raw), BTreeSet::from(["pk", "sk", "kind", names::LAST_VERSION, "w", "m", "e"]));
+        assert_eq!(kind_of(&raw), Some(kind::COMMIT));
+        let meta = raw["m"].as_m().unwrap();
+        assert_eq!(keys(meta), BTreeSet::from(["c", "u", "a", "i", "t", names::COMMITTED_AT, "x"]));
+        assert_eq!(meta[names::COMMITTED_AT].as_n().unwrap(), "1767225600123456789");
+        let stored = raw[names::EVENTS].as_l().unwrap();
+        assert_eq!(keys(stored[0].as_m().unwrap()), BTreeSet::from([names::EVENT_ID, "t", "s", "p"]));
+        let own = stored[1].as_m().unwrap()["m"].as_m().unwrap();
+        assert_eq!(keys(own), BTreeSet::from(["c", names::COMMITTED_AT]), "unset members are left out");
+        assert_eq!(first_event_id_of(&raw), Some(item.events[0].event_id.to_string().as_str()));
+        assert_eq!((first_version_of(&raw).unwrap(), last_version_of(&raw).unwrap()), (5, 7));
+
+        let back = CommitItem::from_item(raw).unwrap();
+        assert_eq!(back, item);
+        assert_eq!(back.stream().unwrap(), stream());
         let commit = back.into_commit(&stream()).unwrap();
-        assert_eq!(commit.first_version, 5);
+        assert_eq!((commit.first_version, commit.last_version), (5, 7));
+        // Exactly what the repository's own commit says, to the nanosecond and the payload byte.
+        let expected: Vec<EventEnvelope> = events
+            .into_iter()
+            .zip(5..)
+            .map(|(event, version)| EventEnvelope::committed(stream(), version, event))
+            .collect();
+        assert_eq!(commit.events, expected);
         assert_eq!(commit.events[0].payload.to_string(), r#"{"n":18446744073709551615,"price":1.0,"s":""}"#);
-        assert_eq!(commit.events[1].version, 6);
-        assert_eq!(commit.events[1].metadata, other);
-        assert_eq!(commit.events[0].metadata, meta);
+        assert_eq!(commit.events[1].metadata.committed_at.timestamp_nanos_opt(), Some(-1));
+        assert_eq!(commit.events[0].metadata, full_metadata());
+    }
+
+    #[test]
+    fn a_legacy_commit_item_still_reads_as_the_same_commit() {
+        let events = events();
+        let legacy = LegacyCommitItem::new(&stream(), 5, &events).unwrap();
+        let raw = to_item(&legacy, "commit").unwrap();
+        assert!(raw.contains_key("events") && raw.contains_key("tenant") && !raw.contains_key("e"));
+        // The raw readers know both formats.
+        assert_eq!(first_event_id_of(&raw), Some(events[0].event_id.to_string().as_str()));
+        assert_eq!((first_version_of(&raw).unwrap(), last_version_of(&raw).unwrap()), (5, 7));
+
+        let read = CommitItem::from_item(raw).unwrap();
+        assert_eq!(read.stream().unwrap(), stream());
+        let mut v2 = CommitItem::new(&stream(), 5, &events).unwrap();
+        v2.written_at = legacy.written_at;
+        assert_eq!(read, v2, "upcast to exactly what a v2 writer stores");
+        let from_legacy = read.into_commit(&stream()).unwrap();
+        let from_v2 = CommitItem::from_item(to_item(&v2, "commit").unwrap()).unwrap().into_commit(&stream());
+        assert_eq!(from_legacy, from_v2.unwrap());
+
+        // The oldest items have no written_at; they read all the same.
+        let mut oldest = legacy.clone();
+        oldest.written_at = None;
+        let read = CommitItem::from_item(to_item(&oldest, "commit").unwrap()).unwrap();
+        assert_eq!(read.written_at, None);
+        assert_eq!(read.into_commit(&stream()).unwrap(), from_legacy);
+    }
+
+    #[test]
+    fn a_commit_item_that_names_no_stream_or_version_is_a_typed_error_not_a_panic() {
+        let mut item = CommitItem::new(&stream(), 1, &events()).unwrap();
+        for pk in ["acme", "acme#S#nodash", "acme#K#cust-1", "#S#order-o-1", "acme#S#order-", ""] {
+            item.pk = pk.into();
+            let read = CommitItem::from_item(to_item(&item, "commit").unwrap()).unwrap();
+            assert_eq!(malformed(read.stream()).pk, pk);
+        }
+        item.sk = "00000000000000000001#SNAP".into();
+        assert_eq!(malformed(item.clone().into_commit(&stream())).sk, item.sk);
+
+        let mut neither = to_item(&item, "commit").unwrap();
+        neither.remove(names::EVENTS);
+        assert!(malformed(CommitItem::from_item(neither)).reason.contains("neither"));
+        let mut wrong_type = to_item(&item, "commit").unwrap();
+        wrong_type.insert(names::LAST_VERSION.into(), AttributeValue::S("seven".into()));
+        malformed(CommitItem::from_item(wrong_type));
+
+        // A legacy item whose copies of the keys disagree with the keys would read differently now.
+        let mut legacy = LegacyCommitItem::new(&stream(), 5, &events()).unwrap();
+        legacy.first_version = 4;
+        malformed(CommitItem::from_item(to_item(&legacy, "commit").unwrap()));
+    }
+
+    #[test]
+    fn a_committed_at_beyond_nanoseconds_in_an_i64_is_refused_not_a_panic() {
+        let mut events = events();
+        events[2].metadata.committed_at = DateTime::<Utc>::MAX_UTC;
+        assert!(matches!(CommitItem::new(&stream(), 1, &events), Err(Error::InvalidRequest(_))));
+        let mut item = CommitItem::new(&stream(), 1, &events[..1]).unwrap();
+        item.metadata.committed_at = DateTime::<Utc>::MIN_UTC;
+        assert!(to_item(&item, "commit").is_err());
     }
 
     #[test]
@@ -362,6 +389,31 @@ mod tests {
         let mut item = CommitItem::new(&stream(), 1, &events).unwrap();
         item.last_version = 3;
         assert!(matches!(item.into_commit(&stream()), Err(Error::StreamCorrupted { .. })));
+    }
+
+    /// One event with a 200-byte payload, a ULID correlation id and committed_at: the item the peer
+    /// library (dynamo-es) stores in 402 bytes.
+    #[test]
+    fn a_small_commit_fits_in_fewer_bytes_than_the_peer_library_and_far_fewer_than_before() {
+        let stream = StreamId::new("acme", "counter", "c-1").unwrap();
+        let payload = json!({ "note": "x".repeat(189) });
+        assert_eq!(payload.to_string().len(), 200);
+        let mut meta = Metadata::new(strata_core::EventId::new().to_string());
+        meta.committed_at = DateTime::from_timestamp_nanos(1_767_225_600_123_456_789);
+        let events = vec![NewEvent::new("Incremented", 1, payload, meta)];
+        // A fixed send time: the clock's trailing zeroes would change the size of the number.
+        let written_at = Some(1_767_225_600_123);
+
+        let mut v2 = CommitItem::new(&stream, 1, &events).unwrap();
+        v2.written_at = written_at;
+        let mut legacy = LegacyCommitItem::new(&stream, 1, &events).unwrap();
+        legacy.written_at = written_at;
+        let (v2, legacy) =
+            (item_size(&to_item(&v2, "commit").unwrap()), item_size(&to_item(&legacy, "c").unwrap()));
+        // v2 is 162 bytes (31%) smaller than the legacy format, and 38 bytes under dynamo-es's 402:
+        // one write unit either way (1 KB), but reads pay per 4 KB of items, so a load of many such
+        // commits reads 11 per read unit instead of 7.
+        assert_eq!((v2, legacy), (364, 526));
     }
 
     #[test]

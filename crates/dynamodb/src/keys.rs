@@ -25,6 +25,16 @@ pub fn stream_pk(stream: &StreamId) -> String {
     format!("{}#{STREAM_TAG}#{}-{}", stream.tenant(), stream.category(), stream.id())
 }
 
+/// The stream of a partition key `{tenant}#S#{category}-{id}`, if it is one (and `None`, never a
+/// panic, for anything else).
+pub fn parse_stream_pk(pk: &str) -> Option<StreamId> {
+    let (tenant, rest) = pk.split_once('#')?;
+    let rest = rest.strip_prefix(STREAM_TAG)?.strip_prefix('#')?;
+    // Categories hold no `-` (StreamId refuses them), so the first `-` ends the category.
+    let (category, id) = rest.split_once('-')?;
+    StreamId::new(tenant, category, id).ok()
+}
+
 /// `{version:020}`: zero-padded so that string order is version order.
 pub fn version_sk(version: u64) -> String {
     format!("{version:020}")

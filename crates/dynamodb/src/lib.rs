@@ -12,8 +12,9 @@ mod table;
 mod transact;
 pub mod views;
 
+pub use keys::parse_stream_pk;
 pub use metrics::{OperationCount, RequestCounter, RequestCounts};
-pub use scan::{ScanPosition, StreamsPage, parse_stream_pk};
+pub use scan::{ScanPosition, StreamsPage};
 pub use store::DynamoStore;
 pub use table::{IndexSpec, KeyAttribute, PartitionClass, SNAPSHOTS_INDEX, TableSpec};
 pub use transact::{MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};

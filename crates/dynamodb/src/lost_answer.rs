@@ -10,9 +10,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use strata_core::{AppendRequest, Commit, Error};
 
 use crate::error::backend;
-use crate::item::{Item, kind, kind_of};
+use crate::item::{Item, first_event_id_of, first_version_of, kind, kind_of, last_version_of, names};
 use crate::keys::{stream_pk, version_sk};
-use crate::store::{DynamoStore, committed, number, snapshot_version_of};
+use crate::store::{DynamoStore, committed, snapshot_version_of};
 
 /// How much earlier than a request another commit may have been sent (by its `written_at`) and still
 /// have landed after that request's first attempt: the clock skew between writers plus the longest
@@ -24,11 +24,12 @@ pub(crate) const LOST_ANSWER_MARGIN: TimeDelta = TimeDelta::seconds(60);
 /// which small commits fit in one read unit. Further pages double.
 const LOOK_BACK_FIRST_PAGE: i32 = 4;
 
-/// What the look-back reads of each item: keys, kind, versions, send time, commit time and first
-/// event id (the names of [`crate::item::CommitItem`] and its `metadata` and `events`). None of these
-/// names is a DynamoDB reserved word, so no aliases are needed.
-const LOOK_BACK_PROJECTION: &str =
-    "sk, kind, first_version, last_version, written_at, metadata.committed_at, events[0].event_id";
+/// What the look-back reads of each item: keys, kind, last version, send time, commit time and first
+/// event id, under the names of both commit formats ([`crate::item::names`]): the first version is the
+/// `sk` in both. Projecting a name an item lacks costs nothing. None of these names is a DynamoDB
+/// reserved word, so no aliases are needed.
+const LOOK_BACK_PROJECTION: &str = "sk, kind, v, w, m.n, e[0].i, \
+     last_version, written_at, metadata.committed_at, events[0].event_id";
 
 impl DynamoStore {
     /// Our own commit at `version`, if an earlier attempt of this request wrote it: for `Exact(n)`,
@@ -109,9 +110,9 @@ impl DynamoStore {
                     head.get_or_insert(snapshot_version_of(&item)?);
                     continue;
                 }
-                let head = *head.get_or_insert(number(&item, "last_version")?);
+                let head = *head.get_or_insert(last_version_of(&item)?);
                 if is_own_commit(&item, &first_id) {
-                    return Ok((head, Some(committed(request, number(&item, "first_version")?)?)));
+                    return Ok((head, Some(committed(request, first_version_of(&item)?)?)));
                 }
                 if written_at(&item)? < written_before {
                     return Ok((head, None));
@@ -133,29 +134,32 @@ pub(crate) fn first_event_id(request: &AppendRequest) -> String {
     request.events.first().map(|e| e.event_id.to_string()).unwrap_or_default()
 }
 
-/// Whether `item` (a commit, whole or projected to its first event id) is the commit of the request
-/// whose first event has this id.
+/// Whether `item` (a commit of either format, whole or projected to its first event id) is the commit
+/// of the request whose first event has this id.
 pub(crate) fn is_own_commit(item: &Item, first_event_id: &str) -> bool {
-    let first_id = item
-        .get("events")
-        .and_then(|v| v.as_l().ok())
-        .and_then(|events| events.first())
-        .and_then(|e| e.as_m().ok())
-        .and_then(|e| e.get("event_id"))
-        .and_then(|id| id.as_s().ok());
-    first_id.is_some_and(|stored| stored == first_event_id)
+    first_event_id_of(item).is_some_and(|stored| stored == first_event_id)
 }
 
-/// When a commit item was sent (`written_at`, the writer's clock), or for items written before that
-/// attribute existed, when its command was decided (`metadata.committed_at`, never later).
+/// When a commit item was sent (`w`, or `written_at` on a legacy item: the writer's clock), or for
+/// legacy items written before that attribute existed, when its command was decided
+/// (`metadata.committed_at`, never later).
 fn written_at(item: &Item) -> Result<DateTime<Utc>, Error> {
-    if let Some(millis) = item.get("written_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()) {
+    let millis = [names::WRITTEN_AT, names::legacy::WRITTEN_AT]
+        .iter()
+        .find_map(|name| item.get(*name)?.as_n().ok()?.parse().ok());
+    if let Some(millis) = millis {
         return DateTime::<Utc>::from_timestamp_millis(millis)
             .ok_or_else(|| Error::backend("commit item with an out-of-range written_at", false));
     }
-    item.get("metadata")
-        .and_then(|m| m.as_m().ok())
-        .and_then(|m| m.get("committed_at"))
+    let committed_at = |metadata: &str| item.get(metadata)?.as_m().ok();
+    // v2 items always carry `w`; `m.n` is read for completeness, as every i64 of nanoseconds is a time.
+    if let Some(nanos) =
+        committed_at(names::METADATA).and_then(|m| m.get(names::COMMITTED_AT)?.as_n().ok()?.parse().ok())
+    {
+        return Ok(DateTime::<Utc>::from_timestamp_nanos(nanos));
+    }
+    committed_at(names::legacy::METADATA)
+        .and_then(|m| m.get(names::legacy::COMMITTED_AT))
         .and_then(|at| at.as_s().ok())
         .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
         .map(|at| at.with_timezone(&Utc))

@@ -9,7 +9,7 @@ use strata_core::{Error, StreamId};
 use crate::DynamoStore;
 use crate::error::backend;
 use crate::item::kind;
-use crate::keys::{STREAM_TAG, version_sk};
+use crate::keys::{parse_stream_pk, version_sk};
 
 /// Where a scan segment stopped: the key of the last item it evaluated (resume after it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,15 +27,6 @@ pub struct StreamsPage {
     pub streams: Vec<StreamId>,
     /// Where to go on, or `None` when the segment is done.
     pub next: Option<ScanPosition>,
-}
-
-/// The stream of a partition key `{tenant}#S#{category}-{id}`, if it is one.
-pub fn parse_stream_pk(pk: &str) -> Option<StreamId> {
-    let (tenant, rest) = pk.split_once('#')?;
-    let rest = rest.strip_prefix(STREAM_TAG)?.strip_prefix('#')?;
-    // Categories hold no `-` (StreamId refuses them), so the first `-` ends the category.
-    let (category, id) = rest.split_once('-')?;
-    StreamId::new(tenant, category, id).ok()
 }
 
 impl DynamoStore {

@@ -18,7 +18,7 @@ use strata_core::{
 use crate::error::{backend, commit_put_failure};
 use crate::item::{
     CommitItem, IdempotencyItem, Item, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size, kind, kind_of,
-    state_schema_of, to_item,
+    last_version_of, state_schema_of, to_item,
 };
 use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, stream_pk, version_sk};
 use crate::table::SNAPSHOTS_INDEX;
@@ -114,7 +114,7 @@ impl DynamoStore {
         match out.items.unwrap_or_default().into_iter().next() {
             None => Ok(0),
             Some(item) if kind_of(&item) == Some(kind::SNAPSHOT) => snapshot_version_of(&item),
-            Some(item) => number(&item, "last_version"),
+            Some(item) => last_version_of(&item),
         }
     }
 
@@ -361,14 +361,6 @@ pub(crate) enum Resolved {
     Committed(Commit),
 }
 
-/// A number attribute, read without decoding the whole item.
-pub(crate) fn number(item: &Item, name: &str) -> Result<u64, Error> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::backend(format!("item without a numeric {name}"), false))
-}
-
 /// A snapshot's version, from its sort key (present on every snapshot item, whatever its format).
 pub(crate) fn snapshot_version_of(item: &Item) -> Result<u64, Error> {
     item.get("sk")
@@ -462,7 +454,7 @@ impl EventStore for DynamoStore {
             if let Some(item) = out.items.unwrap_or_default().into_iter().next()
                 && kind_of(&item) == Some(kind::COMMIT)
             {
-                let commit = from_item::<CommitItem>(item, "commit")?.into_commit(stream)?;
+                let commit = CommitItem::from_item(item)?.into_commit(stream)?;
                 events.extend(commit.events.into_iter().filter(|e| e.version >= from));
             }
         }
@@ -477,7 +469,7 @@ impl EventStore for DynamoStore {
                 if kind_of(&item) != Some(kind::COMMIT) {
                     continue;
                 }
-                let commit = from_item::<CommitItem>(item, "commit")?.into_commit(stream)?;
+                let commit = CommitItem::from_item(item)?.into_commit(stream)?;
                 let expected = events.last().map_or(from, |e: &EventEnvelope| e.version.saturating_add(1));
                 if commit.first_version != expected {
                     return Err(Error::StreamCorrupted {
@@ -514,7 +506,7 @@ impl EventStore for DynamoStore {
             page_size = page_size.saturating_mul(2);
             for item in out.items.unwrap_or_default() {
                 match kind_of(&item) {
-                    Some(kind::COMMIT) => commits.push(from_item::<CommitItem>(item, "commit")?),
+                    Some(kind::COMMIT) => commits.push(CommitItem::from_item(item)?),
                     Some(kind::SNAPSHOT) => {
                         // Another schema's cache: during a rolling deploy, both schemas' code
                         // loads this stream, each from its own snapshot.
@@ -578,7 +570,7 @@ impl SnapshotStore for DynamoStore {
             .await?;
         let ends_a_commit = match below.items.unwrap_or_default().into_iter().next() {
             Some(item) if kind_of(&item) == Some(kind::SNAPSHOT) => snapshot_version_of(&item)? == v,
-            Some(item) => number(&item, "last_version")? == v,
+            Some(item) => last_version_of(&item)? == v,
             None => false,
         };
         if v == 0 || !ends_a_commit {

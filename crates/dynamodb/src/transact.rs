@@ -275,6 +275,7 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
+    use crate::item::names;
 
     const OURS: &str = "01JAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -301,15 +302,22 @@ mod tests {
         if message.is_empty() { reason } else { reason.message(message) }.build()
     }
 
-    fn with_item(reason: CancellationReason, first_event_id: &str) -> CancellationReason {
+    /// The reason with the item in the way: a commit whose first event has this id, in the v2 format
+    /// (`e[0].i`) or, when `legacy`, in the format older writers still produce (`events[0].event_id`).
+    fn with_item(reason: CancellationReason, first_event_id: &str, legacy: bool) -> CancellationReason {
+        let (events, event_id) = if legacy {
+            (names::legacy::EVENTS, names::legacy::EVENT_ID)
+        } else {
+            (names::EVENTS, names::EVENT_ID)
+        };
         let event = AttributeValue::M(HashMap::from([(
-            "event_id".to_owned(),
+            event_id.to_owned(),
             AttributeValue::S(first_event_id.into()),
         )]));
         CancellationReason::builder()
             .set_code(reason.code().map(Into::into))
             .set_message(reason.message().map(Into::into))
-            .item("events", AttributeValue::L(vec![event]))
+            .item(events, AttributeValue::L(vec![event]))
             .build()
     }
 
@@ -377,21 +385,25 @@ mod tests {
         let both = cancelled(vec![reason("TransactionConflict"), reason("ConditionalCheckFailed")]);
         assert!(matches!(cancellation(both, &failures), Err(Error::IdempotencyKeyExists { .. })));
 
-        let version_taken = cancelled(vec![
-            with_item(reason("ConditionalCheckFailed"), "01JBBBBBBBBBBBBBBBBBBBBBBB"),
-            reason("None"),
-        ]);
-        assert_eq!(conflict_on(cancellation(version_taken, &failures)), stream("t-1"));
+        for legacy in [false, true] {
+            let version_taken = cancelled(vec![
+                with_item(reason("ConditionalCheckFailed"), "01JBBBBBBBBBBBBBBBBBBBBBBB", legacy),
+                reason("None"),
+            ]);
+            assert_eq!(conflict_on(cancellation(version_taken, &failures)), stream("t-1"));
+        }
     }
 
     #[test]
     fn our_own_earlier_commit_in_the_way_means_the_transaction_was_written() {
         let failures = commit_and_record("t-1");
-        let ours = cancelled(vec![
-            with_item(reason("ConditionalCheckFailed"), OURS),
-            reason("ConditionalCheckFailed"),
-        ]);
-        assert!(cancellation(ours, &failures).is_ok());
+        for legacy in [false, true] {
+            let ours = cancelled(vec![
+                with_item(reason("ConditionalCheckFailed"), OURS, legacy),
+                reason("ConditionalCheckFailed"),
+            ]);
+            assert!(cancellation(ours, &failures).is_ok(), "legacy: {legacy}");
+        }
     }
 
     #[test]

@@ -87,7 +87,7 @@ async fn a_retry_under_later_commits_and_a_snapshot_returns_the_first_commit_for
     assert_each_event_once(&stored(&f, &s).await, 6);
 }
 
-/// Sets the `written_at` of the commit starting at `version`, as if it had been sent at `at`.
+/// Sets the send time (`w`) of the commit starting at `version`, as if it had been sent at `at`.
 async fn set_written_at(f: &Fixture, s: &StreamId, version: u64, at: chrono::DateTime<Utc>) {
     use aws_sdk_dynamodb::types::AttributeValue;
     f.store
@@ -96,7 +96,7 @@ async fn set_written_at(f: &Fixture, s: &StreamId, version: u64, at: chrono::Dat
         .table_name(f.store.table())
         .key("pk", AttributeValue::S(strata_dynamodb::keys::stream_pk(s)))
         .key("sk", AttributeValue::S(format!("{version:020}")))
-        .update_expression("SET written_at = :at")
+        .update_expression(format!("SET {} = :at", strata_dynamodb::item::names::WRITTEN_AT))
         .expression_attribute_values(":at", AttributeValue::N(at.timestamp_millis().to_string()))
         .send()
         .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use serde_json::{Value, json};
 use strata_core::{Error, EventEnvelope, Metadata, NewEvent, Publisher, StreamId};
-use strata_dynamodb::item::CommitItem;
+use strata_dynamodb::item::{CommitItem, names};
 use strata_eventbridge::{
     Detail, Entry, EntryResult, EventBridgePublisher, MAX_ENTRY_BYTES, PublishRetry, PutEvents, StreamRelay,
 };
@@ -182,7 +182,7 @@ async fn the_relay_names_the_records_whose_events_failed_and_records_that_do_not
     // Versions 1..=2 (record s1), 3..=5 (s2), 6 (s3); version 4 never goes through.
     let relay = StreamRelay::new(publisher(Scripted::failing(&[(4, 99)]), 2));
     let mut broken = commit_record(6, 1, "s4");
-    broken["dynamodb"]["NewImage"]["events"] = json!({ "S": "not a list" });
+    broken["dynamodb"]["NewImage"][names::EVENTS] = json!({ "S": "not a list" });
     let records =
         vec![commit_record(1, 2, "s1"), commit_record(3, 3, "s2"), commit_record(6, 1, "s3"), broken];
     let (response, relayed) = relay.handle_counted(batch(records)).await.unwrap();

@@ -1,0 +1,77 @@
+//! Streams whose older commits are legacy items (written before the v2 format, or by an older writer
+//! during a rolling deploy): they load, read, end snapshots and answer lost-answer retries like v2
+//! items, with no migration, and new commits land on top of them in v2.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use chrono::Utc;
+use common::{Fixture, append, bumps, fixture, stream};
+use serde_json::json;
+use strata_core::{AppendRequest, EventStore, ExpectedVersion, Snapshot, SnapshotStore, StreamId};
+use strata_dynamodb::item::{LegacyCommitItem, names, to_item};
+
+/// Writes `request`'s events at `first_version` as an older writer did: a legacy item.
+async fn put_legacy(f: &Fixture, request: &AppendRequest, first_version: u64) {
+    let item = LegacyCommitItem::new(&request.stream, first_version, &request.events).unwrap();
+    let item = to_item(&item, "commit").unwrap();
+    assert!(item.contains_key(names::legacy::EVENTS));
+    f.store.client().put_item().table_name(f.store.table()).set_item(Some(item)).send().await.unwrap();
+}
+
+async fn versions(f: &Fixture, s: &StreamId) -> Vec<u64> {
+    let page = f.store.read(s, 1, 100).await.unwrap();
+    page.events.iter().map(|e| e.version).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_legacy_commits_loads_reads_and_takes_v2_commits_on_top() {
+    let f = fixture().await;
+    let s = stream("legacy-mixed");
+    put_legacy(&f, &append(&s, ExpectedVersion::NoStream, bumps(1, 2)), 1).await;
+    put_legacy(&f, &append(&s, ExpectedVersion::Exact(2), bumps(3, 1)), 3).await;
+
+    // The head is a legacy item: an exact append checks against its last_version.
+    let commit = f.store.append(append(&s, ExpectedVersion::Exact(3), bumps(4, 2))).await.unwrap();
+    assert_eq!((commit.first_version, commit.last_version), (4, 5));
+    let conflict = f.store.append(append(&s, ExpectedVersion::Exact(2), bumps(4, 1))).await;
+    assert!(matches!(conflict, Err(strata_core::Error::Conflict { .. })), "{conflict:?}");
+
+    let loaded = f.store.load(&s, 1).await.unwrap();
+    assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(versions(&f, &s).await, [1, 2, 3, 4, 5]);
+    // Reading from inside a legacy commit finds the commit that holds the version.
+    let page = f.store.read(&s, 2, 10).await.unwrap();
+    assert_eq!(page.events.first().map(|e| e.version), Some(2));
+
+    // A snapshot may end a legacy commit.
+    let snapshot = Snapshot {
+        stream: s.clone(),
+        version: 3,
+        state_schema_version: 1,
+        state: json!({}),
+        taken_at: Utc::now(),
+    };
+    assert!(f.store.save_snapshot(snapshot).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_first_attempt_an_older_writer_committed_gets_that_commit_back() {
+    let f = fixture().await;
+    let s = stream("legacy-retry");
+    f.store.append(append(&s, ExpectedVersion::NoStream, bumps(1, 1))).await.unwrap();
+    // The first attempts of these requests were written by an older writer, then their answers lost.
+    let any = append(&s, ExpectedVersion::Any, bumps(2, 2));
+    put_legacy(&f, &any, 2).await;
+    f.store.append(append(&s, ExpectedVersion::Any, bumps(4, 1))).await.unwrap();
+    let exact = append(&s, ExpectedVersion::Exact(4), bumps(5, 1));
+    put_legacy(&f, &exact, 5).await;
+    f.counter.reset();
+
+    let again = f.store.append(any).await.unwrap();
+    assert_eq!((again.first_version, again.last_version), (2, 3));
+    let again = f.store.append(exact).await.unwrap();
+    assert_eq!(again.first_version, 5);
+    assert_eq!(f.counter.take().write_calls(), 0, "nothing written twice");
+    assert_eq!(versions(&f, &s).await, [1, 2, 3, 4, 5]);
+}
