@@ -292,7 +292,7 @@ impl DynamoStore {
 
 /// A commit item read back.
 pub(crate) fn decode_commit(item: Item, stream: &StreamId) -> Result<Commit, Error> {
-    from_item::<CommitItem>(item, "commit")?.into_commit(stream)
+    CommitItem::from_item(item)?.into_commit(stream)
 }
 
 impl DynamoStore {
