@@ -214,6 +214,29 @@ impl EventStore for InMemoryStore {
         Ok(EventPage { events: page, next_version })
     }
 
+    async fn load_until(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        version: u64,
+    ) -> Result<LoadedStream, Error> {
+        let state = self.lock();
+        let Some(s) = state.streams.get(stream) else {
+            return Ok(LoadedStream::default());
+        };
+        let snapshot = s
+            .snapshots
+            .range(..=version)
+            .rev()
+            .map(|(_, snap)| snap)
+            .find(|snap| snap.state_schema_version == state_schema_version)
+            .cloned();
+        let from = snapshot.as_ref().map_or(0, |snap| usize::try_from(snap.version).unwrap_or(usize::MAX));
+        let to = usize::try_from(version).unwrap_or(usize::MAX).min(s.events.len());
+        let events = s.events.get(from..to).map(<[EventEnvelope]>::to_vec).unwrap_or_default();
+        Ok(LoadedStream { snapshot, events })
+    }
+
     async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
         let state = self.lock();
         let Some(s) = state.streams.get(stream) else {

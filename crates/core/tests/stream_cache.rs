@@ -146,3 +146,21 @@ async fn write_25(repo: &Repository<Tally, CountingStore<'_, InMemoryStore>>, s:
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test]
+async fn time_travel_starts_from_the_newest_snapshot_at_or_before_the_version() {
+    let store = InMemoryStore::new();
+    let repo = Repository::<Tally, _>::new(CountingStore::new(&store))
+        .with_snapshot_policy(strata_core::SnapshotPolicy::every(10).keep(100));
+    let s = stream("travel");
+    for _ in 0..35 {
+        repo.execute(&s, &bump(1), CommandContext::default()).await.unwrap();
+    }
+    repo.store().take();
+    let at = repo.load_at_version(&s, 27).await.unwrap();
+    assert_eq!((at.version, at.state.seen.clone()), (27, (1..=27).collect::<Vec<u64>>()));
+    let counts = repo.store().take();
+    assert_eq!((counts.loads, counts.events_loaded, counts.reads), (1, 7, 0), "from the snapshot at 20");
+    let missing = repo.load_at_version(&s, 36).await;
+    assert!(matches!(missing, Err(Error::VersionNotFound { current: 35, .. })), "{missing:?}");
+}

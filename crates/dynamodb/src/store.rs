@@ -497,40 +497,95 @@ impl EventStore for DynamoStore {
     /// Reads past snapshots of other state schemas (in the same descending pages, so no extra
     /// Query while the wanted one lies within the pages read anyway) without parsing their state.
     async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
+        self.load_backward(stream, state_schema_version, None).await
+    }
+
+    /// Forward from the stream's first key in 1 MB pages (no `Limit`): a stream without snapshots
+    /// costs one Query per MB. A snapshot of the wanted schema met on the way still counts.
+    async fn load_forward(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+    ) -> Result<LoadedStream, Error> {
+        let mut loaded = LoadedStream::default();
+        let mut start = None;
+        loop {
+            let out = self.query_stream(stream, true, None, None, start.take()).await?;
+            for item in out.items.unwrap_or_default() {
+                match kind_of(&item) {
+                    Some(kind::COMMIT) => loaded.events.extend(decode_commit(item, stream)?.events),
+                    Some(kind::SNAPSHOT) => {
+                        if let Some(found) = wanted_snapshot(item, stream, state_schema_version) {
+                            loaded.events.clear();
+                            loaded.snapshot = Some(found);
+                        }
+                    }
+                    other => return Err(foreign_item(other, stream)),
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let mut next = loaded.snapshot.as_ref().map_or(1, |s| s.version.saturating_add(1));
+        for event in &loaded.events {
+            if event.version != next {
+                return Err(Error::StreamCorrupted {
+                    stream: stream.clone(),
+                    expected: next,
+                    found: event.version,
+                });
+            }
+            next = next.saturating_add(1);
+        }
+        Ok(loaded)
+    }
+
+    /// The same descending read as a load, from the key after `version` down.
+    async fn load_until(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        version: u64,
+    ) -> Result<LoadedStream, Error> {
+        let mut loaded = self.load_backward(stream, state_schema_version, Some(version)).await?;
+        loaded.events.retain(|e| e.version <= version);
+        Ok(loaded)
+    }
+}
+
+impl DynamoStore {
+    /// Reads the stream backwards from its head (or from the key after `until`) down to the newest
+    /// snapshot of `state_schema_version`: a first page of `load_page_size` items, then pages twice
+    /// as large.
+    async fn load_backward(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        until: Option<u64>,
+    ) -> Result<LoadedStream, Error> {
+        let bound = match until {
+            Some(version) => Some(("<", version_sk(next_version(version)?))),
+            None => None,
+        };
         let mut commits = Vec::new();
         let mut snapshot = None;
         let mut start = None;
         let mut page_size = self.load_page_size;
         'pages: loop {
-            let out = self.query_stream(stream, false, None, Some(page_size), start).await?;
+            let out = self.query_stream(stream, false, bound.clone(), Some(page_size), start).await?;
             page_size = page_size.saturating_mul(2);
             for item in out.items.unwrap_or_default() {
                 match kind_of(&item) {
                     Some(kind::COMMIT) => commits.push(CommitItem::from_item(item)?),
                     Some(kind::SNAPSHOT) => {
-                        // Another schema's cache: during a rolling deploy, both schemas' code
-                        // loads this stream, each from its own snapshot.
-                        if let Some(other) = state_schema_of(&item).filter(|v| *v != state_schema_version) {
-                            tracing::debug!(%stream, schema = other, wanted = state_schema_version, "snapshot of another state schema read past");
-                            continue;
-                        }
-                        match from_item::<SnapshotItem>(item, "snapshot")
-                            .and_then(|s| s.into_snapshot(stream))
-                        {
-                            Ok(found) => {
-                                snapshot = Some(found);
-                                break 'pages;
-                            }
-                            // Snapshots are a cache: read past one that cannot be read at all.
-                            Err(error) => tracing::warn!(%stream, %error, "unreadable snapshot item skipped"),
+                        if let Some(found) = wanted_snapshot(item, stream, state_schema_version) {
+                            snapshot = Some(found);
+                            break 'pages;
                         }
                     }
-                    other => {
-                        return Err(Error::backend(
-                            format!("item of kind {other:?} in the partition of {stream}"),
-                            false,
-                        ));
-                    }
+                    other => return Err(foreign_item(other, stream)),
                 }
             }
             match out.last_evaluated_key {
@@ -556,14 +611,35 @@ impl EventStore for DynamoStore {
     }
 }
 
+/// A snapshot item of the wanted schema, read; `None` for another schema's (during a rolling deploy
+/// both schemas' code loads the stream, each from its own snapshot) and for one that cannot be read
+/// (snapshots are a cache: read past it).
+fn wanted_snapshot(item: Item, stream: &StreamId, state_schema_version: u32) -> Option<Snapshot> {
+    if let Some(other) = state_schema_of(&item).filter(|v| *v != state_schema_version) {
+        tracing::debug!(%stream, schema = other, wanted = state_schema_version, "snapshot of another state schema read past");
+        return None;
+    }
+    match from_item::<SnapshotItem>(item, "snapshot").and_then(|s| s.into_snapshot(stream)) {
+        Ok(found) => Some(found),
+        Err(error) => {
+            tracing::warn!(%stream, %error, "unreadable snapshot item skipped");
+            None
+        }
+    }
+}
+
+/// An item that has no place in a stream's partition.
+fn foreign_item(kind: Option<&str>, stream: &StreamId) -> Error {
+    Error::backend(format!("item of kind {kind:?} in the partition of {stream}"), false)
+}
+
 impl SnapshotStore for DynamoStore {
     /// Refuses ([`Error::InvalidRequest`]) a version that does not end a commit: its key would sort
     /// inside the stream and a load would stop at it. Checking costs one Query of one item. The put
     /// is conditional on the schema of a snapshot already at that version (`SCHEMA_NOT_NEWER`), so
     /// not even a racing writer of an older schema replaces a newer one.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<bool, Error> {
-        let item = to_item(&SnapshotItem::new(&snapshot)?, "snapshot")?;
-        check_size(&item, || format!("snapshot of {} at version {}", snapshot.stream, snapshot.version))?;
+        let item = snapshot_item(&snapshot)?;
         let v = snapshot.version;
         let below = self
             .query_stream(&snapshot.stream, false, Some(("<", version_sk(next_version(v)?))), Some(1), None)
@@ -579,27 +655,16 @@ impl SnapshotStore for DynamoStore {
                 snapshot.stream
             )));
         }
-        let result = self
-            .client
-            .put_item()
-            .table_name(&*self.table)
-            .set_item(Some(item))
-            .condition_expression(SCHEMA_NOT_NEWER)
-            .expression_attribute_values(":schema", schema_value(snapshot.state_schema_version))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(backend(error)),
+        self.put_snapshot(item, snapshot.state_schema_version).await
+    }
+
+    /// One conditional PutItem: the repository's version is a head it loaded or wrote.
+    async fn save_snapshot_after_load(&self, snapshot: Snapshot) -> Result<bool, Error> {
+        let item = snapshot_item(&snapshot)?;
+        if snapshot.version == 0 {
+            return Err(Error::InvalidRequest(format!("snapshot of {} at version 0", snapshot.stream)));
         }
+        self.put_snapshot(item, snapshot.state_schema_version).await
     }
 
     /// Lists the stream's snapshots from the sparse `snapshots` index (keys only, never the commits)
@@ -639,6 +704,41 @@ impl SnapshotStore for DynamoStore {
             }
         }
         Ok(removed)
+    }
+}
+
+/// The snapshot's item, checked against DynamoDB's item size limit.
+fn snapshot_item(snapshot: &Snapshot) -> Result<Item, Error> {
+    let item = to_item(&SnapshotItem::new(snapshot)?, "snapshot")?;
+    check_size(&item, || format!("snapshot of {} at version {}", snapshot.stream, snapshot.version))?;
+    Ok(item)
+}
+
+impl DynamoStore {
+    /// Puts a snapshot item unless one of a newer state schema holds its key (`SCHEMA_NOT_NEWER`),
+    /// so not even a racing writer of an older schema replaces a newer one. Whether it was written.
+    async fn put_snapshot(&self, item: Item, state_schema_version: u32) -> Result<bool, Error> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .condition_expression(SCHEMA_NOT_NEWER)
+            .expression_attribute_values(":schema", schema_value(state_schema_version))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(backend(error)),
+        }
     }
 }
 

@@ -188,3 +188,56 @@ pub(crate) async fn paged_reads<S: EventStore>(
     ensure!(matches!(zero, Err(Error::InvalidRequest(_))), "a read of 0 events: {zero:?}");
     Ok(())
 }
+
+/// A writer catching up: an append after any commit end but the head loses and writes nothing
+/// (with the commit in its way, exactly as stored, when the store returns it), [`EventStore::read_after`]
+/// from any commit end returns exactly the events after it, and an append after the head commits.
+pub(crate) async fn catch_ups<S: EventStore>(
+    store: &S,
+    stream: StreamId,
+    sizes: Vec<usize>,
+) -> Result<(), TestCaseError> {
+    let mut written = write_commits(store, &stream, &sizes).await?;
+    let head = written.ends.last().copied().unwrap_or(0);
+    let starts: Vec<u64> = std::iter::once(0).chain(written.ends.iter().copied()).collect();
+    for (i, &end) in starts.iter().enumerate() {
+        let after = store.read_after(&stream, end).await.map_err(fail)?;
+        ensure!(
+            versions_and_ids(&after) == written.after(end),
+            "read_after({end}) of commits ending {:?}",
+            written.ends
+        );
+        let expected = if end == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(end) };
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events: vec![event(1_000 + i)],
+            idempotency: None,
+        };
+        let attempt = store.try_append_after_load(request).await.map_err(fail)?;
+        match attempt {
+            crate::AppendAttempt::Committed(commit) => {
+                ensure!(end == head, "an append after {end} committed under head {head}: {commit:?}");
+                ensure!(commit.first_version == head + 1, "committed at {}", commit.first_version);
+                written.ids.extend(commit.events.iter().map(|e| e.event_id));
+                written.ends.push(commit.last_version);
+            }
+            crate::AppendAttempt::Lost { winner, .. } => {
+                ensure!(end < head, "an append after the head {head} lost");
+                if let Some(winner) = winner {
+                    let next_end = starts.get(i + 1).copied().unwrap_or(end);
+                    let expected: Vec<(u64, EventId)> =
+                        written.after(end).into_iter().filter(|(v, _)| *v <= next_end).collect();
+                    ensure!(
+                        versions_and_ids(&winner.events) == expected
+                            && (winner.first_version, winner.last_version) == (end + 1, next_end),
+                        "the commit in the way of an append after {end}: {winner:?}"
+                    );
+                }
+            }
+        }
+    }
+    let after = store.read_after(&stream, 0).await.map_err(fail)?;
+    ensure!(versions_and_ids(&after) == written.after(0), "nothing written but the append after the head");
+    Ok(())
+}

@@ -7,9 +7,12 @@
 //! - appends: the expected-version rules (including a version inside a multi-event commit, always a
 //!   conflict that writes nothing), contiguous versions, the events read back exactly;
 //! - reads: any page size from any version returns every event once, in order;
+//! - catching up: an append after an old head loses (with the commit in its way, as stored, when
+//!   the store returns it), and `read_after` returns exactly the events after a commit end;
 //! - snapshots: saved only at a version that ends a commit; a load starts from the newest snapshot
 //!   of *its* state schema, reading past others; a snapshot of a newer schema is never replaced nor
-//!   pruned; pruning keeps the newest `keep`;
+//!   pruned; pruning keeps the newest `keep`; forward loads agree with loads, and `load_until`
+//!   starts from the newest snapshot at or before its version (or earlier), never later;
 //! - a rolling deploy through the [`crate::Repository`]: code of two state schemas alternating on
 //!   one stream each load from their own snapshot, and neither undoes the other's (see
 //!   [`rolling_deploy`]).
@@ -108,6 +111,12 @@ impl StoreContract {
         self.property("paged reads cover the stream once, in order", appends::paging(), |case| {
             runtime.block_on(appends::paged_reads(&store, streams.next("read")?, case))
         })?;
+        let store = runtime.block_on(new_store());
+        self.property(
+            "a lost append returns the commit in its way; a catch-up reads the rest",
+            snapshots::commits(),
+            |sizes| runtime.block_on(appends::catch_ups(&store, streams.next("catch")?, sizes)),
+        )?;
         let store = runtime.block_on(new_store());
         self.property("a snapshot must end a commit", snapshots::commits(), |commits| {
             runtime.block_on(snapshots::only_at_commit_ends(&store, streams.next("ends")?, commits))

@@ -95,6 +95,33 @@ impl<S: EventStore> EventStore for CountingStore<'_, S> {
         self.inner.read(stream, from_version, limit).await
     }
 
+    async fn load_forward(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+    ) -> Result<LoadedStream, Error> {
+        let loaded = self.inner.load_forward(stream, state_schema_version).await?;
+        self.count(|c| {
+            c.loads += 1;
+            c.events_loaded += loaded.events.len();
+        });
+        Ok(loaded)
+    }
+
+    async fn load_until(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        version: u64,
+    ) -> Result<LoadedStream, Error> {
+        let loaded = self.inner.load_until(stream, state_schema_version, version).await?;
+        self.count(|c| {
+            c.loads += 1;
+            c.events_loaded += loaded.events.len();
+        });
+        Ok(loaded)
+    }
+
     async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
         let loaded = self.inner.load(stream, state_schema_version).await?;
         self.count(|c| {
@@ -108,6 +135,10 @@ impl<S: EventStore> EventStore for CountingStore<'_, S> {
 impl<S: SnapshotStore> SnapshotStore for CountingStore<'_, S> {
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<bool, Error> {
         self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn save_snapshot_after_load(&self, snapshot: Snapshot) -> Result<bool, Error> {
+        self.inner.save_snapshot_after_load(snapshot).await
     }
 
     async fn prune_snapshots(

@@ -10,7 +10,7 @@ use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 
 use super::{Written, ensure, fail, versions_and_ids, write_commits};
-use crate::{Error, EventStore, Snapshot, SnapshotStore, StreamId};
+use crate::{Error, EventId, EventStore, Snapshot, SnapshotStore, StreamId};
 
 /// The state schemas the cases use; loads also ask for one more, of which there is no snapshot.
 const SCHEMAS: u32 = 3;
@@ -141,6 +141,30 @@ async fn check_loads<S: EventStore>(
             versions_and_ids(&loaded.events) == written.after(from),
             "load of schema {schema}: the events after {from}"
         );
+        let forward = store.load_forward(stream, schema).await.map_err(fail)?;
+        let forward_got = forward.snapshot.map(|s| (s.version, s.state_schema_version, s.state));
+        ensure!(
+            forward_got == expected && versions_and_ids(&forward.events) == written.after(from),
+            "a forward load of schema {schema} differs from a load: {forward_got:?}"
+        );
+        let total = written.ids.len() as u64;
+        for until in 0..=total + 1 {
+            let loaded = store.load_until(stream, schema, until).await.map_err(fail)?;
+            let at = model.range(..=until).rev().find(|(_, (s, _))| *s == schema);
+            let got = loaded.snapshot.map(|s| s.version);
+            // A store may start further back (the default replays from version 1), never later.
+            ensure!(
+                got.is_none_or(|v| Some(v) == at.map(|(v, _)| *v)),
+                "load of schema {schema} until {until}: snapshot at {got:?}, holding {model:?}"
+            );
+            let from = got.unwrap_or(0);
+            let expected: Vec<(u64, EventId)> =
+                written.after(from).into_iter().filter(|(v, _)| *v <= until).collect();
+            ensure!(
+                versions_and_ids(&loaded.events) == expected,
+                "load of schema {schema} until {until}: the events after {from}"
+            );
+        }
     }
     Ok(())
 }

@@ -103,14 +103,19 @@ where
     A: Aggregate,
     S: EventStore + SnapshotStore + IdempotencyStore,
 {
-    /// Executes a command: one load, one decide, one atomic append.
+    /// Executes a command: one load (none on a stream in the cache, see
+    /// [`Repository::with_stream_cache`]), one decide, one atomic append.
     ///
     /// On a concurrency conflict a command whose [`Command::retry_on_conflict`] allows it is decided
-    /// again on freshly loaded state, with bounded jittered backoff. An `expected_version` in the
+    /// again, with bounded jittered backoff, on its state caught up with the commit that won (and,
+    /// after a second loss in a row, with everything newer): nothing already folded is read again. An `expected_version` in the
     /// context is checked against the loaded head before anything is written, so an expectation
     /// that names a version inside an earlier multi-event commit is a conflict too. With an
     /// idempotency key, a repeat of the same request returns the first outcome and writes nothing;
-    /// the key with a different request is [`Error::IdempotencyKeyReused`].
+    /// the key with a different request is [`Error::IdempotencyKeyReused`]. The key's record is not
+    /// read first: the append is conditional on the key being free, so a first attempt costs no
+    /// extra request, and a repeat is answered from the record when its write fails (or when it is
+    /// rejected or changes nothing now, as a repeat of a command that took effect often is).
     pub async fn execute(
         &self,
         stream: &StreamId,
@@ -119,9 +124,9 @@ where
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
         let key = context.idempotency_key.clone();
         let result = self.try_execute(stream, command, context).await;
-        // A concurrent request with the same key may have committed between our record check and our
-        // load; then this request's rejection or conflict is only an echo of it, and the caller is owed
-        // the first outcome. Checked only on these error paths, so a success costs no extra read.
+        // An earlier or concurrent request with the same key may have committed: then this request's
+        // rejection or conflict is only an echo of it, and the caller is owed the first outcome.
+        // Checked only on these error paths, so a success costs no extra read.
         match (&result, key) {
             (Err(CommandError::Rejected(_) | CommandError::Failed(Error::Conflict { .. })), Some(key)) => {
                 let hash = request_hash(stream, command)?;
@@ -144,11 +149,10 @@ where
         let idempotency = match &context.idempotency_key {
             Some(key) => {
                 validate_key_part("idempotency key", key, MAX_ID_LEN).map_err(Error::from)?;
-                let hash = request_hash(stream, command)?;
-                if let Some(outcome) = self.recorded_outcome(stream, key, &hash).await? {
-                    return Ok(outcome);
-                }
-                Some((key.clone(), hash))
+                // No read of the key's record first: the write of the command's events is
+                // conditional on the key being free, so a repeat fails it and is answered from the
+                // record then (as is a repeat that is rejected or changes nothing now).
+                Some((key.clone(), request_hash(stream, command)?))
             }
             None => None,
         };

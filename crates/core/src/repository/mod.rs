@@ -300,9 +300,12 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     }
 
     /// The state as it was right after `version` (0 gives the initial state).
+    /// Starts from the newest snapshot at or before `version`, so going back a few versions costs
+    /// what a load costs, not a replay from version 1.
     pub async fn load_at_version(&self, stream: &StreamId, version: u64) -> Result<Loaded<A>, Error> {
         self.check_category(stream)?;
-        let folded = self.replay(stream, |e| e.version <= version, self.session()).await?;
+        let loaded = self.store.load_until(stream, A::STATE_SCHEMA_VERSION, version).await?;
+        let folded = self.fold_loaded(stream, loaded, Some(version)).await?;
         if folded.version < version {
             return Err(Error::VersionNotFound {
                 stream: stream.clone(),
@@ -351,7 +354,24 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 
     async fn load_folded(&self, stream: &StreamId) -> Result<Folded<A>, Error> {
         self.check_category(stream)?;
-        let loaded = self.store.load(stream, A::STATE_SCHEMA_VERSION).await?;
+        // Without a snapshot policy, the store may read forward in its largest pages.
+        let loaded = if self.snapshots.is_enabled() {
+            self.store.load(stream, A::STATE_SCHEMA_VERSION).await?
+        } else {
+            self.store.load_forward(stream, A::STATE_SCHEMA_VERSION).await?
+        };
+        self.fold_loaded(stream, loaded, None).await
+    }
+
+    /// Folds a loaded stream (snapshot and tail). A snapshot that does not open or decode is no
+    /// cache: the stream is replayed from version 1 instead (up to `until`, when given), and for a
+    /// head load a fresh snapshot is written if the policy takes them.
+    async fn fold_loaded(
+        &self,
+        stream: &StreamId,
+        loaded: crate::LoadedStream,
+        until: Option<u64>,
+    ) -> Result<Folded<A>, Error> {
         let mut session = self.session();
         let Some(snapshot) = loaded.snapshot else {
             let mut folded = Folded::empty(session);
@@ -397,8 +417,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
             }
             return Ok(folded);
         }
-        let mut folded = self.replay(stream, |_| true, session).await?;
-        if self.snapshots.is_enabled() && folded.version > 0 {
+        let mut folded = self.replay(stream, |e| until.is_none_or(|v| e.version <= v), session).await?;
+        if until.is_none() && self.snapshots.is_enabled() && folded.version > 0 {
             self.snapshot_best_effort(stream, &folded.state, folded.version, &mut folded.session).await;
             folded.snapshot_version = folded.version;
             folded.since = Some(Utc::now());
@@ -453,7 +473,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
             state,
             taken_at: Utc::now(),
         };
-        if !self.store.save_snapshot(snapshot).await? {
+        // Every caller holds a head it loaded or wrote: no alignment check needed.
+        if !self.store.save_snapshot_after_load(snapshot).await? {
             // A snapshot of a newer state schema holds this version: code of that schema is
             // running too (a rolling deploy). Its cache stays; ours is taken at a later version.
             tracing::info!(%stream, version, "snapshot of a newer state schema kept");
