@@ -118,6 +118,13 @@ impl KmsKeys {
     /// another process, and data sealed under a deleted key would be lost.
     async fn fetch_or_create(&self, tenant: &str, subject: &str) -> Result<DataKey, Error> {
         validate_key_part("subject", subject, MAX_ID_LEN)?;
+        // A cached key serves writes too, so a command for a known subject costs no read. If the
+        // subject was forgotten by another process within the cache's TTL, what is sealed under the
+        // cached (now deleted) key can never be opened: nothing erased comes back, and the new
+        // fields read as forgotten. Only a subject without a cached key is read past the cache.
+        if let Some(key) = self.cache.get(tenant, subject) {
+            return Ok(key);
+        }
         if let Some(key) = self.fetch_stored(tenant, subject).await? {
             return Ok(key);
         }

@@ -160,12 +160,16 @@ impl CipherSession {
         let id = (tenant.to_owned(), personal.subject.clone());
         let opened_before = self.opened.contains_key(&id);
         // Data of a subject this session opened may only be sealed under the generation it came
-        // from: read the current key past the cache first, and never create one for it (the data
-        // may have been copied from fields of a forgotten key, whose subject has no key now).
-        let key = if create && !opened_before {
-            Some(keys.key_for_write(tenant, &personal.subject).await?)
-        } else {
-            keys.refresh(tenant, &personal.subject).await?
+        // from, and never under a key created for it (the data may have been copied from fields of
+        // a forgotten key, whose subject has no key now). New events read the key through the cache
+        // (no request once it is known): a cached generation the subject lost elsewhere within the
+        // cache's lifetime seals under a deleted key, which nobody can open, so no erased data comes
+        // back (the new fields of such an event are unreadable too: the window is the key cache's
+        // TTL, 5 minutes by default). Snapshots and read models read past the cache.
+        let key = match (create, opened_before) {
+            (true, false) => Some(keys.key_for_write(tenant, &personal.subject).await?),
+            (true, true) => keys.read_key(tenant, &personal.subject).await?.key,
+            (false, _) => keys.refresh(tenant, &personal.subject).await?,
         };
         let stale = |key: &DataKey| {
             self.opened.get(&id).is_some_and(|generations| generations.iter().any(|g| g != key.id()))

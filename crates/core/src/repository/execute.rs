@@ -331,6 +331,8 @@ where
                     attempt += 1;
                 }
                 Err(Error::IdempotencyKeyExists { key }) => {
+                    // Nothing was written: the state is still the stream's as far as it knew.
+                    self.cache.put(stream, folded);
                     return self.raced_outcome(stream, command, key).await;
                 }
                 Err(error) => return Err(error.into()),
