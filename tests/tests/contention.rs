@@ -148,6 +148,7 @@ async fn command_api(faults: &TransactionConflicts) -> (CommandApi<Order, Dynamo
             max_attempts: 100,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(500),
+            max_elapsed: Duration::from_secs(120),
         });
     (CommandApi::new(repository, Tenancy::Fixed("acme".into())), store)
 }

@@ -26,6 +26,7 @@ async fn sixteen_writers_of_fifty_commands_end_at_800_contiguous_and_unique() {
                 max_attempts: 500,
                 base_delay: Duration::from_millis(20),
                 max_delay: Duration::from_secs(1),
+                max_elapsed: Duration::from_secs(600),
             }),
     );
     let s = stream("race");

@@ -66,7 +66,17 @@ async fn main() -> ExitCode {
     // item a Query returns, so contended runs are slow here and get fewer commands.
     for (streams, commands) in [(1, plan.one_stream_commands), (plan.streams, plan.streams)] {
         say(&format!("throughput: {streams} streams, 1 and 16 writers, {commands} commands per run"));
-        results.throughput.extend(throughput::run(&env, streams, &[1, 16], commands, plan.runs.min(3)).await);
+        results.throughput.extend(
+            throughput::run(
+                &env,
+                streams,
+                &[1, 16],
+                commands,
+                plan.runs.min(3),
+                strata_core::RetryPolicy::default(),
+            )
+            .await,
+        );
     }
 
     let report = markdown(&Machine::here(Path::new(".")), &results);

@@ -157,6 +157,7 @@ where
             None => None,
         };
         let correlation_id = context.correlation_id.clone().unwrap_or_else(|| EventId::new().to_string());
+        let started = std::time::Instant::now();
         let mut attempt = 1;
         // The state the next decision is made on: a cached one (no read), one caught up after a
         // lost write, or none (load the stream).
@@ -312,9 +313,9 @@ where
                     basis = self.catch_up(stream, folded, winner, false).await?;
                 }
                 Ok(AppendAttempt::Lost { winner, .. })
-                    if command.retry_on_conflict() && attempt < self.retry.max_attempts =>
+                    if let Some(delay) = self.retry_delay(command, attempt, started) =>
                 {
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    tokio::time::sleep(delay).await;
                     // After a second loss in a row, read everything newer instead of learning one
                     // commit per lost write.
                     let read_rest = source == Basis::CaughtUp;
@@ -325,9 +326,9 @@ where
                     return Err(Error::Conflict { stream: stream.clone(), expected, actual }.into());
                 }
                 Err(Error::Conflict { .. })
-                    if command.retry_on_conflict() && attempt < self.retry.max_attempts =>
+                    if let Some(delay) = self.retry_delay(command, attempt, started) =>
                 {
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 Err(Error::IdempotencyKeyExists { key }) => {
@@ -338,6 +339,19 @@ where
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// How long to wait before deciding a command again after a lost race, if it may be.
+    fn retry_delay(
+        &self,
+        command: &A::Command,
+        attempt: u32,
+        started: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        if !command.retry_on_conflict() {
+            return None;
+        }
+        self.retry.next_delay(attempt, started.elapsed())
     }
 
     /// Brings a state that lost a write up to the stream: folds in the commit that won (opening its
