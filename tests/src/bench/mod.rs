@@ -10,6 +10,7 @@ pub mod criterion;
 pub mod functions;
 pub mod publish;
 pub mod report;
+pub mod side_by_side;
 pub mod stats;
 pub mod throughput;
 
