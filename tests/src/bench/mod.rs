@@ -8,8 +8,11 @@
 pub mod costs;
 pub mod criterion;
 pub mod functions;
+#[cfg(feature = "peer")]
+pub mod peer;
 pub mod publish;
 pub mod report;
+pub mod side_by_side;
 pub mod stats;
 pub mod throughput;
 
@@ -71,6 +74,14 @@ pub struct Plan {
     pub orders: usize,
     /// Runs of each function's init time.
     pub init_runs: usize,
+    /// Events before the peer comparison's timed commands.
+    pub peer_length: u64,
+    /// Timed commands of the peer comparison, per subject and snapshot setting.
+    pub peer_commands: usize,
+    /// Events of the peer comparison's long load.
+    pub peer_load: u64,
+    /// Commands per writer in the peer comparison's concurrent runs (16 writers).
+    pub peer_writer_commands: usize,
 }
 
 impl Plan {
@@ -83,6 +94,10 @@ impl Plan {
             streams: 1_000,
             orders: 40,
             init_runs: 20,
+            peer_length: 500,
+            peer_commands: 50,
+            peer_load: 10_000,
+            peer_writer_commands: 50,
         }
     }
 
@@ -95,6 +110,11 @@ impl Plan {
             streams: 20,
             orders: 4,
             init_runs: 3,
+            peer_length: 500,
+            peer_commands: 10,
+            // Past the 1 MB a Query page holds, so the peer's truncation shows.
+            peer_load: 3_000,
+            peer_writer_commands: 5,
         }
     }
 }

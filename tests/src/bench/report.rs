@@ -10,6 +10,7 @@ use super::costs::CostRow;
 use super::criterion::Measured;
 use super::functions::FunctionRow;
 use super::publish::PublishRow;
+use super::side_by_side::{self, PeerTable};
 use super::stats::{Spread, sig, thousands};
 use super::throughput::ThroughputRow;
 
@@ -26,6 +27,8 @@ pub struct Results {
     pub throughput: Vec<ThroughputRow>,
     /// The functions as shipped.
     pub functions: Vec<FunctionRow>,
+    /// Strata next to cqrs-es + dynamo-es (empty when the run did not measure it).
+    pub peer: Vec<PeerTable>,
 }
 
 /// Where and on what the figures were taken.
@@ -163,6 +166,7 @@ pub fn markdown(machine: &Machine, results: &Results) -> String {
     command_section(w, &results.memory);
     publish_section(w, results.publish.as_ref());
     throughput_section(w, &results.throughput);
+    side_by_side::section(w, &results.peer);
     functions_section(w, &results.functions);
     md
 }
