@@ -111,11 +111,15 @@ impl Subject {
                     Err(error) => panic!("strata command on {id}: {error}"),
                 }
             }
-            Library::Peer { cqrs, .. } => match cqrs.execute(id, increment()).await {
-                Ok(()) => true,
-                Err(AggregateError::AggregateConflict) => false,
-                Err(error) => panic!("peer command on {id}: {error}"),
-            },
+            // The same metadata Strata records with every event: a correlation id and the commit
+            // time (cqrs-es stores a string map as given, and nothing when it is empty).
+            Library::Peer { cqrs, .. } => {
+                match cqrs.execute_with_metadata(id, increment(), peer_metadata()).await {
+                    Ok(()) => true,
+                    Err(AggregateError::AggregateConflict) => false,
+                    Err(error) => panic!("peer command on {id}: {error}"),
+                }
+            }
         }
     }
 
@@ -266,4 +270,13 @@ async fn create_peer_tables(client: &Client, events: &str, snapshots: &str) {
         .await
         .expect("create the peer's snapshot table");
     // The emulator creates tables ACTIVE at once: no wait, unlike DynamoDB.
+}
+
+/// What Strata records about every command, as a cqrs-es user would pass it: a new correlation id
+/// (a ULID, as Strata makes one) and the commit time.
+fn peer_metadata() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        ("correlation_id".to_owned(), EventId::new().to_string()),
+        ("committed_at".to_owned(), chrono::Utc::now().to_rfc3339()),
+    ])
 }
