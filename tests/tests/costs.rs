@@ -35,12 +35,13 @@ async fn a_load_and_a_command_cost_by_stream_length_with_and_without_snapshots()
     assert_eq!(row.load.items_read(), 1_000);
     assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{}", row.command);
 
-    // With a snapshot every 100 the cost is the same at 100 and at 1,000 events: one Query of one
-    // page (the snapshot and the 100 commits below it), one PutItem.
+    // With a snapshot every 100 the cost is the same at 100 and at 1,000 events: one Query, one
+    // PutItem. The store wrote the snapshot at the head, so it asks for the snapshot and one item
+    // more (not a fixed page of 101).
     for length in [100, 1_000] {
         let row = costs::measure(&env, length, Some(100), 1).await;
         assert_eq!(calls(&row.load), [("Query", 1)], "{length}: {}", row.load);
-        assert_eq!(row.load.items_read(), 101, "{length}");
+        assert_eq!(row.load.items_read(), 2, "{length}");
         assert_eq!(calls(&row.command), [("PutItem", 1), ("Query", 1)], "{length}: {}", row.command);
         assert_eq!(row.command.items_written(), 1);
         assert_eq!(row.command.read_units(), row.load.read_units(), "a command reads what a load reads");
@@ -157,5 +158,34 @@ async fn taking_a_snapshot_and_travelling_in_time_start_from_what_is_known() {
         calls(&counts).into_iter().partition(|(op, _)| *op == "DeleteItem");
     assert_eq!(rest, [("GetItem", 1), ("PutItem", 2), ("Query", 1)], "{counts}");
     assert!(deletes.iter().all(|(_, n)| *n <= 1), "{counts}");
+    s.drop_table().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_asks_for_what_the_store_learned_lies_above_the_snapshot() {
+    let env = Env::new().await;
+    let s = costs::seeded(&env, 100, Some(100)).await;
+    // A store that knows nothing about the stream reads the default first page (101 items).
+    let fresh = strata_dynamodb::DynamoStore::new(s.store.client().clone(), s.store.table());
+    let cold = Repository::<Order, _>::new(fresh.clone()).with_cipher(env.cipher(&fresh));
+    let ctx = CommandContext::default;
+    assert_eq!(cold.load(&s.stream).await.unwrap().version, 100);
+    assert_eq!(s.counter.take().items_read(), 101);
+    // Three commands on top through it: it counts them, and the next load asks for 3 + 1 + 1.
+    for _ in 0..3 {
+        cold.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
+    }
+    s.counter.reset();
+    assert_eq!(cold.load(&s.stream).await.unwrap().version, 103);
+    let counts = s.counter.take();
+    assert_eq!((calls(&counts), counts.items_read()), (vec![("Query", 1)], 5), "{counts}");
+    // Another writer adds two commits it does not know of: the learned page (one item of slack)
+    // misses the snapshot, the next page (the default size) reaches it; nothing is missed.
+    s.repo.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
+    s.repo.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
+    s.counter.reset();
+    assert_eq!(cold.load(&s.stream).await.unwrap().version, 105);
+    let counts = s.counter.take();
+    assert_eq!(calls(&counts), [("Query", 2)], "{counts}");
     s.drop_table().await;
 }

@@ -4,6 +4,7 @@ mod error;
 pub mod item;
 pub mod keys;
 pub mod keys_store;
+mod learned;
 mod lost_answer;
 mod metrics;
 mod scan;

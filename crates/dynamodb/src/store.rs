@@ -21,6 +21,7 @@ use crate::item::{
     last_version_of, state_schema_of, to_item,
 };
 use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, stream_pk, version_sk};
+use crate::learned::SnapshotDistances;
 use crate::table::SNAPSHOTS_INDEX;
 use crate::transact::Action;
 
@@ -43,6 +44,7 @@ pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: Arc<str>,
     load_page_size: i32,
+    distances: Arc<SnapshotDistances>,
 }
 
 impl DynamoStore {
@@ -56,6 +58,7 @@ impl DynamoStore {
             client,
             table: Arc::from(table.into()),
             load_page_size: i32::from(Self::DEFAULT_LOAD_PAGE_SIZE),
+            distances: Arc::default(),
         }
     }
 
@@ -66,6 +69,11 @@ impl DynamoStore {
     /// still applies): a stream without snapshots loads in a logarithmic number of Queries until the
     /// pages reach 1 MB. When the snapshot lies beyond the first page, the page that meets it also
     /// reads older commits, up to its size: another reason to match the first page to the interval.
+    ///
+    /// This is the first page of a stream the store knows nothing about. Once it has loaded a stream
+    /// (or written its snapshot), it remembers how many items lie above the newest snapshot, counts
+    /// the commits it writes on top, and asks for that many plus one: a warm process reads only the
+    /// snapshot and what follows it (clones share what was learned, bounded at 10,000 streams).
     pub fn with_load_page_size(mut self, items: u16) -> Self {
         self.load_page_size = i32::from(items.max(1));
         self
@@ -237,7 +245,10 @@ impl DynamoStore {
             let actions =
                 vec![Action::commit(self, item, request)?, Action::idempotency(self, record, request)?];
             return match self.transact(actions).await {
-                Ok(()) => Ok(AppendAttempt::Committed(commit)),
+                Ok(()) => {
+                    self.distances.grow(&stream_pk(&request.stream));
+                    Ok(AppendAttempt::Committed(commit))
+                }
                 Err(Error::Conflict { actual, .. }) => Ok(AppendAttempt::Lost { winner: None, actual }),
                 Err(error) => Err(error),
             };
@@ -253,7 +264,10 @@ impl DynamoStore {
             .send()
             .await;
         let error = match result {
-            Ok(_) => return Ok(AppendAttempt::Committed(commit)),
+            Ok(_) => {
+                self.distances.grow(&stream_pk(&request.stream));
+                return Ok(AppendAttempt::Committed(commit));
+            }
             Err(error) => error,
         };
         let contended =
@@ -572,11 +586,18 @@ impl DynamoStore {
         let mut commits = Vec::new();
         let mut snapshot = None;
         let mut start = None;
-        let mut page_size = self.load_page_size;
+        let pk = stream_pk(stream);
+        // What was learned about the head holds for head loads only.
+        let learned = if until.is_none() { self.distances.get(&pk) } else { None };
+        let mut page_size = learned
+            .map_or(self.load_page_size, |items| i32::try_from(items.saturating_add(1)).unwrap_or(i32::MAX));
+        let mut read: u32 = 0;
         'pages: loop {
             let out = self.query_stream(stream, false, bound.clone(), Some(page_size), start).await?;
-            page_size = page_size.saturating_mul(2);
+            // A learned page that missed (others wrote on top) goes on at the default size at least.
+            page_size = page_size.saturating_mul(2).max(self.load_page_size);
             for item in out.items.unwrap_or_default() {
+                read = read.saturating_add(1);
                 match kind_of(&item) {
                     Some(kind::COMMIT) => commits.push(CommitItem::from_item(item)?),
                     Some(kind::SNAPSHOT) => {
@@ -591,6 +612,12 @@ impl DynamoStore {
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => break,
+            }
+        }
+        if until.is_none() {
+            match snapshot {
+                Some(_) => self.distances.set(&pk, read),
+                None => self.distances.forget(&pk),
             }
         }
         let mut next = snapshot.as_ref().map_or(1, |s: &Snapshot| s.version.saturating_add(1));
@@ -655,6 +682,7 @@ impl SnapshotStore for DynamoStore {
                 snapshot.stream
             )));
         }
+        self.distances.forget(&stream_pk(&snapshot.stream));
         self.put_snapshot(item, snapshot.state_schema_version).await
     }
 
@@ -664,7 +692,15 @@ impl SnapshotStore for DynamoStore {
         if snapshot.version == 0 {
             return Err(Error::InvalidRequest(format!("snapshot of {} at version 0", snapshot.stream)));
         }
-        self.put_snapshot(item, snapshot.state_schema_version).await
+        let pk = stream_pk(&snapshot.stream);
+        let written = self.put_snapshot(item, snapshot.state_schema_version).await?;
+        // At the head: the next load's first page is the snapshot and what follows it.
+        if written {
+            self.distances.set(&pk, 1)
+        } else {
+            self.distances.forget(&pk)
+        }
+        Ok(written)
     }
 
     /// Lists the stream's snapshots from the sparse `snapshots` index (keys only, never the commits)
