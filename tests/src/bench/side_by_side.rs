@@ -167,19 +167,19 @@ fn explanation(workload: &Workload) -> &'static str {
              aggregate type and id (`AggregateTypeAndId`, `AggregateType`, `AggregateId`) and stores payload \
              and metadata as JSON in binary attributes with long attribute names \
              (`event_repository.rs`, `build_event_put_transactions`); Strata's commit item v2 uses short \
-             names and stores nothing twice, but carries an event id, a correlation id and a timestamp the \
-             peer does not. On a new stream both read first (Strata: a Query that finds nothing, then a \
+             names and stores nothing twice. Both carry the same metadata (a correlation id and the commit \
+             time: Strata always records them, the peer is given them as its metadata map); Strata's item \
+             also carries an event id and its send time (`w`), which the peer has no use for. On a new stream both read first (Strata: a Query that finds nothing, then a \
              cache-on repository keeps the state)."
         }
         Workload::Stream { snapshot_every: None, .. } => {
             "Without snapshots, every peer command reads the whole stream: `CqrsFramework::execute` calls \
              `PersistedEventStore::load_aggregate`, which for `new_event_store` calls `get_events` → \
              `query_events` (`event_repository.rs`): one strongly consistent Query of every event, then one \
-             `TransactWriteItems`. Strata with the cache off reads as many items, but from the head down in \
-             pages of 101 items that double (`store.rs`, `load`; sized so that a snapshot 100 commits back \
-             is met by the first page): 500 events are 3 Queries (101 + 202 + 404), where the peer's one \
-             Query holds them all, which is only correct while the stream stays under 1 MB (see the load \
-             below). Its write is one conditional `PutItem`, half the units of a transactional put. With \
+             `TransactWriteItems`. Strata with the cache off reads as many items: a repository without a \
+             snapshot policy loads forward in 1 MB pages (`store.rs`, `load_forward`), following \
+             `LastEvaluatedKey`, so 500 small events are one Query too, and a longer stream stays \
+             correct (see the load below). Its write is one conditional `PutItem`, half the units of a transactional put. With \
              the cache on, the first command loads and every later one is decided on the state the \
              repository holds and written at once: one `PutItem`, nothing read; the condition at the next \
              version is the check that nothing newer exists. Emulator timings measure moto (which walks \
@@ -196,11 +196,13 @@ fn explanation(workload: &Workload) -> &'static str {
              (`update_snapshot`; cqrs-es `persist/event_store.rs`, `commit_snapshot_with_addl_events`); no \
              timed command here crosses one. The peer reads only the events after its snapshot. Strata \
              keeps snapshots in the stream's own partition, sorted among its commits, and reads from the \
-             head down to the newest snapshot in one Query (`store.rs`, `load`), but that first page asks \
-             for 101 items whatever the distance to the snapshot, so with the snapshot a few commits back \
-             it reads (and is charged for) up to 100 older commits it does not fold: more items and read \
-             units than the peer's two small Queries when the cache is off. With the cache on, later \
-             commands read nothing."
+             head down to the newest snapshot in one strongly consistent Query (`store.rs`, \
+             `load_backward`). A store that knows nothing of the stream asks for a first page of 101 items \
+             (a snapshot every 100 commits is met at once, with up to 100 older commits read and charged); \
+             once it has loaded the stream, written its snapshot or its commits, it asks for the items it \
+             knows lie above the snapshot plus one (`learned.rs`), so a warm store with the cache off reads \
+             the snapshot and the commits after it, like the peer, in one Query instead of two. With the \
+             cache on, later commands read nothing."
         }
         Workload::Load { .. } => {
             "dynamo-es loads with a single Query and never looks at `LastEvaluatedKey` (`event_repository.rs`, \
@@ -208,8 +210,8 @@ fn explanation(workload: &Workload) -> &'static str {
              than about 1 MB of items loads truncated, the aggregate folds only the first page, and every \
              later command writes a sequence number that already exists and fails with \
              `AggregateConflict`, forever: the stream can no longer be written. (`stream_events`, the replay \
-             path, does paginate.) Strata's load follows `LastEvaluatedKey` to the head, reading \
-             backwards in pages that double in size (`store.rs`, `load`), and folds every event. The cache \
+             path, does paginate.) Strata's load (no snapshot policy) reads forward in 1 MB pages and \
+             follows `LastEvaluatedKey` to the head (`store.rs`, `load_forward`), and folds every event. The cache \
              plays no part in a load: both Strata columns are one measurement."
         }
         Workload::Writers { .. } => {
@@ -218,11 +220,11 @@ fn explanation(workload: &Workload) -> &'static str {
              for a sequence number returns `AggregateError::AggregateConflict` (dynamo-es `error.rs` maps \
              the cancelled transaction to `OptimisticLock`) and is counted as failed here, as an application \
              would have to retry it. Strata retries conflicts with jittered backoff (`RetryPolicy::default()`: \
-             10 attempts, 5 ms doubling to 200 ms); a lost `PutItem` returns the winning commit \
-             (`ReturnValuesOnConditionCheckFailure`), which a cache-on repository folds in before deciding \
-             again without a read. With 16 writers on one stream a command can lose 10 races in a row, \
-             and then Strata returns the conflict too (counted as failed): the default policy bounds the \
-             wait, it does not promise success under that contention. The peer finishes sooner there \
+             up to 50 attempts, 10 ms doubling to 800 ms, within 8 s); a lost `PutItem` returns the winning \
+             commit (`ReturnValuesOnConditionCheckFailure`), which the repository folds in before deciding \
+             again without a read (after a second loss in a row it reads what came after). A command still \
+             losing after the policy's budget returns the conflict (counted as failed): the policy bounds \
+             the wait; it does not promise success under any contention. The peer finishes sooner there \
              because its losers give up after one attempt. Commands per second count successful \
              commands; the emulator serializes requests, so the rates compare request counts and \
              retries more than DynamoDB latency."
