@@ -164,3 +164,41 @@ async fn time_travel_starts_from_the_newest_snapshot_at_or_before_the_version() 
     let missing = repo.load_at_version(&s, 36).await;
     assert!(matches!(missing, Err(Error::VersionNotFound { current: 35, .. })), "{missing:?}");
 }
+
+#[tokio::test]
+async fn a_cached_state_reads_a_returning_subjects_new_data_and_never_copies_the_old() {
+    use strata_core::Personal;
+    use strata_core::crypto::{CacheLimits, CachedKeys};
+    use strata_core::fixture::profile::{Profile, ProfileCommand, ProfileEvent};
+    use strata_core::{FieldCipher, LocalKeys};
+
+    let (store, shared) = (InMemoryStore::new(), LocalKeys::new());
+    let process = || FieldCipher::new(CachedKeys::new(shared.clone(), CacheLimits::default()));
+    let s = StreamId::new("acme", "profile", "p-1").unwrap();
+    let rename = |name: &str| ProfileCommand::Rename { subject: "s-1".into(), names: vec![name.into()] };
+    let ctx = CommandContext::default;
+    // Process A keeps the stream warm.
+    let a = Repository::<Profile, _>::new(store.clone())
+        .with_cipher(process())
+        .with_stream_cache(CachePolicy::entries(10));
+    a.execute(&s, &rename("Ada"), ctx()).await.unwrap();
+    // Process B forgets the subject, who comes back: B renames them under the new key.
+    let b_cipher = process();
+    b_cipher.keys().forget("acme", "s-1").await.unwrap();
+    let b = Repository::<Profile, _>::new(store.clone()).with_cipher(b_cipher);
+    b.execute(&s, &rename("Grace"), ctx()).await.unwrap();
+    // A's Echo copies the name from its state: it loses the write to B's commit, folds it in (the new
+    // name opens under the new key), and never seals the old name under the new key.
+    assert_eq!(a.execute(&s, &ProfileCommand::Echo, ctx()).await.unwrap().version, 3);
+    let fresh = Repository::<Profile, _>::new(store.clone()).with_cipher(process());
+    let events = fresh.read(&s, 1, 10).await.unwrap().events;
+    let decoded: Vec<ProfileEvent> = events.iter().map(|e| fresh.decode(e).unwrap()).collect();
+    assert_eq!(
+        decoded,
+        [
+            ProfileEvent::Renamed { subject: "s-1".into(), name: Personal::Redacted },
+            ProfileEvent::Renamed { subject: "s-1".into(), name: Personal::Known("Grace".into()) },
+            ProfileEvent::Echoed { subject: "s-1".into(), name: Personal::Known("Grace".into()) },
+        ]
+    );
+}

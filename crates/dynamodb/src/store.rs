@@ -246,7 +246,7 @@ impl DynamoStore {
                 vec![Action::commit(self, item, request)?, Action::idempotency(self, record, request)?];
             return match self.transact(actions).await {
                 Ok(()) => {
-                    self.distances.grow(&stream_pk(&request.stream));
+                    self.distances.grow(&stream_pk(&request.stream), None);
                     Ok(AppendAttempt::Committed(commit))
                 }
                 Err(Error::Conflict { actual, .. }) => Ok(AppendAttempt::Lost { winner: None, actual }),
@@ -265,7 +265,7 @@ impl DynamoStore {
             .await;
         let error = match result {
             Ok(_) => {
-                self.distances.grow(&stream_pk(&request.stream));
+                self.distances.grow(&stream_pk(&request.stream), None);
                 return Ok(AppendAttempt::Committed(commit));
             }
             Err(error) => error,
@@ -588,7 +588,7 @@ impl DynamoStore {
         let mut start = None;
         let pk = stream_pk(stream);
         // What was learned about the head holds for head loads only.
-        let learned = if until.is_none() { self.distances.get(&pk) } else { None };
+        let learned = if until.is_none() { self.distances.get(&pk, state_schema_version) } else { None };
         let mut page_size = learned
             .map_or(self.load_page_size, |items| i32::try_from(items.saturating_add(1)).unwrap_or(i32::MAX));
         let mut read: u32 = 0;
@@ -616,8 +616,8 @@ impl DynamoStore {
         }
         if until.is_none() {
             match snapshot {
-                Some(_) => self.distances.set(&pk, read),
-                None => self.distances.forget(&pk),
+                Some(_) => self.distances.set(&pk, state_schema_version, read),
+                None => self.distances.forget(&pk, Some(state_schema_version)),
             }
         }
         let mut next = snapshot.as_ref().map_or(1, |s: &Snapshot| s.version.saturating_add(1));
@@ -682,7 +682,7 @@ impl SnapshotStore for DynamoStore {
                 snapshot.stream
             )));
         }
-        self.distances.forget(&stream_pk(&snapshot.stream));
+        self.distances.forget(&stream_pk(&snapshot.stream), None);
         self.put_snapshot(item, snapshot.state_schema_version).await
     }
 
@@ -696,9 +696,10 @@ impl SnapshotStore for DynamoStore {
         let written = self.put_snapshot(item, snapshot.state_schema_version).await?;
         // At the head: the next load's first page is the snapshot and what follows it.
         if written {
-            self.distances.set(&pk, 1)
+            self.distances.grow(&pk, Some(snapshot.state_schema_version));
+            self.distances.set(&pk, snapshot.state_schema_version, 1);
         } else {
-            self.distances.forget(&pk)
+            self.distances.forget(&pk, None);
         }
         Ok(written)
     }

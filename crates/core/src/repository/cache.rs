@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Folded;
 use crate::StreamId;
@@ -13,8 +13,9 @@ use crate::StreamId;
 /// A cached state is only ever the basis of a write that is conditional on the next version, so a
 /// stale entry (another process wrote the stream since) costs one lost write and a catch-up, never a
 /// wrong commit. Memory is bounded by `entries` states of the aggregate (least recently used go
-/// first); `max_age` bounds how long opened personal data and data keys stay in memory (the default
-/// is the key cache's five minutes).
+/// first); `max_age` bounds how long a state (and the personal data opened into it) stays in memory
+/// after its stream was read, however often it is used (the default is the key cache's five
+/// minutes). Expired entries go at the next put. A cached state holds no data keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachePolicy {
     /// Streams kept at most (0 turns the cache off).
@@ -54,7 +55,6 @@ impl Default for CachePolicy {
 struct Entry<A> {
     folded: Folded<A>,
     used: u64,
-    stored_at: Instant,
 }
 
 struct Entries<A> {
@@ -96,20 +96,32 @@ impl<A> StreamCache<A> {
         let mut entries = self.lock();
         let entry = entries.by_stream.remove(stream)?;
         entries.by_use.remove(&entry.used);
-        (entry.stored_at.elapsed() <= self.policy.max_age).then_some(entry.folded)
+        (entry.folded.loaded_at.elapsed() <= self.policy.max_age).then_some(entry.folded)
     }
 
-    /// Keeps the stream's state, dropping the least recently used streams beyond the bound.
-    pub(super) fn put(&self, stream: &StreamId, folded: Folded<A>) {
-        if !self.policy.is_enabled() {
+    /// Keeps the stream's state, dropping expired entries and the least recently used streams beyond
+    /// the bound. The session it holds keeps no keys (see [`crate::crypto::CipherSession`]): the next
+    /// command reads them through the key cache, whose TTL and local forgets apply.
+    pub(super) fn put(&self, stream: &StreamId, mut folded: Folded<A>) {
+        if !self.policy.is_enabled() || folded.loaded_at.elapsed() > self.policy.max_age {
             return;
         }
+        if let Some(session) = &mut folded.session {
+            session.forget_keys();
+        }
         let mut entries = self.lock();
+        let max_age = self.policy.max_age;
+        let Entries { by_stream, by_use, .. } = &mut *entries;
+        by_stream.retain(|_, entry| {
+            let live = entry.folded.loaded_at.elapsed() <= max_age;
+            if !live {
+                by_use.remove(&entry.used);
+            }
+            live
+        });
         entries.clock += 1;
         let used = entries.clock;
-        if let Some(old) =
-            entries.by_stream.insert(stream.clone(), Entry { folded, used, stored_at: Instant::now() })
-        {
+        if let Some(old) = entries.by_stream.insert(stream.clone(), Entry { folded, used }) {
             entries.by_use.remove(&old.used);
         }
         entries.by_use.insert(used, stream.clone());

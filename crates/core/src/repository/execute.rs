@@ -160,8 +160,11 @@ where
         let started = std::time::Instant::now();
         let mut attempt = 1;
         // The state the next decision is made on: a cached one (no read), one caught up after a
-        // lost write, or none (load the stream).
-        let mut basis = self.cache.take(stream).map(|folded| (folded, Basis::Cached));
+        // lost write, or none (load the stream). A command that must not be decided twice loads:
+        // with a cached state, a lost write could not tell a stale cache from a race it lost.
+        let cached = self.cache.take(stream);
+        let mut basis = cached.filter(|_| command.retry_on_conflict()).map(|folded| (folded, Basis::Cached));
+        let mut record_checked = false;
         loop {
             let (mut folded, source) = match basis.take() {
                 Some(held) => held,
@@ -200,13 +203,28 @@ where
                 committed_at: now,
                 user: context.user.clone(),
             };
+            // Sealing may create a subject's key and index a stream before the write that would tell
+            // a repeat apart: for a keyed command with personal data, look at the record first.
+            if let Some((key, hash)) = &idempotency
+                && !record_checked
+                && events.iter().any(|e| crate::Event::personal_data(e).is_some())
+            {
+                record_checked = true;
+                if let Some(outcome) = self.recorded_outcome(stream, key, hash).await? {
+                    self.cache.put(stream, folded);
+                    return Ok(outcome);
+                }
+            }
             let mut new_events = Vec::with_capacity(events.len());
+            let mut plaintexts = Vec::with_capacity(events.len());
             let mut subjects: Vec<String> = Vec::new();
             let mut stale = false;
             for event in &events {
                 let encoded = encode_event(event)?;
                 let event_id = EventId::new();
                 let mut payload = encoded.payload;
+                // What a load will decode, before sealing: the state evolves from it.
+                plaintexts.push(payload.clone());
                 let context = event_id.to_string();
                 let sealed = self
                     .seal(
@@ -294,17 +312,44 @@ where
                 AppendRequest { stream: stream.clone(), expected, events: new_events, idempotency: record };
             match self.store.try_append_after_load(request).await {
                 Ok(AppendAttempt::Committed(commit)) => {
-                    for event in &events {
-                        folded.state.evolve(event);
+                    // Evolve from the events as a load will decode them (serde may not round-trip a
+                    // decided event exactly), so the cached state is the state a load gives.
+                    let mut cacheable = true;
+                    for ((event, plaintext), stored) in events.iter().zip(plaintexts).zip(&commit.events) {
+                        match self.decode_payload(&stored.event_type, stored.schema_version, plaintext) {
+                            Ok(decoded) => folded.state.evolve(&decoded),
+                            Err(error) => {
+                                tracing::warn!(%stream, %error, "a committed event does not decode; not cached");
+                                cacheable = false;
+                                folded.state.evolve(event);
+                            }
+                        }
                     }
                     folded.version = commit.last_version;
                     if self.snapshots.is_due(folded.version, folded.snapshot_version, folded.since) {
-                        self.snapshot_best_effort(stream, &folded.state, folded.version, &mut folded.session)
-                            .await;
-                        folded.snapshot_version = folded.version;
-                        folded.since = Some(Utc::now());
+                        match self
+                            .write_snapshot(stream, &folded.state, folded.version, &mut folded.session)
+                            .await
+                        {
+                            Ok(()) => {
+                                folded.snapshot_version = folded.version;
+                                folded.since = Some(Utc::now());
+                            }
+                            // The state holds data of a key generation the subject no longer has:
+                            // no snapshot, and no further command decided on it.
+                            Err(error @ Error::Crypto(CryptoError::StaleKey { .. })) => {
+                                tracing::warn!(%stream, version = folded.version, %error, "snapshot not written");
+                                cacheable = false;
+                            }
+                            // Snapshots are a cache: the next command tries again.
+                            Err(error) => {
+                                tracing::warn!(%stream, version = folded.version, %error, "snapshot not written")
+                            }
+                        }
                     }
-                    self.cache.put(stream, folded);
+                    if cacheable {
+                        self.cache.put(stream, folded);
+                    }
                     return Ok(outcome);
                 }
                 // Decided on a cached state that another process had moved past: not a race this

@@ -40,11 +40,20 @@ struct Folded<A> {
     /// The keys the fold opened events with, and the key generations its plaintext came from: what
     /// is sealed from this state (snapshot, new events) goes through it (see [`CipherSession`]).
     session: Option<CipherSession>,
+    /// When the stream was read: a cached state is dropped this long after, however often it is used.
+    loaded_at: std::time::Instant,
 }
 
 impl<A: Aggregate> Folded<A> {
     fn empty(session: Option<CipherSession>) -> Self {
-        Self { state: A::default(), version: 0, snapshot_version: 0, since: None, session }
+        Self {
+            state: A::default(),
+            version: 0,
+            snapshot_version: 0,
+            since: None,
+            session,
+            loaded_at: std::time::Instant::now(),
+        }
     }
 }
 
@@ -410,6 +419,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
                 snapshot_version: snapshot.version,
                 since: Some(snapshot.taken_at),
                 session,
+                loaded_at: std::time::Instant::now(),
             };
             for mut envelope in loaded.events {
                 Self::reveal(&mut folded.session, &mut envelope).await?;

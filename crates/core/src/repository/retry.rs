@@ -42,14 +42,14 @@ impl RetryPolicy {
     }
 
     /// The delay before retry number `retry` (1 for the first retry), or `None` when the policy
-    /// allows no such retry: past `max_attempts`, or ending later than `max_elapsed` after a command
-    /// that began `elapsed` ago.
+    /// allows no such retry: past `max_attempts`, or `max_elapsed` already spent by a command that
+    /// began `elapsed` ago (a delay is cut to what is left of it).
     pub fn next_delay(&self, retry: u32, elapsed: Duration) -> Option<Duration> {
-        if retry >= self.max_attempts {
+        if retry >= self.max_attempts || elapsed >= self.max_elapsed {
             return None;
         }
-        let delay = self.delay(retry);
-        (elapsed.saturating_add(delay) <= self.max_elapsed).then_some(delay)
+        // Clamped to what is left: a wait that would end past the budget waits only until it.
+        Some(self.delay(retry).min(self.max_elapsed - elapsed))
     }
 
     /// The delay before retry number `retry` (1 for the first retry).
@@ -71,8 +71,9 @@ mod tests {
             RetryPolicy { max_attempts: 3, max_elapsed: Duration::from_secs(1), ..RetryPolicy::default() };
         assert!(policy.next_delay(1, Duration::ZERO).is_some());
         assert!(policy.next_delay(3, Duration::ZERO).is_none(), "the third attempt was the last");
-        assert!(policy.next_delay(1, Duration::from_secs(1)).is_none_or(|d| d.is_zero()));
-        assert!(policy.next_delay(1, Duration::from_secs(2)).is_none(), "past the time budget");
+        assert!(policy.next_delay(1, Duration::from_secs(1)).is_none(), "the time budget is spent");
+        let late = policy.next_delay(1, Duration::from_millis(999));
+        assert!(late.is_some_and(|d| d <= Duration::from_millis(1)), "cut to what is left: {late:?}");
         assert!(RetryPolicy::none().next_delay(1, Duration::ZERO).is_none());
     }
 
