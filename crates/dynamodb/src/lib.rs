@@ -16,7 +16,7 @@ pub mod views;
 pub use keys::parse_stream_pk;
 pub use metrics::{OperationCount, RequestCounter, RequestCounts};
 pub use scan::{ScanPosition, StreamsPage};
-pub use store::DynamoStore;
+pub use store::{CommitFormat, DynamoStore};
 pub use table::{IndexSpec, KeyAttribute, PartitionClass, SNAPSHOTS_INDEX, TableSpec};
 pub use transact::{MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};
 pub use views::LOOKUP_INDEX;

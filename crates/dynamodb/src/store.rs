@@ -17,8 +17,8 @@ use strata_core::{
 
 use crate::error::{backend, commit_put_failure};
 use crate::item::{
-    CommitItem, IdempotencyItem, Item, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size, kind, kind_of,
-    last_version_of, state_schema_of, to_item,
+    CommitItem, IdempotencyItem, Item, LegacyCommitItem, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size,
+    kind, kind_of, last_version_of, state_schema_of, to_item,
 };
 use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, stream_pk, version_sk};
 use crate::learned::SnapshotDistances;
@@ -45,6 +45,29 @@ pub struct DynamoStore {
     pub(crate) table: Arc<str>,
     load_page_size: i32,
     distances: Arc<SnapshotDistances>,
+    commit_format: CommitFormat,
+}
+
+/// The item format a store writes commits in (it reads both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitFormat {
+    /// Short names, nothing stored twice (see the crate docs): what every store writes by default.
+    #[default]
+    V2,
+    /// The first format, for the first deploy of an upgrade from code that reads only it.
+    Legacy,
+}
+
+impl std::str::FromStr for CommitFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "v2" => Ok(Self::V2),
+            "legacy" => Ok(Self::Legacy),
+            other => Err(format!("unknown commit format {other:?} (v2 or legacy)")),
+        }
+    }
 }
 
 impl DynamoStore {
@@ -59,7 +82,18 @@ impl DynamoStore {
             table: Arc::from(table.into()),
             load_page_size: i32::from(Self::DEFAULT_LOAD_PAGE_SIZE),
             distances: Arc::default(),
+            commit_format: CommitFormat::V2,
         }
+    }
+
+    /// Writes commits in this format ([`CommitFormat::V2`] by default). [`CommitFormat::Legacy`] is
+    /// for the first deploy of an upgrade from a version that reads only legacy items: while old and
+    /// new code both run, the old code must be able to read what the new writes. Deploy with it (the
+    /// command function: `STRATA_COMMIT_FORMAT=legacy`), then without it in a second deploy. Both
+    /// formats are read either way.
+    pub fn with_commit_format(mut self, format: CommitFormat) -> Self {
+        self.commit_format = format;
+        self
     }
 
     /// Items a load's first Query asks for. Set it to your snapshot interval (in commits) plus one:
@@ -240,7 +274,7 @@ impl DynamoStore {
         first_version: u64,
     ) -> Result<AppendAttempt, Error> {
         let commit = committed(request, first_version)?;
-        let item = commit_item(request, first_version)?;
+        let item = self.commit_item(request, first_version)?;
         if let Some(record) = &request.idempotency {
             let actions =
                 vec![Action::commit(self, item, request)?, Action::idempotency(self, record, request)?];
@@ -385,10 +419,17 @@ pub(crate) fn snapshot_version_of(item: &Item) -> Result<u64, Error> {
 }
 
 /// The commit item, refused before any call if it is over DynamoDB's 400 KB.
-pub(crate) fn commit_item(request: &AppendRequest, first_version: u64) -> Result<Item, Error> {
-    let item = to_item(&CommitItem::new(&request.stream, first_version, &request.events)?, "commit")?;
-    check_size(&item, || format!("commit of {} at version {first_version}", request.stream))?;
-    Ok(item)
+impl DynamoStore {
+    /// The commit item of `request` at `first_version`, in the format this store writes.
+    pub(crate) fn commit_item(&self, request: &AppendRequest, first_version: u64) -> Result<Item, Error> {
+        let item = if self.commit_format == CommitFormat::Legacy {
+            to_item(&LegacyCommitItem::new(&request.stream, first_version, &request.events)?, "commit")?
+        } else {
+            to_item(&CommitItem::new(&request.stream, first_version, &request.events)?, "commit")?
+        };
+        check_size(&item, || format!("commit of {} at version {first_version}", request.stream))?;
+        Ok(item)
+    }
 }
 
 pub(crate) fn check_size(item: &Item, what: impl FnOnce() -> String) -> Result<(), Error> {

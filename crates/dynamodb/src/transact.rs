@@ -14,8 +14,8 @@ use crate::error::{TRANSACTION_CONFLICT, backend, is_retryable_code};
 use crate::item::{IdempotencyItem, Item, to_item};
 use crate::lost_answer::{first_event_id, is_own_commit};
 use crate::store::{
-    COMMIT_IS_NEW, DynamoStore, KEY_IS_FREE, Resolved, check_size, commit_item, committed, conflict,
-    next_version, now_value,
+    COMMIT_IS_NEW, DynamoStore, KEY_IS_FREE, Resolved, check_size, committed, conflict, next_version,
+    now_value,
 };
 
 /// DynamoDB's limits on one TransactWriteItems call.
@@ -156,7 +156,7 @@ impl DynamoStore {
         for (request, resolved) in requests.iter().zip(resolved) {
             let Resolved::After(head) = resolved else { continue };
             let first_version = next_version(head)?;
-            actions.push(Action::commit(self, commit_item(request, first_version)?, request)?);
+            actions.push(Action::commit(self, self.commit_item(request, first_version)?, request)?);
             if let Some(record) = &request.idempotency {
                 actions.push(Action::idempotency(self, record, request)?);
             }

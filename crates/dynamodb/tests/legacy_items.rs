@@ -75,3 +75,36 @@ async fn a_retry_whose_first_attempt_an_older_writer_committed_gets_that_commit_
     assert_eq!(f.counter.take().write_calls(), 0, "nothing written twice");
     assert_eq!(versions(&f, &s).await, [1, 2, 3, 4, 5]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_set_to_the_legacy_format_writes_items_older_code_reads() {
+    let f = fixture().await;
+    let s = stream("legacy-writer");
+    let legacy = f.store.clone().with_commit_format(strata_dynamodb::CommitFormat::Legacy);
+    legacy.append(append(&s, ExpectedVersion::NoStream, bumps(1, 2))).await.unwrap();
+    f.store.append(append(&s, ExpectedVersion::Exact(2), bumps(3, 1))).await.unwrap();
+    let items = f
+        .store
+        .client()
+        .query()
+        .table_name(f.store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(strata_dynamodb::keys::stream_pk(&s)),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let formats: Vec<(bool, bool)> = items
+        .iter()
+        .map(|i| (i.contains_key(names::legacy::EVENTS), i.contains_key(names::EVENTS)))
+        .collect();
+    assert_eq!(formats, [(true, false), (false, true)], "legacy first, then v2");
+    assert_eq!(versions(&f, &s).await, [1, 2, 3]);
+    assert_eq!("v2".parse(), Ok(strata_dynamodb::CommitFormat::V2));
+    assert!("v3".parse::<strata_dynamodb::CommitFormat>().is_err());
+}
