@@ -113,9 +113,10 @@ impl KmsKeys {
         Ok(Some(key))
     }
 
-    /// Writing checks the stored key generation every time (one GetItem, no KMS call when the cached
-    /// key is current): a key cached here may have been forgotten, and the subject come back, in
-    /// another process, and data sealed under a deleted key would be lost.
+    /// A cached key serves the write (no request). Only without one is the stored key read, and
+    /// created if there is none. A key cached here may have been forgotten (and the subject come
+    /// back) in another process: data sealed under it then reads as forgotten, for up to the cache's
+    /// TTL; no data is ever sealed under a generation other than the one it was opened under.
     async fn fetch_or_create(&self, tenant: &str, subject: &str) -> Result<DataKey, Error> {
         validate_key_part("subject", subject, MAX_ID_LEN)?;
         // A cached key serves writes too, so a command for a known subject costs no read. If the

@@ -206,13 +206,15 @@ fn costs_section(w: &mut String, costs: &[CostRow]) {
     }
     let _ = writeln!(
         w,
-        "\nA load reads the stream backwards from its head and stops at the newest snapshot: its first Query \
-         asks for 101 items (a snapshot every 100 single-event commits is met at once), each further page for \
-         twice as many (then 1 MB pages). With a snapshot every 100 single-event commits, a load is one \
-         Query of at most 101 items at every length; the 101 include commits older than the snapshot \
-         (here exactly 100, as the lengths are multiples of 100 and the snapshot is at the head). A GetItem \
-         is the data subject's wrapped key read again: an unwrapped key is cached for 5 minutes, and seeding \
-         and loading a 100,000-event stream without snapshots takes longer than that on the emulator.\n"
+        "\nWith a snapshot policy a load reads the stream backwards from its head and stops at the newest \
+         snapshot. A store that knows nothing of the stream asks for a first page of 101 items (a snapshot \
+         every 100 single-event commits is met at once); once it has loaded the stream or written its \
+         snapshot or commits, it asks for the items it knows lie above the snapshot plus one (here the \
+         snapshot is at the head: 2 items). Without a snapshot policy a load reads forward in 1 MB pages. \
+         The command column is a command on a stream the repository has not cached (it loads first); the \
+         cached column is the next command, decided on the state the repository kept. A GetItem is the \
+         data subject's wrapped key read again: an unwrapped key is cached for 5 minutes, and seeding and \
+         loading a 100,000-event stream without snapshots takes longer than that on the emulator.\n"
     );
 }
 

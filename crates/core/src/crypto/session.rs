@@ -23,7 +23,8 @@ type Subject = (String, String);
 /// A subject's key as this session knows it.
 struct Memo {
     key: Option<DataKey>,
-    /// Read from the stored key in this session (past any cache): current, no second look needed.
+    /// Read from the stored key in this session (past any cache): current when read, no second look
+    /// needed. A session kept in a stream cache drops its memos (`forget_keys`).
     stored: bool,
 }
 
@@ -42,7 +43,9 @@ struct Memo {
 ///   opened data came from: reload (with a new session), and the old fields read as redacted.
 ///
 /// Use one session per unit of work (a load and the snapshot or events it leads to; one projection
-/// batch and the view it writes), then drop it: it holds unwrapped keys.
+/// batch and the view it writes), then drop it: it holds unwrapped keys. A repository's stream cache
+/// keeps a session past its unit of work with its keys dropped: only the generations its plaintext
+/// came from stay, so the rule above holds for the state it caches.
 pub struct CipherSession {
     cipher: FieldCipher,
     /// Read each subject's key past the cache (see [`FieldCipher::verified_session`]).

@@ -108,9 +108,11 @@ where
     ///
     /// On a concurrency conflict a command whose [`Command::retry_on_conflict`] allows it is decided
     /// again, with bounded jittered backoff, on its state caught up with the commit that won (and,
-    /// after a second loss in a row, with everything newer): nothing already folded is read again. An `expected_version` in the
-    /// context is checked against the loaded head before anything is written, so an expectation
-    /// that names a version inside an earlier multi-event commit is a conflict too. With an
+    /// after a second loss in a row, with everything newer): nothing already folded is read again.
+    /// An `expected_version` in the context is checked against the head the command is decided on
+    /// before anything is written (a cached head that fails it is read again first; one that matches
+    /// is checked by the write's condition), so an expectation that names a version inside an
+    /// earlier multi-event commit is a conflict too. With an
     /// idempotency key, a repeat of the same request returns the first outcome and writes nothing;
     /// the key with a different request is [`Error::IdempotencyKeyReused`]. The key's record is not
     /// read first: the append is conditional on the key being free, so a first attempt costs no
