@@ -475,8 +475,10 @@ impl EventStore for DynamoStore {
             let out =
                 self.query_stream(stream, true, Some((">=", version_sk(from))), None, start.take()).await?;
             for item in out.items.unwrap_or_default() {
-                if kind_of(&item) != Some(kind::COMMIT) {
-                    continue;
+                match kind_of(&item) {
+                    Some(kind::COMMIT) => {}
+                    Some(kind::SNAPSHOT) => continue,
+                    other => return Err(foreign_item(other, stream)),
                 }
                 let commit = decode_commit(item, stream)?;
                 let expected = events.last().map_or(from, |e| e.version.saturating_add(1));

@@ -192,9 +192,11 @@ impl<A: Aggregate, S> Repository<A, S> {
         self.cache.len()
     }
 
-    /// Drops the stream's cached state, if any: the next command on it loads. Never needed for
-    /// correctness (a stale state costs a lost write and a catch-up); for code that knows it wrote
-    /// the stream by other means (a migration, a seed) and wants the next command to read it.
+    /// Drops the stream's cached state, if any: the next command on it loads. Appends made around
+    /// the repository only cost a lost write and a catch-up; evict after anything that moved a
+    /// stream's head back (a restore, a repair), where the cached head's next version is free again
+    /// and a write on it would leave a gap, and when code that wrote the stream by other means (a
+    /// migration, a seed) wants the next command to read it.
     pub fn evict_cached(&self, stream: &StreamId) {
         drop(self.cache.take(stream));
     }
