@@ -90,6 +90,12 @@ export interface EventSourcedServiceProps {
    * no read; memory is this many aggregate states at most, each kept five minutes at most.
    */
   readonly streamCacheEntries?: number;
+  /**
+   * The item format the command function writes commits in (`STRATA_COMMIT_FORMAT`, default `v2`).
+   * `legacy` is for the first deploy of an upgrade from a version that reads only legacy items; deploy
+   * again without it once every function runs the new code. Both formats are always read.
+   */
+  readonly commitFormat?: 'v2' | 'legacy';
   /** Publisher event source mapping. */
   readonly publisher?: PublisherSettings;
   /** Projector queue. */
@@ -244,6 +250,7 @@ export class EventSourcedService extends Construct {
     const commandApi = apiFunction('CommandApi', 'command-api', 'Strata commands: POST /{category}/{id}/commands/{name}', {
       STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
       STRATA_STREAM_CACHE_ENTRIES: String(props.streamCacheEntries ?? 1000),
+      ...(props.commitFormat ? { STRATA_COMMIT_FORMAT: props.commitFormat } : {}),
     });
     access.read(commandApi.function, ['snapshots']); // listing snapshots to prune
     access.put(commandApi.function, ['stream', 'data_key', 'idempotency']);

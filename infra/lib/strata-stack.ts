@@ -25,6 +25,8 @@ export interface StrataStackProps extends StackProps {
   readonly retainData?: boolean;
   /** Streams a warm command function keeps in memory (default 1000; 0 turns the cache off). */
   readonly streamCacheEntries?: number;
+  /** The commit item format the command function writes (default `v2`; `legacy` for an upgrade's first deploy). */
+  readonly commitFormat?: 'v2' | 'legacy';
 }
 
 /** The names the stack outputs, shared with the emulator provisioning and the Rust tests. */
@@ -55,6 +57,7 @@ export class StrataStack extends Stack {
       auth: props.auth ?? { iam: true },
       tenantIsolation: props.tenantIsolation,
       streamCacheEntries: props.streamCacheEntries,
+      commitFormat: props.commitFormat,
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
     this.service = service;

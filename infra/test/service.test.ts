@@ -125,7 +125,7 @@ describe('tenant isolation', () => {
     assert.equal(contexts, 4, 'each of the four functions has its field key statement confined');
   });
 
-  test('a stream cache size that the function could not parse is refused', () => {
+  test('a stream cache size that the function could not parse is refused; the commit format is passed on', () => {
     for (const entries of [-1, 1.5, Number.NaN]) {
       assert.throws(() => example({ streamCacheEntries: entries }), /streamCacheEntries .*: use a whole number/);
     }
@@ -133,6 +133,10 @@ describe('tenant isolation', () => {
     const fns = zero.findResources('AWS::Lambda::Function');
     const command = Object.entries(fns).find(([id]) => id.startsWith('OrdersCommandApi'))?.[1];
     assert.equal(command?.Properties.Environment.Variables.STRATA_STREAM_CACHE_ENTRIES, '0');
+    assert.equal(command?.Properties.Environment.Variables.STRATA_COMMIT_FORMAT, undefined, 'v2 by default');
+    const legacy = example({ commitFormat: 'legacy' }).template.findResources('AWS::Lambda::Function');
+    const legacyCommand = Object.entries(legacy).find(([id]) => id.startsWith('OrdersCommandApi'))?.[1];
+    assert.equal(legacyCommand?.Properties.Environment.Variables.STRATA_COMMIT_FORMAT, 'legacy');
   });
 
   test('a tenant that IAM patterns would read as a wildcard is refused', () => {

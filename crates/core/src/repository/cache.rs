@@ -2,6 +2,7 @@
 //! on one of them is decided without reading the stream.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ struct Entries<A> {
 pub(super) struct StreamCache<A> {
     policy: CachePolicy,
     entries: Mutex<Entries<A>>,
+    /// Bumped by every eviction: states read before it are not cached again.
+    epoch: AtomicU64,
 }
 
 impl<A> StreamCache<A> {
@@ -76,6 +79,7 @@ impl<A> StreamCache<A> {
         Self {
             policy,
             entries: Mutex::new(Entries { by_stream: HashMap::new(), by_use: BTreeMap::new(), clock: 0 }),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -99,6 +103,20 @@ impl<A> StreamCache<A> {
         (entry.folded.loaded_at.elapsed() <= self.policy.max_age).then_some(entry.folded)
     }
 
+    /// The epoch to record on a state read now.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Drops the stream's state and makes every state read before now uncacheable.
+    pub(super) fn evict(&self, stream: &StreamId) {
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(entry) = entries.by_stream.remove(stream) {
+            entries.by_use.remove(&entry.used);
+        }
+    }
+
     /// Keeps the stream's state, dropping expired entries and the least recently used streams beyond
     /// the bound. The session it holds keeps no keys (see [`crate::crypto::CipherSession`]): the next
     /// command reads them through the key cache, whose TTL and local forgets apply.
@@ -110,6 +128,15 @@ impl<A> StreamCache<A> {
             session.forget_keys();
         }
         let mut entries = self.lock();
+        // Under the lock, so an eviction either happened before (then this state is dropped) or
+        // after (then it removes this entry).
+        if folded.cache_epoch != self.epoch.load(Ordering::SeqCst) {
+            return;
+        }
+        // A concurrent command on the stream may have cached a newer state: keep that one.
+        if entries.by_stream.get(stream).is_some_and(|held| held.folded.version > folded.version) {
+            return;
+        }
         let max_age = self.policy.max_age;
         let Entries { by_stream, by_use, .. } = &mut *entries;
         by_stream.retain(|_, entry| {

@@ -115,8 +115,9 @@ where
     /// earlier multi-event commit is a conflict too. With an
     /// idempotency key, a repeat of the same request returns the first outcome and writes nothing;
     /// the key with a different request is [`Error::IdempotencyKeyReused`]. The key's record is not
-    /// read first: the append is conditional on the key being free, so a first attempt costs no
-    /// extra request, and a repeat is answered from the record when its write fails (or when it is
+    /// read first (except when the events carry personal data: sealing them may create a subject's
+    /// key and index the stream, which a repeat must not do): the append is conditional on the key
+    /// being free, so a first attempt costs no extra request, and a repeat is answered from the record when its write fails (or when it is
     /// rejected or changes nothing now, as a repeat of a command that took effect often is).
     pub async fn execute(
         &self,
@@ -170,7 +171,12 @@ where
         loop {
             let (mut folded, source) = match basis.take() {
                 Some(held) => held,
-                None => (self.load_folded(stream).await?, Basis::Loaded),
+                None => {
+                    let epoch = self.cache.epoch();
+                    let mut loaded = self.load_folded(stream).await?;
+                    loaded.cache_epoch = epoch;
+                    (loaded, Basis::Loaded)
+                }
             };
             if let Some(expected) = context.expected_version
                 && !expected.matches(folded.version)
@@ -208,6 +214,7 @@ where
             // Sealing may create a subject's key and index a stream before the write that would tell
             // a repeat apart: for a keyed command with personal data, look at the record first.
             if let Some((key, hash)) = &idempotency
+                && self.cipher.is_some()
                 && !record_checked
                 && events.iter().any(|e| crate::Event::personal_data(e).is_some())
             {
@@ -328,7 +335,10 @@ where
                         }
                     }
                     folded.version = commit.last_version;
-                    if self.snapshots.is_due(folded.version, folded.snapshot_version, folded.since) {
+                    // No snapshot of a state a load could not rebuild.
+                    if cacheable
+                        && self.snapshots.is_due(folded.version, folded.snapshot_version, folded.since)
+                    {
                         match self
                             .write_snapshot(stream, &folded.state, folded.version, &mut folded.session)
                             .await
@@ -343,9 +353,14 @@ where
                                 tracing::warn!(%stream, version = folded.version, %error, "snapshot not written");
                                 cacheable = false;
                             }
-                            // Snapshots are a cache: the next command tries again.
+                            // Snapshots are a cache: after a transient failure the next command
+                            // tries again; after any other, the next interval does.
                             Err(error) => {
-                                tracing::warn!(%stream, version = folded.version, %error, "snapshot not written")
+                                tracing::warn!(%stream, version = folded.version, %error, "snapshot not written");
+                                if !matches!(error, Error::Backend { retryable: true, .. }) {
+                                    folded.snapshot_version = folded.version;
+                                    folded.since = Some(Utc::now());
+                                }
                             }
                         }
                     }

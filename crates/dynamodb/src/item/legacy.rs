@@ -9,7 +9,8 @@ use crate::keys::{stream_pk, version_sk};
 
 /// A commit item of the legacy format: long names, the stream and first version stored beside the
 /// keys that already hold them, `committed_at` as RFC 3339 text. Read with [`CommitItem::from_item`],
-/// which upcasts it; the store never writes it.
+/// which upcasts it; the store writes it only when set to [`crate::CommitFormat::Legacy`] (the first
+/// deploy of an upgrade).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacyCommitItem {
     /// `{tenant}#S#{category}-{id}`.
@@ -55,7 +56,7 @@ pub struct LegacyStoredEvent {
 
 impl LegacyCommitItem {
     /// The item an older writer made for `events` appended at `first_version`: for tests and tools
-    /// that need such items (the store itself writes v2 only).
+    /// that need such items, and for a store set to [`crate::CommitFormat::Legacy`].
     pub fn new(stream: &StreamId, first_version: u64, events: &[NewEvent]) -> Result<Self, Error> {
         let v2 = CommitItem::new(stream, first_version, events)?;
         Ok(Self {
