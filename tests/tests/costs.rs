@@ -167,7 +167,10 @@ async fn a_load_asks_for_what_the_store_learned_lies_above_the_snapshot() {
     let s = costs::seeded(&env, 100, Some(100)).await;
     // A store that knows nothing about the stream reads the default first page (101 items).
     let fresh = strata_dynamodb::DynamoStore::new(s.store.client().clone(), s.store.table());
-    let cold = Repository::<Order, _>::new(fresh.clone()).with_cipher(env.cipher(&fresh));
+    // (With a snapshot policy: a repository without one loads forward and needs no distance.)
+    let cold = Repository::<Order, _>::new(fresh.clone())
+        .with_cipher(env.cipher(&fresh))
+        .with_snapshot_policy(strata_core::SnapshotPolicy::every(100));
     let ctx = CommandContext::default;
     assert_eq!(cold.load(&s.stream).await.unwrap().version, 100);
     // (Its cipher's cold key cache also reads the subject's key: one GetItem.)
