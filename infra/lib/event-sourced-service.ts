@@ -91,11 +91,12 @@ export interface EventSourcedServiceProps {
    */
   readonly streamCacheEntries?: number;
   /**
-   * The item format the command function writes commits in (`STRATA_COMMIT_FORMAT`, default `v2`).
-   * `legacy` is for the first deploy of an upgrade from a version that reads only legacy items; deploy
-   * again without it once every function runs the new code. Both formats are always read.
+   * The item format the command function writes commits in (`STRATA_COMMIT_FORMAT`, default `v3`).
+   * `v2` (or `legacy`) is for the first deploy of an upgrade from a version that cannot read v3 items
+   * (or reads only legacy ones); deploy again without it once every function runs the new code. Every
+   * format is always read.
    */
-  readonly commitFormat?: 'v2' | 'legacy';
+  readonly commitFormat?: 'v3' | 'v2' | 'legacy';
   /** Publisher event source mapping. */
   readonly publisher?: PublisherSettings;
   /** Projector queue. */
@@ -150,6 +151,9 @@ export class EventSourcedService extends Construct {
     const cacheEntries = props.streamCacheEntries;
     if (cacheEntries !== undefined && (!Number.isSafeInteger(cacheEntries) || cacheEntries < 0)) {
       throw new Error(`streamCacheEntries ${cacheEntries}: use a whole number of streams, 0 to turn the cache off`);
+    }
+    if (props.commitFormat !== undefined && !['v3', 'v2', 'legacy'].includes(props.commitFormat)) {
+      throw new Error(`commitFormat ${JSON.stringify(props.commitFormat)}: use v3, v2 or legacy`);
     }
     if (props.tenantIsolation && !fixedTenant) {
       throw new Error('tenantIsolation needs tenancy { fixed }: one role cannot be confined to a tenant named per request');

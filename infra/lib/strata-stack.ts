@@ -25,8 +25,8 @@ export interface StrataStackProps extends StackProps {
   readonly retainData?: boolean;
   /** Streams a warm command function keeps in memory (default 1000; 0 turns the cache off). */
   readonly streamCacheEntries?: number;
-  /** The commit item format the command function writes (default `v2`; `legacy` for an upgrade's first deploy). */
-  readonly commitFormat?: 'v2' | 'legacy';
+  /** The commit item format the command function writes (default `v3`; `v2` or `legacy` for an upgrade's first deploy). */
+  readonly commitFormat?: 'v3' | 'v2' | 'legacy';
 }
 
 /** The names the stack outputs, shared with the emulator provisioning and the Rust tests. */

@@ -133,10 +133,12 @@ describe('tenant isolation', () => {
     const fns = zero.findResources('AWS::Lambda::Function');
     const command = Object.entries(fns).find(([id]) => id.startsWith('OrdersCommandApi'))?.[1];
     assert.equal(command?.Properties.Environment.Variables.STRATA_STREAM_CACHE_ENTRIES, '0');
-    assert.equal(command?.Properties.Environment.Variables.STRATA_COMMIT_FORMAT, undefined, 'v2 by default');
+    assert.equal(command?.Properties.Environment.Variables.STRATA_COMMIT_FORMAT, undefined, 'v3 by default');
     const legacy = example({ commitFormat: 'legacy' }).template.findResources('AWS::Lambda::Function');
     const legacyCommand = Object.entries(legacy).find(([id]) => id.startsWith('OrdersCommandApi'))?.[1];
     assert.equal(legacyCommand?.Properties.Environment.Variables.STRATA_COMMIT_FORMAT, 'legacy');
+    // Plain JavaScript callers are not held to the type.
+    assert.throws(() => example({ commitFormat: 'v9' as 'v3' }), /commitFormat "v9": use v3, v2 or legacy/);
   });
 
   test('a tenant that IAM patterns would read as a wildcard is refused', () => {

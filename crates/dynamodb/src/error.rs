@@ -81,7 +81,6 @@ mod tests {
     use std::collections::HashMap;
 
     use aws_sdk_dynamodb::error::ErrorMetadata;
-    use aws_sdk_dynamodb::types::AttributeValue;
     use aws_sdk_dynamodb::types::error::{
         ConditionalCheckFailedException, ThrottlingException, TransactionConflictException,
     };
@@ -125,15 +124,9 @@ mod tests {
     }
 
     /// The item DynamoDB returns for a failed condition: a commit whose first event has this id, in
-    /// the v2 format (`e[0].i`) and in the legacy one (`events[0].event_id`), which older writers
-    /// still produce during a deploy.
-    fn commits_with_first_event(id: &str) -> [Item; 2] {
-        let item = |events: &str, event_id: &str| {
-            let event =
-                AttributeValue::M(HashMap::from([(event_id.to_owned(), AttributeValue::S(id.into()))]));
-            HashMap::from([(events.to_owned(), AttributeValue::L(vec![event]))])
-        };
-        [item(names::EVENTS, names::EVENT_ID), item(names::legacy::EVENTS, names::legacy::EVENT_ID)]
+    /// every format (older writers still produce v2 or legacy items during a deploy).
+    fn commits_with_first_event(id: &str) -> [Item; 3] {
+        crate::item::commits_with_first_event(id).map(|(_, item)| item)
     }
 
     #[test]
@@ -182,7 +175,7 @@ mod tests {
             assert!(matches!(commit_put_failure(failed(theirs), &request), Err(Error::Conflict { .. })));
         }
         // A v2 item whose first event id sits under the legacy names (or the other way round) is not ours.
-        let [v2, legacy] = commits_with_first_event(&first_event_id(&request));
+        let [_, v2, legacy] = commits_with_first_event(&first_event_id(&request));
         let mixed = HashMap::from([
             (names::legacy::EVENTS.to_owned(), v2[names::EVENTS].clone()),
             (names::EVENTS.to_owned(), legacy[names::legacy::EVENTS].clone()),

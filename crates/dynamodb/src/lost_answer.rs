@@ -25,10 +25,12 @@ pub(crate) const LOST_ANSWER_MARGIN: TimeDelta = TimeDelta::seconds(60);
 const LOOK_BACK_FIRST_PAGE: i32 = 4;
 
 /// What the look-back reads of each item: keys, kind, last version, send time, commit time and first
-/// event id, under the names of both commit formats ([`crate::item::names`]): the first version is the
-/// `sk` in both. Projecting a name an item lacks costs nothing. None of these names is a DynamoDB
-/// reserved word, so no aliases are needed.
-const LOOK_BACK_PROJECTION: &str = "sk, kind, v, w, m.n, e[0].i, \
+/// event id, under the names of every commit format ([`crate::item::names`]): the first version is
+/// the `sk` in all. A v3 item's first event id lies inside its `d`, which is read whole (a lost
+/// answer is rare, and the look-back stops at the first item sent before the request). Projecting a
+/// name an item lacks costs nothing. None of these names is a DynamoDB reserved word, so no aliases
+/// are needed.
+const LOOK_BACK_PROJECTION: &str = "sk, kind, v, w, d, m.n, e[0].i, \
      last_version, written_at, metadata.committed_at, events[0].event_id";
 
 impl DynamoStore {

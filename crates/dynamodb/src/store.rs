@@ -48,11 +48,15 @@ pub struct DynamoStore {
     commit_format: CommitFormat,
 }
 
-/// The item format a store writes commits in (it reads both).
+/// The item format a store writes commits in (it reads every one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitFormat {
-    /// Short names, nothing stored twice (see the crate docs): what every store writes by default.
+    /// Metadata and events as one JSON text beside the keys and versions (see the crate docs): what
+    /// every store writes by default.
     #[default]
+    V3,
+    /// Short names, nothing stored twice, metadata and events as native maps and lists: for the
+    /// first deploy of an upgrade from code that reads v2 and legacy items but not v3.
     V2,
     /// The first format, for the first deploy of an upgrade from code that reads only it.
     Legacy,
@@ -63,9 +67,10 @@ impl std::str::FromStr for CommitFormat {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
+            "v3" => Ok(Self::V3),
             "v2" => Ok(Self::V2),
             "legacy" => Ok(Self::Legacy),
-            other => Err(format!("unknown commit format {other:?} (v2 or legacy)")),
+            other => Err(format!("unknown commit format {other:?} (v3, v2 or legacy)")),
         }
     }
 }
@@ -82,15 +87,16 @@ impl DynamoStore {
             table: Arc::from(table.into()),
             load_page_size: i32::from(Self::DEFAULT_LOAD_PAGE_SIZE),
             distances: Arc::default(),
-            commit_format: CommitFormat::V2,
+            commit_format: CommitFormat::V3,
         }
     }
 
-    /// Writes commits in this format ([`CommitFormat::V2`] by default). [`CommitFormat::Legacy`] is
-    /// for the first deploy of an upgrade from a version that reads only legacy items: while old and
-    /// new code both run, the old code must be able to read what the new writes. Deploy with it (the
-    /// command function: `STRATA_COMMIT_FORMAT=legacy`), then without it in a second deploy. Both
-    /// formats are read either way.
+    /// Writes commits in this format ([`CommitFormat::V3`] by default). The older formats are for the
+    /// first deploy of an upgrade from a version that cannot read v3 ([`CommitFormat::V2`]) or reads
+    /// only legacy items ([`CommitFormat::Legacy`]): while old and new code both run, the old code
+    /// must be able to read what the new writes. Deploy with it (the command function:
+    /// `STRATA_COMMIT_FORMAT=v2` or `legacy`), then without it in a second deploy. Every format is
+    /// read either way.
     pub fn with_commit_format(mut self, format: CommitFormat) -> Self {
         self.commit_format = format;
         self
@@ -422,10 +428,16 @@ pub(crate) fn snapshot_version_of(item: &Item) -> Result<u64, Error> {
 impl DynamoStore {
     /// The commit item of `request` at `first_version`, in the format this store writes.
     pub(crate) fn commit_item(&self, request: &AppendRequest, first_version: u64) -> Result<Item, Error> {
-        let item = if self.commit_format == CommitFormat::Legacy {
-            to_item(&LegacyCommitItem::new(&request.stream, first_version, &request.events)?, "commit")?
-        } else {
-            to_item(&CommitItem::new(&request.stream, first_version, &request.events)?, "commit")?
+        let item = match self.commit_format {
+            CommitFormat::V3 => {
+                CommitItem::new(&request.stream, first_version, &request.events)?.to_item()?
+            }
+            CommitFormat::V2 => {
+                to_item(&CommitItem::new(&request.stream, first_version, &request.events)?, "commit")?
+            }
+            CommitFormat::Legacy => {
+                to_item(&LegacyCommitItem::new(&request.stream, first_version, &request.events)?, "commit")?
+            }
         };
         check_size(&item, || format!("commit of {} at version {first_version}", request.stream))?;
         Ok(item)

@@ -266,7 +266,6 @@ fn cancellation(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::types::CancellationReason;
@@ -275,7 +274,6 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
-    use crate::item::names;
 
     const OURS: &str = "01JAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -302,23 +300,23 @@ mod tests {
         if message.is_empty() { reason } else { reason.message(message) }.build()
     }
 
-    /// The reason with the item in the way: a commit whose first event has this id, in the v2 format
-    /// (`e[0].i`) or, when `legacy`, in the format older writers still produce (`events[0].event_id`).
-    fn with_item(reason: CancellationReason, first_event_id: &str, legacy: bool) -> CancellationReason {
-        let (events, event_id) = if legacy {
-            (names::legacy::EVENTS, names::legacy::EVENT_ID)
-        } else {
-            (names::EVENTS, names::EVENT_ID)
-        };
-        let event = AttributeValue::M(HashMap::from([(
-            event_id.to_owned(),
-            AttributeValue::S(first_event_id.into()),
-        )]));
-        CancellationReason::builder()
-            .set_code(reason.code().map(Into::into))
-            .set_message(reason.message().map(Into::into))
-            .item(events, AttributeValue::L(vec![event]))
-            .build()
+    /// The reason with the item in the way: a commit whose first event has this id, in each format
+    /// (older writers still produce v2 or legacy items during a deploy), named by its format.
+    fn with_item(
+        reason: &CancellationReason,
+        first_event_id: &str,
+    ) -> Vec<(&'static str, CancellationReason)> {
+        crate::item::commits_with_first_event(first_event_id)
+            .into_iter()
+            .map(|(format, item)| {
+                let with = CancellationReason::builder()
+                    .set_code(reason.code().map(Into::into))
+                    .set_message(reason.message().map(Into::into))
+                    .set_item(Some(item))
+                    .build();
+                (format, with)
+            })
+            .collect()
     }
 
     /// The error the SDK hands over for a cancelled transaction: the modelled exception with its
@@ -385,11 +383,8 @@ mod tests {
         let both = cancelled(vec![reason("TransactionConflict"), reason("ConditionalCheckFailed")]);
         assert!(matches!(cancellation(both, &failures), Err(Error::IdempotencyKeyExists { .. })));
 
-        for legacy in [false, true] {
-            let version_taken = cancelled(vec![
-                with_item(reason("ConditionalCheckFailed"), "01JBBBBBBBBBBBBBBBBBBBBBBB", legacy),
-                reason("None"),
-            ]);
+        for (_, theirs) in with_item(&reason("ConditionalCheckFailed"), "01JBBBBBBBBBBBBBBBBBBBBBBB") {
+            let version_taken = cancelled(vec![theirs, reason("None")]);
             assert_eq!(conflict_on(cancellation(version_taken, &failures)), stream("t-1"));
         }
     }
@@ -397,12 +392,9 @@ mod tests {
     #[test]
     fn our_own_earlier_commit_in_the_way_means_the_transaction_was_written() {
         let failures = commit_and_record("t-1");
-        for legacy in [false, true] {
-            let ours = cancelled(vec![
-                with_item(reason("ConditionalCheckFailed"), OURS, legacy),
-                reason("ConditionalCheckFailed"),
-            ]);
-            assert!(cancellation(ours, &failures).is_ok(), "legacy: {legacy}");
+        for (format, ours) in with_item(&reason("ConditionalCheckFailed"), OURS) {
+            let ours = cancelled(vec![ours, reason("ConditionalCheckFailed")]);
+            assert!(cancellation(ours, &failures).is_ok(), "{format}");
         }
     }
 

@@ -1,6 +1,6 @@
-//! Streams whose older commits are legacy items (written before the v2 format, or by an older writer
-//! during a rolling deploy): they load, read, end snapshots and answer lost-answer retries like v2
-//! items, with no migration, and new commits land on top of them in v2.
+//! Streams whose older commits are legacy or v2 items (written before the v3 format, or by an older
+//! writer during a rolling deploy): they load, read, end snapshots and answer lost-answer retries like
+//! v3 items, with no migration, and new commits land on top of them in v3.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
 mod common;
@@ -9,13 +9,24 @@ use chrono::Utc;
 use common::{Fixture, append, bumps, fixture, stream};
 use serde_json::json;
 use strata_core::{AppendRequest, EventStore, ExpectedVersion, Snapshot, SnapshotStore, StreamId};
-use strata_dynamodb::item::{LegacyCommitItem, names, to_item};
+use strata_dynamodb::CommitFormat;
+use strata_dynamodb::item::{CommitItem, LegacyCommitItem, names, to_item};
 
 /// Writes `request`'s events at `first_version` as an older writer did: a legacy item.
 async fn put_legacy(f: &Fixture, request: &AppendRequest, first_version: u64) {
-    let item = LegacyCommitItem::new(&request.stream, first_version, &request.events).unwrap();
-    let item = to_item(&item, "commit").unwrap();
-    assert!(item.contains_key(names::legacy::EVENTS));
+    put_older(f, request, first_version, CommitFormat::Legacy).await;
+}
+
+/// Writes `request`'s events at `first_version` as a writer of an older format did.
+async fn put_older(f: &Fixture, request: &AppendRequest, first_version: u64, format: CommitFormat) {
+    let item = if format == CommitFormat::Legacy {
+        let item = LegacyCommitItem::new(&request.stream, first_version, &request.events).unwrap();
+        to_item(&item, "commit").unwrap()
+    } else {
+        to_item(&CommitItem::new(&request.stream, first_version, &request.events).unwrap(), "commit").unwrap()
+    };
+    let name = if format == CommitFormat::Legacy { names::legacy::EVENTS } else { names::EVENTS };
+    assert!(item.contains_key(name));
     f.store.client().put_item().table_name(f.store.table()).set_item(Some(item)).send().await.unwrap();
 }
 
@@ -25,7 +36,7 @@ async fn versions(f: &Fixture, s: &StreamId) -> Vec<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_of_legacy_commits_loads_reads_and_takes_v2_commits_on_top() {
+async fn a_stream_of_legacy_commits_loads_reads_and_takes_v3_commits_on_top() {
     let f = fixture().await;
     let s = stream("legacy-mixed");
     put_legacy(&f, &append(&s, ExpectedVersion::NoStream, bumps(1, 2)), 1).await;
@@ -58,31 +69,36 @@ async fn a_stream_of_legacy_commits_loads_reads_and_takes_v2_commits_on_top() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_whose_first_attempt_an_older_writer_committed_gets_that_commit_back() {
     let f = fixture().await;
-    let s = stream("legacy-retry");
-    f.store.append(append(&s, ExpectedVersion::NoStream, bumps(1, 1))).await.unwrap();
-    // The first attempts of these requests were written by an older writer, then their answers lost.
-    let any = append(&s, ExpectedVersion::Any, bumps(2, 2));
-    put_legacy(&f, &any, 2).await;
-    f.store.append(append(&s, ExpectedVersion::Any, bumps(4, 1))).await.unwrap();
-    let exact = append(&s, ExpectedVersion::Exact(4), bumps(5, 1));
-    put_legacy(&f, &exact, 5).await;
-    f.counter.reset();
+    for older in [CommitFormat::Legacy, CommitFormat::V2] {
+        let s = stream(&format!("{older:?}-retry").to_lowercase());
+        f.store.append(append(&s, ExpectedVersion::NoStream, bumps(1, 1))).await.unwrap();
+        // The first attempts of these requests were written by an older writer, then their answers
+        // lost (the look-back reads each format's names; the GetItem of an exact one, the whole item).
+        let any = append(&s, ExpectedVersion::Any, bumps(2, 2));
+        put_older(&f, &any, 2, older).await;
+        f.store.append(append(&s, ExpectedVersion::Any, bumps(4, 1))).await.unwrap();
+        let exact = append(&s, ExpectedVersion::Exact(4), bumps(5, 1));
+        put_older(&f, &exact, 5, older).await;
+        f.counter.reset();
 
-    let again = f.store.append(any).await.unwrap();
-    assert_eq!((again.first_version, again.last_version), (2, 3));
-    let again = f.store.append(exact).await.unwrap();
-    assert_eq!(again.first_version, 5);
-    assert_eq!(f.counter.take().write_calls(), 0, "nothing written twice");
-    assert_eq!(versions(&f, &s).await, [1, 2, 3, 4, 5]);
+        let again = f.store.append(any).await.unwrap();
+        assert_eq!((again.first_version, again.last_version), (2, 3), "{older:?}");
+        let again = f.store.append(exact).await.unwrap();
+        assert_eq!(again.first_version, 5, "{older:?}");
+        assert_eq!(f.counter.take().write_calls(), 0, "nothing written twice ({older:?})");
+        assert_eq!(versions(&f, &s).await, [1, 2, 3, 4, 5], "{older:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_set_to_the_legacy_format_writes_items_older_code_reads() {
+async fn a_store_set_to_an_older_format_writes_items_older_code_reads() {
     let f = fixture().await;
     let s = stream("legacy-writer");
-    let legacy = f.store.clone().with_commit_format(strata_dynamodb::CommitFormat::Legacy);
+    let legacy = f.store.clone().with_commit_format(CommitFormat::Legacy);
     legacy.append(append(&s, ExpectedVersion::NoStream, bumps(1, 2))).await.unwrap();
-    f.store.append(append(&s, ExpectedVersion::Exact(2), bumps(3, 1))).await.unwrap();
+    let v2 = f.store.clone().with_commit_format(CommitFormat::V2);
+    v2.append(append(&s, ExpectedVersion::Exact(2), bumps(3, 1))).await.unwrap();
+    f.store.append(append(&s, ExpectedVersion::Exact(3), bumps(4, 1))).await.unwrap();
     let items = f
         .store
         .client()
@@ -99,12 +115,20 @@ async fn a_store_set_to_the_legacy_format_writes_items_older_code_reads() {
         .unwrap()
         .items
         .unwrap_or_default();
-    let formats: Vec<(bool, bool)> = items
+    let formats: Vec<[bool; 3]> = items
         .iter()
-        .map(|i| (i.contains_key(names::legacy::EVENTS), i.contains_key(names::EVENTS)))
+        .map(|i| [names::legacy::EVENTS, names::EVENTS, names::DATA].map(|name| i.contains_key(name)))
         .collect();
-    assert_eq!(formats, [(true, false), (false, true)], "legacy first, then v2");
-    assert_eq!(versions(&f, &s).await, [1, 2, 3]);
-    assert_eq!("v2".parse(), Ok(strata_dynamodb::CommitFormat::V2));
-    assert!("v3".parse::<strata_dynamodb::CommitFormat>().is_err());
+    assert_eq!(
+        formats,
+        [[true, false, false], [false, true, false], [false, false, true]],
+        "legacy, then v2, then v3 (the default)"
+    );
+    assert_eq!(versions(&f, &s).await, [1, 2, 3, 4]);
+    for (text, format) in
+        [("v3", CommitFormat::V3), ("v2", CommitFormat::V2), ("legacy", CommitFormat::Legacy)]
+    {
+        assert_eq!(text.parse(), Ok(format));
+    }
+    assert!("v4".parse::<CommitFormat>().is_err());
 }

@@ -98,6 +98,17 @@ mod tests {
     }
 
     #[test]
+    fn a_v3_commit_record_decodes_to_its_events() {
+        let events = events();
+        let item = CommitItem::new(&stream(), 3, &events).unwrap();
+        let image = serde_dynamo::Item::from(item.to_item().unwrap());
+        assert!(image.contains_key(names::DATA) && !image.contains_key(names::EVENTS));
+        let decoded = decode_record(&record(image)).unwrap();
+        assert_eq!(decoded.sequence_number.as_deref(), Some("7"));
+        assert_eq!(decoded.events, expected(events));
+    }
+
+    #[test]
     fn a_v2_commit_record_decodes_to_its_events() {
         let events = events();
         let item = CommitItem::new(&stream(), 3, &events).unwrap();

@@ -164,7 +164,7 @@ fn commit_record(first: u64, count: u64, sequence: &str) -> Value {
         .map(|v| NewEvent::new("Noted", 1, json!({ "v": v }), Metadata::new("c")))
         .collect();
     let item = CommitItem::new(&stream(), first, &events).unwrap();
-    let image: serde_dynamo::Item = serde_dynamo::to_item(item).unwrap();
+    let image = serde_dynamo::Item::from(item.to_item().unwrap());
     json!({
         "eventID": sequence, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
@@ -182,7 +182,7 @@ async fn the_relay_names_the_records_whose_events_failed_and_records_that_do_not
     // Versions 1..=2 (record s1), 3..=5 (s2), 6 (s3); version 4 never goes through.
     let relay = StreamRelay::new(publisher(Scripted::failing(&[(4, 99)]), 2));
     let mut broken = commit_record(6, 1, "s4");
-    broken["dynamodb"]["NewImage"][names::EVENTS] = json!({ "S": "not a list" });
+    broken["dynamodb"]["NewImage"][names::DATA] = json!({ "S": "not commit data" });
     let records =
         vec![commit_record(1, 2, "s1"), commit_record(3, 3, "s2"), commit_record(6, 1, "s3"), broken];
     let (response, relayed) = relay.handle_counted(batch(records)).await.unwrap();

@@ -3,7 +3,8 @@
 //! Environment: `STRATA_TABLE`, `STRATA_KMS_KEY_ID`, `STRATA_TENANT` (or `STRATA_TENANT_CLAIM` to take
 //! the tenant from a JWT claim), optional `STRATA_SNAPSHOT_EVERY` (events, default 100) and
 //! `STRATA_STREAM_CACHE_ENTRIES` (streams a warm instance keeps, default 1000; 0 turns it off) and
-//! `STRATA_COMMIT_FORMAT` (`v2`, the default, or `legacy` for the first deploy of an upgrade).
+//! `STRATA_COMMIT_FORMAT` (`v3`, the default; `v2` or `legacy` for the first deploy of an upgrade
+//! from code that cannot read v3).
 
 use lambda_http::Error;
 use strata_core::{CachePolicy, FieldCipher, Repository, SnapshotPolicy};
@@ -21,7 +22,7 @@ async fn main() -> Result<(), Error> {
     let cached_streams = env::parsed_or("STRATA_STREAM_CACHE_ENTRIES", 1_000)?;
     let tenancy = Tenancy::from_env()?;
     let sdk = strata_lambda::aws().await;
-    let format = env::parsed_or("STRATA_COMMIT_FORMAT", CommitFormat::V2)?;
+    let format = env::parsed_or("STRATA_COMMIT_FORMAT", CommitFormat::V3)?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_commit_format(format);
     let keys = KmsKeys::new(aws_sdk_kms::Client::new(&sdk), key_id, store.clone());
     let repository = Repository::<Order, _>::new(store)

@@ -1,9 +1,11 @@
-//! The commit item: the events of one command, in the short format (v2) every writer now produces,
-//! and the one decoder that reads it and the legacy format alike.
+//! The commit item: the events of one command, in the compact format (v3) every writer now produces,
+//! and the one decoder that reads it, v2 and the legacy format alike.
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use strata_core::{Commit, Error, EventEnvelope, EventId, Metadata, NewEvent, StreamId};
 
 use super::legacy::LegacyCommitItem;
@@ -14,15 +16,19 @@ use crate::keys::{parse_stream_pk, stream_pk, version_sk};
 /// items, stream records) without decoding them. None is a DynamoDB reserved word (no single letter
 /// is), so expressions may name them without aliases.
 pub mod names {
-    /// Last version of a v2 commit (a number): what the head Query reads.
+    /// A v3 commit's metadata and events, as one JSON text (`S`): `{"m": metadata, "e": [events]}`
+    /// with the short names of v2 inside, each payload embedded as the JSON it was written as.
+    pub const DATA: &str = "d";
+    /// Last version of a v3 or v2 commit (a number): what the head Query reads.
     pub const LAST_VERSION: &str = "v";
-    /// When a v2 commit was sent (milliseconds since the epoch, the writer's clock).
+    /// When a v3 or v2 commit was sent (milliseconds since the epoch, the writer's clock).
     pub const WRITTEN_AT: &str = "w";
-    /// A v2 commit's shared metadata (a map), and an event's own metadata when it differs.
+    /// A v2 commit's shared metadata (a map), and an event's own metadata when it differs (the same
+    /// members inside a v3 commit's [`DATA`]).
     pub const METADATA: &str = "m";
     /// `committed_at` inside v2 metadata: nanoseconds since the epoch (a number).
     pub const COMMITTED_AT: &str = "n";
-    /// A v2 commit's events (a list of maps).
+    /// A v2 commit's events (a list of maps; a list inside a v3 commit's [`DATA`]).
     pub const EVENTS: &str = "e";
     /// An event's id inside a v2 event map.
     pub const EVENT_ID: &str = "i";
@@ -44,11 +50,13 @@ pub mod names {
     }
 }
 
-/// One command's events: versions `first_version()..=last_version` of a stream, in the v2 format.
+/// One command's events: versions `first_version()..=last_version` of a stream.
 ///
 /// Nothing is stored twice: the stream is the `pk` and the first version the `sk`, so neither has an
 /// attribute of its own, and every other name is one letter (names count against the item size like
-/// values do). Items of the older, longer format are read by [`CommitItem::from_item`] as they are.
+/// values do). [`CommitItem::to_item`] writes the v3 item: the metadata and events as one JSON text
+/// (`d`) beside `pk`, `sk`, `kind`, `v` and `w`. Its `Serialize` gives the v2 item, whose metadata
+/// and events are native maps and lists. Items of every format are read by [`CommitItem::from_item`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitItem {
     /// `{tenant}#S#{category}-{id}`: the stream ([`CommitItem::stream`]).
@@ -151,9 +159,42 @@ impl CommitItem {
         })
     }
 
-    /// Reads a commit item of either format: v2 (it has `e`) as it is, the legacy format (it has
-    /// `events`) upcast to the same [`CommitItem`]. Takes the SDK's items and `serde_dynamo`'s (what
-    /// stream records carry) alike.
+    /// The v3 item: `pk`, `sk`, `kind`, `v`, `w` and the metadata and events as one JSON text
+    /// (`d`). Six attributes whatever the commit holds: fewer values for DynamoDB, the SDK and this
+    /// decoder to walk per item than native maps and lists (a one-event v2 item has fifteen).
+    pub fn to_item(&self) -> Result<Item, Error> {
+        let events = self
+            .events
+            .iter()
+            .map(|event| {
+                Ok(DataEventOut {
+                    i: &event.event_id,
+                    t: &event.event_type,
+                    s: event.schema_version,
+                    p: serde_json::from_str(&event.payload)
+                        .map_err(|source| Error::Serialize { what: "event payload", source })?,
+                    m: event.metadata.as_ref().map(short_metadata::Short),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let data = serde_json::to_string(&DataOut { m: short_metadata::Short(&self.metadata), e: events })
+            .map_err(|source| Error::Serialize { what: "commit data", source })?;
+        let mut item = Item::from([
+            ("pk".to_owned(), AttributeValue::S(self.pk.clone())),
+            ("sk".to_owned(), AttributeValue::S(self.sk.clone())),
+            (kind::ATTRIBUTE.to_owned(), AttributeValue::S(self.kind.clone())),
+            (names::LAST_VERSION.to_owned(), AttributeValue::N(self.last_version.to_string())),
+            (names::DATA.to_owned(), AttributeValue::S(data)),
+        ]);
+        if let Some(at) = self.written_at {
+            item.insert(names::WRITTEN_AT.to_owned(), AttributeValue::N(at.to_string()));
+        }
+        Ok(item)
+    }
+
+    /// Reads a commit item of any format: v3 (it has `d`) and v2 (it has `e`) as they are, the
+    /// legacy format (it has `events`) upcast to the same [`CommitItem`]. Takes the SDK's items and
+    /// `serde_dynamo`'s (what stream records carry) alike.
     pub fn from_item(item: impl Into<serde_dynamo::Item>) -> Result<Self, Error> {
         let item: serde_dynamo::Item = item.into();
         let text = |name: &str| match item.get(name) {
@@ -161,14 +202,38 @@ impl CommitItem {
             _ => String::new(),
         };
         let (pk, sk) = (text("pk"), text("sk"));
-        if item.contains_key(names::EVENTS) {
+        if item.contains_key(names::DATA) {
+            let malformed = |reason: String| MalformedCommitItem::error(&pk, &sk, reason);
+            let head: V3Head = serde_dynamo::from_item(item).map_err(|e| malformed(e.to_string()))?;
+            let data: DataIn = serde_json::from_str(&head.d)
+                .map_err(|e| malformed(format!("`d` is not commit data: {e}")))?;
+            Ok(Self {
+                pk: head.pk,
+                sk: head.sk,
+                kind: head.kind,
+                last_version: head.v,
+                written_at: head.w,
+                metadata: data.m,
+                events: data
+                    .e
+                    .into_iter()
+                    .map(|event| StoredEvent {
+                        event_id: event.i,
+                        event_type: event.t,
+                        schema_version: event.s,
+                        payload: Box::<str>::from(event.p).into_string(),
+                        metadata: event.m,
+                    })
+                    .collect(),
+            })
+        } else if item.contains_key(names::EVENTS) {
             serde_dynamo::from_item(item).map_err(|e| MalformedCommitItem::error(&pk, &sk, e.to_string()))
         } else if item.contains_key(names::legacy::EVENTS) {
             serde_dynamo::from_item::<_, LegacyCommitItem>(item)
                 .map_err(|e| MalformedCommitItem::error(&pk, &sk, e.to_string()))?
                 .upcast()
         } else {
-            Err(MalformedCommitItem::error(&pk, &sk, "neither `e` (v2) nor `events` (legacy)"))
+            Err(MalformedCommitItem::error(&pk, &sk, "neither `d` (v3), `e` (v2) nor `events` (legacy)"))
         }
     }
 
@@ -234,14 +299,93 @@ pub(crate) fn first_version_of(item: &Item) -> Result<u64, Error> {
         .ok_or_else(|| Error::backend("commit item without a version sort key", false))
 }
 
-/// The id of a raw commit item's first event (`e[0].i`, or `events[0].event_id` on a legacy item),
-/// whole or projected to it.
-pub(crate) fn first_event_id_of(item: &Item) -> Option<&str> {
+/// The id of a raw commit item's first event (the first `i` in `d`, `e[0].i` on a v2 item or
+/// `events[0].event_id` on a legacy item), whole or projected to it.
+pub(crate) fn first_event_id_of(item: &Item) -> Option<String> {
+    if let Some(data) = item.get(names::DATA) {
+        #[derive(Deserialize)]
+        struct Ids {
+            e: Vec<Id>,
+        }
+        #[derive(Deserialize)]
+        struct Id {
+            i: String,
+        }
+        let ids: Ids = serde_json::from_str(data.as_s().ok()?).ok()?;
+        return ids.e.into_iter().next().map(|id| id.i);
+    }
     [(names::EVENTS, names::EVENT_ID), (names::legacy::EVENTS, names::legacy::EVENT_ID)].iter().find_map(
         |(events, id)| {
-            Some(item.get(*events)?.as_l().ok()?.first()?.as_m().ok()?.get(*id)?.as_s().ok()?.as_str())
+            Some(item.get(*events)?.as_l().ok()?.first()?.as_m().ok()?.get(*id)?.as_s().ok()?.clone())
         },
     )
+}
+
+/// What DynamoDB returns for a failed condition on a commit whose first event has this id, in each
+/// format (v3, v2, legacy): the attribute that holds the id, as a test needs it.
+#[cfg(test)]
+pub(crate) fn commits_with_first_event(id: &str) -> [(&'static str, Item); 3] {
+    let event = |name: &str| AttributeValue::M(Item::from([(name.to_owned(), AttributeValue::S(id.into()))]));
+    let data = format!(r#"{{"m":{{"c":"c","n":1}},"e":[{{"i":"{id}","t":"T","s":1,"p":{{}}}}]}}"#);
+    [
+        ("v3", Item::from([(names::DATA.to_owned(), AttributeValue::S(data))])),
+        ("v2", Item::from([(names::EVENTS.to_owned(), AttributeValue::L(vec![event(names::EVENT_ID)]))])),
+        (
+            "legacy",
+            Item::from([(
+                names::legacy::EVENTS.to_owned(),
+                AttributeValue::L(vec![event(names::legacy::EVENT_ID)]),
+            )]),
+        ),
+    ]
+}
+
+/// A v3 item's attributes.
+#[derive(Deserialize)]
+struct V3Head {
+    pk: String,
+    sk: String,
+    kind: String,
+    v: u64,
+    #[serde(default)]
+    w: Option<i64>,
+    d: String,
+}
+
+/// A v3 item's `d`, written.
+#[derive(Serialize)]
+struct DataOut<'a> {
+    m: short_metadata::Short<'a>,
+    e: Vec<DataEventOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct DataEventOut<'a> {
+    i: &'a EventId,
+    t: &'a str,
+    s: u32,
+    /// The payload's JSON text as it is, not re-encoded.
+    p: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    m: Option<short_metadata::Short<'a>>,
+}
+
+/// A v3 item's `d`, read.
+#[derive(Deserialize)]
+struct DataIn {
+    #[serde(with = "short_metadata")]
+    m: Metadata,
+    e: Vec<DataEventIn>,
+}
+
+#[derive(Deserialize)]
+struct DataEventIn {
+    i: EventId,
+    t: String,
+    s: u32,
+    p: Box<RawValue>,
+    #[serde(default, with = "short_metadata::option")]
+    m: Option<Metadata>,
 }
 
 /// `Metadata` in short form: `c` correlation id, `u` causation id, `a` actor, `i` idempotency key,
@@ -327,17 +471,18 @@ mod short_metadata {
         })
     }
 
+    /// Metadata to serialize in short form, by reference.
+    pub(super) struct Short<'a>(pub(super) &'a Metadata);
+
+    impl Serialize for Short<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serialize(self.0, serializer)
+        }
+    }
+
     /// The same for an event's own metadata, present only when it differs.
     pub(super) mod option {
         use super::*;
-
-        struct Short<'a>(&'a Metadata);
-
-        impl Serialize for Short<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                super::serialize(self.0, serializer)
-            }
-        }
 
         #[derive(Deserialize)]
         struct Wrapped(#[serde(with = "super")] Metadata);
