@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use strata_core::{CachePolicy, CommandContext, EventId, Repository, SnapshotPolicy, StreamId};
-use strata_dynamodb::item::{CommitItem, Item, to_item};
+use strata_dynamodb::item::{CommitItem, Item};
 use strata_dynamodb::{DynamoStore, RequestCounter, RequestCounts};
 use strata_orders::{Order, OrderCommand, samples};
 
@@ -57,7 +57,7 @@ pub async fn seeded(env: &Env, length: u64, snapshot_every: Option<u64>) -> Seed
     for version in 2..=length {
         let mut event = added.clone();
         event.event_id = EventId::new();
-        pending.push(to_item(&CommitItem::new(&stream, version, &[event]).unwrap(), "commit").unwrap());
+        pending.push(CommitItem::new(&stream, version, &[event]).unwrap().to_item().unwrap());
         let snapshot_due = snapshot_every.is_some_and(|every| version.is_multiple_of(every));
         if pending.len() == 25 || snapshot_due || version == length {
             batch_put(&store, std::mem::take(&mut pending)).await;

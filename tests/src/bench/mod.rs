@@ -88,7 +88,9 @@ impl Plan {
     /// What the report is made of.
     pub fn full() -> Self {
         Self {
-            lengths: vec![100, 1_000, 10_000, 100_000],
+            // Not 100,000 on the emulator: moto walks a partition from its start for every page after
+            // the first, so such a load measures that walk for most of an hour (the report says so).
+            lengths: vec![100, 1_000, 10_000],
             runs: 5,
             one_stream_commands: 100,
             streams: 1_000,

@@ -214,7 +214,10 @@ fn costs_section(w: &mut String, costs: &[CostRow]) {
          The command column is a command on a stream the repository has not cached (it loads first); the \
          cached column is the next command, decided on the state the repository kept. A GetItem is the \
          data subject's wrapped key read again: an unwrapped key is cached for 5 minutes, and seeding and \
-         loading a 100,000-event stream without snapshots takes longer than that on the emulator.\n"
+         loading a long stream without snapshots can take longer than that on the emulator. The \
+         emulator runs stop at 10,000 events: moto answers each page after the first by walking the \
+         partition from its start to `ExclusiveStartKey` in Python, so a 100,000-event load without \
+         snapshots measures that walk for most of an hour; the in-memory figures go to 100,000.\n"
     );
 }
 
@@ -235,9 +238,8 @@ fn load_section(w: &mut String, costs: &[CostRow], memory: &[Measured]) {
          `InMemoryStore`, criterion (`cargo bench -p strata-orders --bench repository`). On the emulator: \
          the streams of the table above. Their time grows with the stream even with snapshots, because \
          moto answers each Query by walking every item of the table and sorting the partition in Python \
-         (DynamoDB reads one key range), and it serializes every returned item (milliseconds each): \
-         without snapshots a 100,000-event load takes minutes there, so that cell is a single run. The \
-         request counts above are what DynamoDB would serve.\n"
+         (DynamoDB reads one key range), and it builds and serializes every returned item value by value. \
+         The request counts above are what DynamoDB would serve.\n"
     );
     let _ = writeln!(
         w,

@@ -166,8 +166,10 @@ fn explanation(workload: &Workload) -> &'static str {
              `PutItem` (`crates/dynamodb/src/store.rs`, `try_write_commit`). The peer's item repeats the \
              aggregate type and id (`AggregateTypeAndId`, `AggregateType`, `AggregateId`) and stores payload \
              and metadata as JSON in binary attributes with long attribute names \
-             (`event_repository.rs`, `build_event_put_transactions`); Strata's commit item v2 uses short \
-             names and stores nothing twice. Both carry the same metadata (a correlation id and the commit \
+             (`event_repository.rs`, `build_event_put_transactions`); Strata's commit item (v3, \
+             `crates/dynamodb/src/item/commit.rs`) stores nothing twice, names its attributes with one \
+             letter and keeps metadata and events in one JSON text: six attribute values to the peer's \
+             eight. Both carry the same metadata (a correlation id and the commit \
              time: Strata always records them, the peer is given them as its metadata map); Strata's item \
              also carries an event id and its send time (`w`), which the peer has no use for. On a new stream both read first (Strata: a Query that finds nothing, then a \
              cache-on repository keeps the state)."
@@ -183,8 +185,10 @@ fn explanation(workload: &Workload) -> &'static str {
              the cache on, the first command loads and every later one is decided on the state the \
              repository holds and written at once: one `PutItem`, nothing read; the condition at the next \
              version is the check that nothing newer exists. Emulator timings measure moto (which walks \
-             and sorts the whole table on every Query and serializes each returned item), so they \
-             follow items and Queries; compare them with each other only."
+             and sorts the whole table on every Query and builds and serializes each returned item value \
+             by value in Python), so they follow items, attribute values and Queries; compare them with \
+             each other only. With the cache off both sides read the same items in one Query; Strata's \
+             items have fewer attribute values (six, to eight) and its write is a plain `PutItem`."
         }
         Workload::Stream { snapshot_every: Some(_), .. } => {
             "The peer keeps snapshots in a second table, one item per aggregate: `get_snapshot` is a Query \
@@ -211,8 +215,11 @@ fn explanation(workload: &Workload) -> &'static str {
              later command writes a sequence number that already exists and fails with \
              `AggregateConflict`, forever: the stream can no longer be written. (`stream_events`, the replay \
              path, does paginate.) Strata's load (no snapshot policy) reads forward in 1 MB pages and \
-             follows `LastEvaluatedKey` to the head (`store.rs`, `load_forward`), and folds every event. The cache \
-             plays no part in a load: both Strata columns are one measurement."
+             follows `LastEvaluatedKey` to the head (`store.rs`, `load_forward`), and folds every event: it \
+             reads more in all because it reads the whole stream, and less per event folded. The cache \
+             plays no part in a load: both Strata columns are one measurement. Load times here include \
+             moto's paging: to answer a page after the first it walks the partition from its start up to \
+             `ExclusiveStartKey`, comparing keys in Python (DynamoDB seeks to it)."
         }
         Workload::Writers { .. } => {
             "Each writer sends its commands one after the other; writer `w` writes stream `w mod streams`; \
@@ -227,7 +234,9 @@ fn explanation(workload: &Workload) -> &'static str {
              the wait; it does not promise success under any contention. The peer finishes sooner there \
              because its losers give up after one attempt. Commands per second count successful \
              commands; the emulator serializes requests, so the rates compare request counts and \
-             retries more than DynamoDB latency."
+             retries more than DynamoDB latency. Capacity is counted per command that succeeded: a failed \
+             command has spent its reads and writes (a failed condition still consumes write units) and \
+             must be sent again."
         }
     }
 }

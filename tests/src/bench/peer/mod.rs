@@ -162,6 +162,7 @@ async fn load(env: &Env, length: u64) -> PeerTable {
             row("items read", columns(m, |(_, _, c, _)| Figure::number(c.items_read() as f64))),
             row("RCU (modelled)", columns(m, |(_, _, c, _)| Figure::number(c.read_units()))),
             row("events folded", columns(m, |(n, _, _, _)| Figure::number(*n as f64))),
+            row("RCU per event folded (modelled)", columns(m, |(n, _, c, _)| per(c.read_units(), *n as usize))),
             row("load time", columns(m, |(_, t, _, _)| timing(std::slice::from_ref(t), "runs"))),
             row(
                 "a command after it",
@@ -230,6 +231,16 @@ async fn writers(env: &Env, writers: usize, streams: usize, per_writer: usize) -
             ),
             row("wall time", columns(m, |(_, t, _, _)| timing(std::slice::from_ref(t), "runs"))),
             row("requests per command", columns(m, |(_, _, c, _)| requests(c, total))),
+            // What a user pays per unit of work done: a failed command must be sent again, with
+            // another load and write, so capacity is counted per command that succeeded.
+            row(
+                "RCU per successful command (modelled)",
+                columns(m, |(ok, _, c, _)| per(c.read_units(), *ok)),
+            ),
+            row(
+                "WCU per successful command (modelled)",
+                columns(m, |(ok, _, c, _)| per(c.write_units(), *ok)),
+            ),
             row("writes that lost a race", columns(m, |(_, _, _, lost)| Figure::number(*lost as f64))),
         ],
     }

@@ -15,7 +15,7 @@ use strata_core::{
     CachePolicy, CommandContext, CommandError, EventId, Metadata, NewEvent, Repository, SnapshotPolicy,
     StreamId, encode_event,
 };
-use strata_dynamodb::item::{CommitItem, Item, item_size, to_item};
+use strata_dynamodb::item::{CommitItem, Item, item_size};
 use strata_dynamodb::{DynamoStore, RequestCounter};
 
 use super::counter::{Counter, CounterEvent, increment};
@@ -154,7 +154,7 @@ impl Subject {
                         metadata,
                     );
                     let commit = CommitItem::new(&stream, version, &[new]).expect("a commit item");
-                    pending.push(to_item(&commit, "commit").expect("a commit item"));
+                    pending.push(commit.to_item().expect("a commit item"));
                     let snapshot_due = snapshot_every.is_some_and(|every| version.is_multiple_of(every));
                     if pending.len() == 25 || snapshot_due || version == length {
                         self.batch_put(&self.tables[0], std::mem::take(&mut pending)).await;
