@@ -93,6 +93,16 @@ async fn a_stale_cached_state_catches_up_from_the_commit_that_won_and_never_comm
     let loaded = other.load(&s.stream).await.unwrap();
     assert_eq!(loaded.version, 9);
     assert_eq!(loaded.state.lines.values().map(|l| l.quantity).sum::<u32>(), 8, "{:?}", loaded.state);
+
+    // With an Idempotency-Key the write is a transaction, whose cancellation reason returns the
+    // commit that won just the same: folded in, decided again, nothing read.
+    other.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
+    s.counter.reset();
+    let keyed = CommandContext { idempotency_key: Some("k-stale".into()), ..ctx() };
+    assert_eq!(s.repo.execute(&s.stream, &costs::add_item(), keyed).await.unwrap().version, 11);
+    let retried = s.counter.take();
+    assert_eq!(calls(&retried), [("TransactWriteItems", 2)], "{retried}");
+    assert_eq!(other.load(&s.stream).await.unwrap().version, 11);
     s.drop_table().await;
 }
 

@@ -181,6 +181,12 @@ mod tests {
             (names::EVENTS.to_owned(), legacy[names::legacy::EVENTS].clone()),
         ]);
         assert!(matches!(commit_put_failure(failed(mixed), &request), Err(Error::Conflict { .. })));
+        // A v3 item is known by its `d` alone: our id under another format's names beside it does
+        // not make it ours.
+        let [theirs_v3, _, _] = commits_with_first_event("01J00000000000000000000000");
+        let mut mixed = theirs_v3;
+        mixed.insert(names::EVENTS.to_owned(), v2[names::EVENTS].clone());
+        assert!(matches!(commit_put_failure(failed(mixed), &request), Err(Error::Conflict { .. })));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use strata_core::{AppendRequest, Commit, Error};
 
 use crate::error::backend;
-use crate::item::{Item, first_event_id_of, first_version_of, kind, kind_of, last_version_of, names};
+use crate::item::{
+    Item, committed_nanos_of, first_event_id_of, first_version_of, kind, kind_of, last_version_of, names,
+};
 use crate::keys::{stream_pk, version_sk};
 use crate::store::{DynamoStore, committed, snapshot_version_of};
 
@@ -26,9 +28,10 @@ const LOOK_BACK_FIRST_PAGE: i32 = 4;
 
 /// What the look-back reads of each item: keys, kind, last version, send time, commit time and first
 /// event id, under the names of every commit format ([`crate::item::names`]): the first version is
-/// the `sk` in all. A v3 item's first event id lies inside its `d`, which is read whole (a lost
-/// answer is rare, and the look-back stops at the first item sent before the request). Projecting a
-/// name an item lacks costs nothing. None of these names is a DynamoDB reserved word, so no aliases
+/// the `sk` in all. A v3 item's first event id lies inside its `d`, which is read whole: read units
+/// are charged on whole items anyway, and the look-back stops at the first commit sent more than
+/// [`LOST_ANSWER_MARGIN`] before the request, on a path no repository command takes (`Any` and
+/// `StreamExists` appends without a loaded head). Projecting a name an item lacks costs nothing. None of these names is a DynamoDB reserved word, so no aliases
 /// are needed.
 const LOOK_BACK_PROJECTION: &str = "sk, kind, v, w, d, m.n, e[0].i, \
      last_version, written_at, metadata.committed_at, events[0].event_id";
@@ -65,7 +68,7 @@ impl DynamoStore {
     /// (snapshots, other writers' commits).
     ///
     /// Reads back from the head, strongly consistent and projected to keys, the first event id and
-    /// the commit's `written_at`, until it meets this request's first event id, or a commit sent more
+    /// the commit's `written_at` (a v3 item's `d` whole, as its first event id lies inside it), until it meets this request's first event id, or a commit sent more
     /// than [`LOST_ANSWER_MARGIN`] before this request was built (the time in its first event id, a
     /// ULID), or the start of the stream. Why that stop is sound: the earlier attempt was sent after the request was built,
     /// and everything that landed after it sits above it; a commit sent before that, less the margin,
@@ -136,7 +139,7 @@ pub(crate) fn first_event_id(request: &AppendRequest) -> String {
     request.events.first().map(|e| e.event_id.to_string()).unwrap_or_default()
 }
 
-/// Whether `item` (a commit of either format, whole or projected to its first event id) is the commit
+/// Whether `item` (a commit of any format, whole or projected to its first event id) is the commit
 /// of the request whose first event has this id.
 pub(crate) fn is_own_commit(item: &Item, first_event_id: &str) -> bool {
     first_event_id_of(item).is_some_and(|stored| stored == first_event_id)
@@ -154,10 +157,11 @@ fn written_at(item: &Item) -> Result<DateTime<Utc>, Error> {
             .ok_or_else(|| Error::backend("commit item with an out-of-range written_at", false));
     }
     let committed_at = |metadata: &str| item.get(metadata)?.as_m().ok();
-    // v2 items always carry `w`; `m.n` is read for completeness, as every i64 of nanoseconds is a time.
-    if let Some(nanos) =
+    // v3 and v2 items always carry `w`; their `n` is read for completeness, as every i64 of
+    // nanoseconds is a time.
+    if let Some(nanos) = committed_nanos_of(item).or_else(|| {
         committed_at(names::METADATA).and_then(|m| m.get(names::COMMITTED_AT)?.as_n().ok()?.parse().ok())
-    {
+    }) {
         return Ok(DateTime::<Utc>::from_timestamp_nanos(nanos));
     }
     committed_at(names::legacy::METADATA)
@@ -166,4 +170,31 @@ fn written_at(item: &Item) -> Result<DateTime<Utc>, Error> {
         .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
         .map(|at| at.with_timezone(&Utc))
         .ok_or_else(|| Error::backend("commit item without a readable written_at or committed_at", false))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly
+
+    use serde_json::json;
+    use strata_core::{Metadata, NewEvent, StreamId};
+
+    use super::*;
+    use crate::item::CommitItem;
+
+    #[test]
+    fn a_commit_is_dated_by_its_send_time_or_else_by_its_commit_time_in_every_format() {
+        let stream = StreamId::new("acme", "counter", "c-1").unwrap();
+        let mut metadata = Metadata::new("c");
+        metadata.committed_at = DateTime::from_timestamp_nanos(1_767_225_600_123_456_789);
+        let events = [NewEvent::new("Noted", 1, json!({}), metadata.clone())];
+        let mut commit = CommitItem::new(&stream, 1, &events).unwrap();
+        commit.written_at = Some(1_767_225_601_000);
+        let sent = DateTime::<Utc>::from_timestamp_millis(1_767_225_601_000).unwrap();
+        for mut item in [commit.to_item().unwrap(), crate::item::to_item(&commit, "commit").unwrap()] {
+            assert_eq!(written_at(&item).unwrap(), sent);
+            item.remove(names::WRITTEN_AT);
+            assert_eq!(written_at(&item).unwrap(), metadata.committed_at);
+        }
+    }
 }

@@ -284,13 +284,16 @@ impl DynamoStore {
         if let Some(record) = &request.idempotency {
             let actions =
                 vec![Action::commit(self, item, request)?, Action::idempotency(self, record, request)?];
-            return match self.transact(actions).await {
+            return match self.transact_for_winner(actions).await {
                 Ok(()) => {
                     self.distances.grow(&stream_pk(&request.stream), None);
                     Ok(AppendAttempt::Committed(commit))
                 }
-                Err(Error::Conflict { actual, .. }) => Ok(AppendAttempt::Lost { winner: None, actual }),
-                Err(error) => Err(error),
+                Err((Error::Conflict { actual, .. }, in_the_way)) => Ok(AppendAttempt::Lost {
+                    winner: in_the_way.and_then(|item| decode_in_the_way(item, &request.stream)),
+                    actual,
+                }),
+                Err((error, _)) => Err(error),
             };
         }
         let result = self
@@ -327,19 +330,23 @@ impl DynamoStore {
                     None => Ok(AppendAttempt::Lost { winner: None, actual: None }),
                 }
             }
-            Err(Error::Conflict { .. }) => {
-                // The commit in the way, read back as a load would; one that does not decode is
-                // left to the caller's read.
-                let winner = winner.and_then(|item| match decode_commit(item, &request.stream) {
-                    Ok(commit) => Some(commit),
-                    Err(error) => {
-                        tracing::warn!(stream = %request.stream, %error, "commit in the way does not decode");
-                        None
-                    }
-                });
-                Ok(AppendAttempt::Lost { winner, actual: None })
-            }
+            Err(Error::Conflict { .. }) => Ok(AppendAttempt::Lost {
+                winner: winner.and_then(|item| decode_in_the_way(item, &request.stream)),
+                actual: None,
+            }),
             Err(error) => Err(error),
+        }
+    }
+}
+
+/// The commit in the way of a lost write, read back as a load would; one that does not decode is
+/// left to the caller's read.
+fn decode_in_the_way(item: Item, stream: &StreamId) -> Option<Commit> {
+    match decode_commit(item, stream) {
+        Ok(commit) => Some(commit),
+        Err(error) => {
+            tracing::warn!(%stream, %error, "commit in the way does not decode");
+            None
         }
     }
 }

@@ -187,9 +187,21 @@ impl DynamoStore {
     }
 
     pub(crate) async fn transact(&self, actions: Vec<Action>) -> Result<(), Error> {
+        self.transact_for_winner(actions).await.map_err(|(error, _)| error)
+    }
+
+    /// [`DynamoStore::transact`], with a failure's commit in the way when DynamoDB returned it (the
+    /// item of the first commit whose condition failed: `ReturnValuesOnConditionCheckFailure`).
+    pub(crate) async fn transact_for_winner(
+        &self,
+        actions: Vec<Action>,
+    ) -> Result<(), (Error, Option<Item>)> {
         let bytes: usize = actions.iter().map(|a| a.bytes).sum();
         if bytes > MAX_TRANSACTION_BYTES {
-            return Err(Error::TooLarge { what: "transaction".into(), bytes, limit: MAX_TRANSACTION_BYTES });
+            return Err((
+                Error::TooLarge { what: "transaction".into(), bytes, limit: MAX_TRANSACTION_BYTES },
+                None,
+            ));
         }
         let (items, failures): (Vec<_>, Vec<_>) = actions
             .into_iter()
@@ -205,9 +217,31 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) => cancellation(error, &failures),
+            Err(error) => {
+                let in_the_way = commit_in_the_way(&error, &failures);
+                cancellation(error, &failures).map_err(|error| (error, in_the_way))
+            }
         }
     }
+}
+
+/// The item in the way of the first commit whose condition failed, when DynamoDB returned it.
+fn commit_in_the_way(
+    error: &SdkError<TransactWriteItemsError, HttpResponse>,
+    failures: &[Failure],
+) -> Option<Item> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+    else {
+        return None;
+    };
+    cancelled
+        .cancellation_reasons()
+        .iter()
+        .zip(failures)
+        .find(|(reason, failure)| {
+            reason.code() == Some("ConditionalCheckFailed") && matches!(failure, Failure::Commit { .. })
+        })
+        .and_then(|(reason, _)| reason.item().cloned())
 }
 
 /// What a failed transaction of commits (and their idempotency records) means, from the reason

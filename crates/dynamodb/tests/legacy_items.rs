@@ -19,13 +19,17 @@ async fn put_legacy(f: &Fixture, request: &AppendRequest, first_version: u64) {
 
 /// Writes `request`'s events at `first_version` as a writer of an older format did.
 async fn put_older(f: &Fixture, request: &AppendRequest, first_version: u64, format: CommitFormat) {
-    let item = if format == CommitFormat::Legacy {
-        let item = LegacyCommitItem::new(&request.stream, first_version, &request.events).unwrap();
-        to_item(&item, "commit").unwrap()
-    } else {
-        to_item(&CommitItem::new(&request.stream, first_version, &request.events).unwrap(), "commit").unwrap()
+    let (item, name) = match format {
+        CommitFormat::Legacy => {
+            let item = LegacyCommitItem::new(&request.stream, first_version, &request.events).unwrap();
+            (to_item(&item, "commit").unwrap(), names::legacy::EVENTS)
+        }
+        CommitFormat::V2 => {
+            let item = CommitItem::new(&request.stream, first_version, &request.events).unwrap();
+            (to_item(&item, "commit").unwrap(), names::EVENTS)
+        }
+        other => panic!("{other:?} is not an older format"),
     };
-    let name = if format == CommitFormat::Legacy { names::legacy::EVENTS } else { names::EVENTS };
     assert!(item.contains_key(name));
     f.store.client().put_item().table_name(f.store.table()).set_item(Some(item)).send().await.unwrap();
 }

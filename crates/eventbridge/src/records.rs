@@ -37,7 +37,7 @@ pub fn decode_record(record: &EventRecord) -> Result<RecordEvents, Error> {
     if record.event_name != "INSERT" || !is_commit {
         return Ok(RecordEvents { sequence_number, events: Vec::new() });
     }
-    // Either format: records of items written before v2 (and by older writers during a deploy)
+    // Every format: records of items written before v3 (and by older writers during a deploy)
     // decode to the same events.
     let item = CommitItem::from_item(image.clone())?;
     let stream = item.stream()?;

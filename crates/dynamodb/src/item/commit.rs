@@ -55,8 +55,9 @@ pub mod names {
 /// Nothing is stored twice: the stream is the `pk` and the first version the `sk`, so neither has an
 /// attribute of its own, and every other name is one letter (names count against the item size like
 /// values do). [`CommitItem::to_item`] writes the v3 item: the metadata and events as one JSON text
-/// (`d`) beside `pk`, `sk`, `kind`, `v` and `w`. Its `Serialize` gives the v2 item, whose metadata
-/// and events are native maps and lists. Items of every format are read by [`CommitItem::from_item`].
+/// (`d`) beside `pk`, `sk`, `kind`, `v` and `w`. Its `Serialize` (`item::to_item`, `serde_dynamo`)
+/// gives the v2 item, whose metadata and events are native maps and lists, and its `Deserialize`
+/// reads only that one: read items with [`CommitItem::from_item`], which takes every format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitItem {
     /// `{tenant}#S#{category}-{id}`: the stream ([`CommitItem::stream`]).
@@ -161,7 +162,7 @@ impl CommitItem {
 
     /// The v3 item: `pk`, `sk`, `kind`, `v`, `w` and the metadata and events as one JSON text
     /// (`d`). Six attributes whatever the commit holds: fewer values for DynamoDB, the SDK and this
-    /// decoder to walk per item than native maps and lists (a one-event v2 item has fifteen).
+    /// decoder to walk per item than native maps and lists (a one-event v2 item has fourteen).
     pub fn to_item(&self) -> Result<Item, Error> {
         let events = self
             .events
@@ -319,6 +320,20 @@ pub(crate) fn first_event_id_of(item: &Item) -> Option<String> {
             Some(item.get(*events)?.as_l().ok()?.first()?.as_m().ok()?.get(*id)?.as_s().ok()?.clone())
         },
     )
+}
+
+/// A raw v3 commit item's commit time (`n` in the metadata inside `d`), in nanoseconds.
+pub(crate) fn committed_nanos_of(item: &Item) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Data {
+        m: Time,
+    }
+    #[derive(Deserialize)]
+    struct Time {
+        n: i64,
+    }
+    let data: Data = serde_json::from_str(item.get(names::DATA)?.as_s().ok()?).ok()?;
+    Some(data.m.n)
 }
 
 /// What DynamoDB returns for a failed condition on a commit whose first event has this id, in each

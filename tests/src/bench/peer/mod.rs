@@ -63,7 +63,10 @@ fn requests(counts: &RequestCounts, commands: usize) -> Figure {
 }
 
 fn per(value: f64, commands: usize) -> Figure {
-    Figure::number(value / commands.max(1) as f64)
+    if commands == 0 {
+        return Figure::text("–");
+    }
+    Figure::number(value / commands as f64)
 }
 
 fn timing(times: &[Duration], of_what: &'static str) -> Figure {
@@ -162,7 +165,10 @@ async fn load(env: &Env, length: u64) -> PeerTable {
             row("items read", columns(m, |(_, _, c, _)| Figure::number(c.items_read() as f64))),
             row("RCU (modelled)", columns(m, |(_, _, c, _)| Figure::number(c.read_units()))),
             row("events folded", columns(m, |(n, _, _, _)| Figure::number(*n as f64))),
-            row("RCU per event folded (modelled)", columns(m, |(n, _, c, _)| per(c.read_units(), *n as usize))),
+            row(
+                "RCU per event folded (modelled)",
+                columns(m, |(n, _, c, _)| per(c.read_units(), *n as usize)),
+            ),
             row("load time", columns(m, |(_, t, _, _)| timing(std::slice::from_ref(t), "runs"))),
             row(
                 "a command after it",
