@@ -321,7 +321,13 @@ mod tests {
         assert_eq!(back.stream().unwrap(), stream());
         let commit = back.into_commit(&stream()).unwrap();
         assert_eq!((commit.first_version, commit.last_version), (5, 7));
-        // Exactly what the repository's own commit says, to the nanosecond and the payload byte.
+        assert_is_the_fixture_at_5(&commit, events);
+        assert_eq!(commit.events[0].metadata, full_metadata());
+    }
+
+    /// `commit` is exactly what the repository's own commit of `events()` at version 5 says, to the
+    /// nanosecond and the payload byte.
+    fn assert_is_the_fixture_at_5(commit: &strata_core::Commit, events: Vec<NewEvent>) {
         let expected: Vec<EventEnvelope> = events
             .into_iter()
             .zip(5..)
@@ -330,7 +336,6 @@ mod tests {
         assert_eq!(commit.events, expected);
         assert_eq!(commit.events[0].payload.to_string(), r#"{"n":18446744073709551615,"price":1.0,"s":""}"#);
         assert_eq!(commit.events[1].metadata.committed_at.timestamp_nanos_opt(), Some(-1));
-        assert_eq!(commit.events[0].metadata, full_metadata());
     }
 
     #[test]
@@ -369,15 +374,7 @@ mod tests {
         // The same commit as the v2 item of the same events.
         let v2 = CommitItem::from_item(to_item(&item, "commit").unwrap()).unwrap();
         assert_eq!(back.clone().into_commit(&stream()).unwrap(), v2.into_commit(&stream()).unwrap());
-        let commit = back.into_commit(&stream()).unwrap();
-        let expected: Vec<EventEnvelope> = events
-            .into_iter()
-            .zip(5..)
-            .map(|(event, version)| EventEnvelope::committed(stream(), version, event))
-            .collect();
-        assert_eq!(commit.events, expected);
-        assert_eq!(commit.events[0].payload.to_string(), r#"{"n":18446744073709551615,"price":1.0,"s":""}"#);
-        assert_eq!(commit.events[1].metadata.committed_at.timestamp_nanos_opt(), Some(-1));
+        assert_is_the_fixture_at_5(&back.into_commit(&stream()).unwrap(), events);
     }
 
     #[test]
