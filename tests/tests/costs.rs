@@ -98,11 +98,20 @@ async fn a_stale_cached_state_catches_up_from_the_commit_that_won_and_never_comm
     // commit that won just the same: folded in, decided again, nothing read.
     other.execute(&s.stream, &costs::add_item(), ctx()).await.unwrap();
     s.counter.reset();
-    let keyed = CommandContext { idempotency_key: Some("k-stale".into()), ..ctx() };
-    assert_eq!(s.repo.execute(&s.stream, &costs::add_item(), keyed).await.unwrap().version, 11);
+    let keyed = || CommandContext { idempotency_key: Some("k-stale".into()), ..ctx() };
+    let outcome = s.repo.execute(&s.stream, &costs::add_item(), keyed()).await.unwrap();
+    assert_eq!(outcome.version, 11);
     let retried = s.counter.take();
     assert_eq!(calls(&retried), [("TransactWriteItems", 2)], "{retried}");
-    assert_eq!(other.load(&s.stream).await.unwrap().version, 11);
+    let loaded = other.load(&s.stream).await.unwrap();
+    assert_eq!(loaded.version, 11);
+    assert_eq!(loaded.state.lines.values().map(|l| l.quantity).sum::<u32>(), 10, "{:?}", loaded.state);
+    // The key's record holds the outcome of the attempt that was written.
+    s.counter.reset();
+    assert_eq!(s.repo.execute(&s.stream, &costs::add_item(), keyed()).await.unwrap(), outcome);
+    let repeat = s.counter.take();
+    assert_eq!(calls(&repeat), [("GetItem", 1), ("TransactWriteItems", 1)], "{repeat}");
+    assert_eq!(repeat.items_written(), 0);
     s.drop_table().await;
 }
 

@@ -196,5 +196,12 @@ mod tests {
             item.remove(names::WRITTEN_AT);
             assert_eq!(written_at(&item).unwrap(), metadata.committed_at);
         }
+        // Legacy items carry committed_at as RFC 3339 text (to the nanosecond).
+        let mut legacy = crate::item::LegacyCommitItem::new(&stream, 1, &events).unwrap();
+        legacy.written_at = Some(1_767_225_601_000);
+        let mut item = crate::item::to_item(&legacy, "commit").unwrap();
+        assert_eq!(written_at(&item).unwrap(), sent);
+        item.remove(names::legacy::WRITTEN_AT);
+        assert_eq!(written_at(&item).unwrap(), metadata.committed_at);
     }
 }

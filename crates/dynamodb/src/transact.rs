@@ -424,6 +424,30 @@ mod tests {
     }
 
     #[test]
+    fn the_winner_is_the_item_in_the_way_of_a_commit_and_never_of_a_record() {
+        let failures = commit_and_record("t-1");
+        let theirs = "01JBBBBBBBBBBBBBBBBBBBBBBB";
+        for (format, in_the_way) in with_item(&reason("ConditionalCheckFailed"), theirs) {
+            let expected = in_the_way.item().cloned();
+            let lost = cancelled(vec![in_the_way, reason("None")]);
+            assert_eq!(commit_in_the_way(&lost, &failures), expected, "{format}");
+            assert!(expected.is_some());
+        }
+        // The record's condition failed, with the record in the way: no commit won anything.
+        let record = crate::item::commits_with_first_event(theirs)[0].1.clone();
+        let key_taken = cancelled(vec![
+            reason("None"),
+            CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(record)).build(),
+        ]);
+        assert_eq!(commit_in_the_way(&key_taken, &failures), None);
+        // Another transaction on the commit, or a reason without its item: nothing to fold in.
+        let contended = cancelled(vec![reason("TransactionConflict"), reason("None")]);
+        assert_eq!(commit_in_the_way(&contended, &failures), None);
+        let bare = cancelled(vec![reason("ConditionalCheckFailed"), reason("None")]);
+        assert_eq!(commit_in_the_way(&bare, &failures), None);
+    }
+
+    #[test]
     fn our_own_earlier_commit_in_the_way_means_the_transaction_was_written() {
         let failures = commit_and_record("t-1");
         for (format, ours) in with_item(&reason("ConditionalCheckFailed"), OURS) {

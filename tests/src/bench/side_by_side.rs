@@ -205,8 +205,12 @@ fn explanation(workload: &Workload) -> &'static str {
              (a snapshot every 100 commits is met at once, with up to 100 older commits read and charged); \
              once it has loaded the stream, written its snapshot or its commits, it asks for the items it \
              knows lie above the snapshot plus one (`learned.rs`), so a warm store with the cache off reads \
-             the snapshot and the commits after it, like the peer, in one Query instead of two. With the \
-             cache on, later commands read nothing."
+             the snapshot and the commits after it in one Query instead of two. That Query is strongly \
+             consistent, and the peer's read of its events is not (half the units): with the cache off \
+             Strata reads about as many items at a higher modelled RCU. An eventually consistent load \
+             would be safe for a command (its conditional write fails on anything newer, and returns \
+             it), but a rejection or a no-op decided on it could answer from an old state; Strata keeps \
+             loads strongly consistent. With the cache on, later commands read nothing."
         }
         Workload::Load { .. } => {
             "dynamo-es loads with a single Query and never looks at `LastEvaluatedKey` (`event_repository.rs`, \
@@ -231,8 +235,9 @@ fn explanation(workload: &Workload) -> &'static str {
              commit (`ReturnValuesOnConditionCheckFailure`), which the repository folds in before deciding \
              again without a read (after a second loss in a row it reads what came after). A command still \
              losing after the policy's budget returns the conflict (counted as failed): the policy bounds \
-             the wait; it does not promise success under any contention. The peer finishes sooner there \
-             because its losers give up after one attempt. Commands per second count successful \
+             the wait; it does not promise success under any contention. Where races are lost, the peer's \
+             losers give up after one attempt while Strata's keep trying: wall time then counts Strata's \
+             retries and waits, and the rates count successes. Commands per second count successful \
              commands; the emulator serializes requests, so the rates compare request counts and \
              retries more than DynamoDB latency. Capacity is counted per command that succeeded: a failed \
              command has spent its reads and writes (a failed condition still consumes write units) and \
