@@ -85,6 +85,11 @@ export interface EventSourcedServiceProps {
   /** Snapshot every N events (`STRATA_SNAPSHOT_EVERY`, default 100). */
   readonly snapshotEvery?: number;
   /**
+   * Snapshots kept per stream (`STRATA_SNAPSHOT_KEEP` of the stream publisher, which prunes the
+   * older ones when a snapshot is written; default 2, at least 1).
+   */
+  readonly snapshotKeep?: number;
+  /**
    * Streams whose state a warm command function keeps in memory (`STRATA_STREAM_CACHE_ENTRIES`,
    * default 1000; 0 turns the cache off). A command on a cached stream is one conditional write and
    * no read; memory is this many aggregate states at most, each kept five minutes at most.
@@ -154,6 +159,10 @@ export class EventSourcedService extends Construct {
     }
     if (props.commitFormat !== undefined && !['v3', 'v2', 'legacy'].includes(props.commitFormat)) {
       throw new Error(`commitFormat ${JSON.stringify(props.commitFormat)}: use v3, v2 or legacy`);
+    }
+    const keep = props.snapshotKeep;
+    if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) {
+      throw new Error(`snapshotKeep ${keep}: keep at least 1 snapshot per stream, a whole number`);
     }
     if (props.tenantIsolation && !fixedTenant) {
       throw new Error('tenantIsolation needs tenancy { fixed }: one role cannot be confined to a tenant named per request');
@@ -241,31 +250,46 @@ export class EventSourcedService extends Construct {
     const tenancyEnv: Record<string, string> =
       'fixed' in props.tenancy ? { STRATA_TENANT: props.tenancy.fixed } : { STRATA_TENANT_CLAIM: props.tenancy.claim };
     const storeEnv = { STRATA_TABLE: this.table.tableName, STRATA_KMS_KEY_ID: this.fieldKey.keyArn };
-    const apiFunction = (fnId: string, name: 'command-api' | 'query-api', description: string, env = {}) =>
+    const apiFunction = (
+      fnId: string,
+      name: 'command-api' | 'query-api',
+      description: string,
+      env = {},
+      timeout = Duration.seconds(10),
+    ) =>
       new StrataFunction(this, fnId, {
         ...common,
         name,
         description,
         environment: { ...storeEnv, ...tenancyEnv, ...env },
-        timeout: Duration.seconds(10),
+        timeout,
         memorySize: 256,
       });
 
-    const commandApi = apiFunction('CommandApi', 'command-api', 'Strata commands: POST /{category}/{id}/commands/{name}', {
-      STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
-      STRATA_STREAM_CACHE_ENTRIES: String(props.streamCacheEntries ?? 1000),
-      ...(props.commitFormat ? { STRATA_COMMIT_FORMAT: props.commitFormat } : {}),
-    });
-    access.read(commandApi.function, ['snapshots']); // listing snapshots to prune
+    // 20 s: the repository's default RetryPolicy retries conflicts for up to 16 s (API Gateway's
+    // integration timeout is 30 s).
+    const commandApi = apiFunction(
+      'CommandApi',
+      'command-api',
+      'Strata commands: POST /{category}/{id}/commands/{name}',
+      {
+        STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
+        STRATA_STREAM_CACHE_ENTRIES: String(props.streamCacheEntries ?? 1000),
+        // The stream publisher prunes old snapshots (below): off the command path.
+        STRATA_SNAPSHOT_PRUNING: 'publisher',
+        ...(props.commitFormat ? { STRATA_COMMIT_FORMAT: props.commitFormat } : {}),
+      },
+      Duration.seconds(20),
+    );
+    access.read(commandApi.function, []);
     access.put(commandApi.function, ['stream', 'data_key', 'idempotency']);
-    access.delete(commandApi.function, ['stream']); // pruning old snapshots
     grantTableKey(this.tableKey, commandApi.function, true);
     grantFieldKey(this.fieldKey, commandApi.function, true, isolatedTenant);
 
     const queryApi = apiFunction('QueryApi', 'query-api', 'Strata queries: state, events, views', {
       STRATA_ADMIN: 'false',
     });
-    access.read(queryApi.function, ['lookup']); // view listings
+    access.read(queryApi.function, ['lookup', 'snapshots']); // view listings; ?at= from a snapshot
     grantTableKey(this.tableKey, queryApi.function, false);
     grantFieldKey(this.fieldKey, queryApi.function, false, isolatedTenant);
 
@@ -284,12 +308,21 @@ export class EventSourcedService extends Construct {
       ...common,
       name: 'stream-publisher',
       description: 'Relays committed events from the table stream to EventBridge',
-      environment: { STRATA_EVENT_BUS: this.bus.eventBusName, STRATA_EVENT_SOURCE: props.eventSource },
+      environment: {
+        STRATA_EVENT_BUS: this.bus.eventBusName,
+        STRATA_EVENT_SOURCE: props.eventSource,
+        // Pruning each stream's snapshots when one is written, off the command path.
+        STRATA_TABLE: this.table.tableName,
+        STRATA_SNAPSHOT_KEEP: String(props.snapshotKeep ?? 2),
+      },
       timeout: Duration.seconds(60),
       memorySize: 256,
       extraWildcardReason: 'dynamodb:ListStreams (added by the event source mapping) has no resource-level permissions.',
     });
     this.bus.grantPutEventsTo(streamPublisher.function);
+    access.read(streamPublisher.function, ['snapshots']); // listing a stream's snapshots to prune
+    access.delete(streamPublisher.function, ['stream']); // pruning old snapshots
+    grantTableKey(this.tableKey, streamPublisher.function, false);
     streamPublisher.function.addEventSource(
       new sources.DynamoEventSource(this.table, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,

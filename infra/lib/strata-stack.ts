@@ -27,6 +27,8 @@ export interface StrataStackProps extends StackProps {
   readonly streamCacheEntries?: number;
   /** The commit item format the command function writes (default `v3`; `v2` or `legacy` for an upgrade's first deploy). */
   readonly commitFormat?: 'v3' | 'v2' | 'legacy';
+  /** Snapshots kept per stream (see `EventSourcedServiceProps.snapshotKeep`). */
+  readonly snapshotKeep?: number;
 }
 
 /** The names the stack outputs, shared with the emulator provisioning and the Rust tests. */
@@ -58,6 +60,7 @@ export class StrataStack extends Stack {
       tenantIsolation: props.tenantIsolation,
       streamCacheEntries: props.streamCacheEntries,
       commitFormat: props.commitFormat,
+      snapshotKeep: props.snapshotKeep,
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
     this.service = service;

@@ -23,14 +23,19 @@ describe('least privilege', () => {
     );
   });
 
-  test('the command function writes streams, data keys and idempotency records, and deletes only in streams', () => {
+  test('the command function writes streams, data keys and idempotency records, and deletes nothing', () => {
     const statements = statementsOf(template, 'CommandApi');
     const put = statements.find((s) => s.Action === 'dynamodb:PutItem');
     assert.deepEqual(put?.Condition, {
       'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#S#*', '*#K#*', '*#I#*'] },
     });
-    const del = statements.find((s) => s.Action === 'dynamodb:DeleteItem');
-    assert.deepEqual(del?.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#S#*'] } });
+    // Snapshots are pruned by the stream publisher, off the command path.
+    assert.deepEqual(
+      actionsOf(statements).filter((a) => a.startsWith('dynamodb:')),
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+    );
+    const read = statements.find((s) => s.Sid === 'ReadEventStore');
+    assert.equal(JSON.stringify(read?.Resource).includes('/index/'), false, 'no index: it lists no snapshots');
     const field = statements.find((s) => s.Sid === 'WrapAndUnwrapDataKeys');
     assert.deepEqual([].concat(field?.Action as never), ['kms:Decrypt', 'kms:GenerateDataKey']);
     assert.deepEqual(field?.Condition, {
@@ -51,15 +56,24 @@ describe('least privilege', () => {
     assert.ok(actionsOf(statements).includes('sqs:DeleteMessage'));
   });
 
-  test('the publisher reads the stream and puts events on its bus, and never touches items or personal data', () => {
+  test('the publisher reads the stream, puts events on its bus and prunes snapshots, and never writes items or touches personal data', () => {
     const statements = statementsOf(template, 'StreamPublisher');
     const actions = actionsOf(statements);
     for (const a of ['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:DescribeStream', 'events:PutEvents']) {
       assert.ok(actions.includes(a), a);
     }
-    for (const a of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'kms:GenerateDataKey']) {
+    for (const a of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'kms:GenerateDataKey']) {
       assert.ok(!actions.includes(a), a);
     }
+    // Pruning: a Query of the snapshots index (and GetItem/Query on the table, as every reader), and
+    // deletes confined to stream partitions.
+    const read = statements.find((s) => s.Sid === 'ReadEventStore');
+    assert.match(JSON.stringify(read?.Resource), /\/index\/snapshots/);
+    const del = statements.filter((s) => actionsOf([s]).includes('dynamodb:DeleteItem'));
+    assert.deepEqual(
+      del.map((s) => [s.Action, s.Condition]),
+      [['dynamodb:DeleteItem', { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#S#*'] } }]],
+    );
     const fieldKey = logicalId(template, 'AWS::KMS::Key', 'OrdersFieldKey');
     assert.ok(!JSON.stringify(statements).includes(fieldKey), 'the publisher may not use the field key');
     const put = statements.find((s) => s.Action === 'events:PutEvents');
@@ -139,6 +153,9 @@ describe('tenant isolation', () => {
     assert.equal(legacyCommand?.Properties.Environment.Variables.STRATA_COMMIT_FORMAT, 'legacy');
     // Plain JavaScript callers are not held to the type.
     assert.throws(() => example({ commitFormat: 'v9' as 'v3' }), /commitFormat "v9": use v3, v2 or legacy/);
+    for (const keep of [0, 1.5, Number.NaN]) {
+      assert.throws(() => example({ snapshotKeep: keep }), /snapshotKeep .*: keep at least 1/);
+    }
   });
 
   test('a tenant that IAM patterns would read as a wildcard is refused', () => {
@@ -235,10 +252,17 @@ describe('pipeline', () => {
     const env = (prefix: string) =>
       Object.entries(functions).find(([id]) => id.startsWith(prefix))?.[1].Properties.Environment.Variables;
     assert.deepEqual(Object.keys(env('OrdersCommandApi')).sort(), [
-      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_SNAPSHOT_EVERY', 'STRATA_STREAM_CACHE_ENTRIES', 'STRATA_TABLE',
-      'STRATA_TENANT',
+      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_SNAPSHOT_EVERY', 'STRATA_SNAPSHOT_PRUNING', 'STRATA_STREAM_CACHE_ENTRIES',
+      'STRATA_TABLE', 'STRATA_TENANT',
     ]);
     assert.equal(env('OrdersCommandApi').STRATA_STREAM_CACHE_ENTRIES, '1000');
+    assert.equal(env('OrdersCommandApi').STRATA_SNAPSHOT_PRUNING, 'publisher');
+    const timeout = (prefix: string) =>
+      Object.entries(functions).find(([id]) => id.startsWith(prefix))?.[1].Properties.Timeout;
+    assert.equal(timeout('OrdersCommandApi'), 20, 'RetryPolicy::default retries for up to 16 s');
+    assert.equal(timeout('OrdersQueryApi'), 10);
+    assert.equal(env('OrdersStreamPublisher').STRATA_SNAPSHOT_KEEP, '2');
+    assert.ok(env('OrdersStreamPublisher').STRATA_TABLE);
     assert.equal(env('OrdersQueryApi').STRATA_ADMIN, 'false');
     assert.equal(env('OrdersQueryAdmin').STRATA_ADMIN, 'true');
     assert.equal(env('OrdersStreamPublisher').STRATA_EVENT_SOURCE, 'com.example.orders');

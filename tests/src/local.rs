@@ -112,6 +112,9 @@ pub fn functions_env(stack: &EmulatorStack, tenant: &str) -> Result<Vec<(&'stati
         ("STRATA_ADMIN", "true".to_owned()),
         ("STRATA_EVENT_BUS", out("EventBusName")?),
         ("STRATA_EVENT_SOURCE", out("EventSource")?),
+        // As the construct deploys them: the publisher prunes snapshots, the commands do not.
+        ("STRATA_SNAPSHOT_PRUNING", "publisher".to_owned()),
+        ("STRATA_SNAPSHOT_KEEP", "2".to_owned()),
         ("AWS_ENDPOINT_URL", endpoint),
         ("AWS_REGION", setting("AWS_REGION", "us-east-1")),
         ("AWS_ACCESS_KEY_ID", setting("AWS_ACCESS_KEY_ID", "test")),

@@ -341,3 +341,36 @@ async fn a_message_that_is_not_a_strata_event_is_reported_alone_and_ends_in_the_
     assert!(reported >= 1, "the poison message was reported");
     assert_eq!(applied, heads[&order("poison-1")], "the order's events were applied once, poison or not");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_prunes_snapshots_off_the_command_path() {
+    let p = Pipeline::new().await;
+    let repo = Repository::<Order, _>::new(p.store.clone())
+        .with_cipher(p.cipher())
+        .with_snapshot_policy(strata_core::SnapshotPolicy::every(2).pruned_elsewhere());
+    let s = order("pruned");
+    repo.execute(&s, &place_order("cust-p"), CommandContext::default()).await.unwrap();
+    p.counter.reset();
+    for sku in ["A", "B", "C", "D", "E"] {
+        repo.execute(&s, &add(sku, 1), CommandContext::default()).await.unwrap();
+    }
+    // Snapshots at 2, 4 and 6 written by the commands, none deleted or listed by them.
+    let commands = p.counter.take();
+    assert_eq!((commands.calls("DeleteItem"), commands.calls("Query")), (0, 5), "{commands}");
+    assert_eq!(p.store.snapshot_versions(&s).await.unwrap(), [6, 4, 2]);
+
+    let pruner = strata_eventbridge::SnapshotPruner::new(p.store.clone(), 1);
+    let relay =
+        StreamRelay::new(EventBridgePublisher::new(p.eventbridge.clone(), &p.bus, &p.source).unwrap())
+            .with_snapshot_pruner(pruner);
+    let (response, relayed) = relay.handle_counted(stream_event(&p.stream_records().await)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!((relayed.published, relayed.pruned), (6, 2));
+    assert_eq!(p.store.snapshot_versions(&s).await.unwrap(), [6], "the newest kept");
+    let loaded = repo.load(&s).await.unwrap();
+    assert_eq!(loaded.version, 6);
+    // A batch redelivered prunes nothing more and fails nothing.
+    let (response, relayed) = relay.handle_counted(stream_event(&p.stream_records().await)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(relayed.pruned, 0);
+}

@@ -237,6 +237,34 @@ impl EventStore for InMemoryStore {
         Ok(LoadedStream { snapshot, events })
     }
 
+    async fn load_until_time(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<LoadedStream, Error> {
+        let state = self.lock();
+        let Some(s) = state.streams.get(stream) else {
+            return Ok(LoadedStream::default());
+        };
+        let snapshot = s
+            .snapshots
+            .values()
+            .rev()
+            .find(|snap| snap.state_schema_version == state_schema_version && snap.taken_at <= at)
+            .cloned();
+        let from = snapshot.as_ref().map_or(0, |snap| usize::try_from(snap.version).unwrap_or(usize::MAX));
+        let events = s
+            .events
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|e| e.metadata.committed_at <= at)
+            .cloned()
+            .collect();
+        Ok(LoadedStream { snapshot, events })
+    }
+
     async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
         let state = self.lock();
         let Some(s) = state.streams.get(stream) else {

@@ -19,6 +19,7 @@ pub struct SnapshotPolicy {
     every: Option<u64>,
     max_age: Option<chrono::Duration>,
     keep: usize,
+    prune_on_write: bool,
 }
 
 impl Default for SnapshotPolicy {
@@ -33,7 +34,7 @@ impl SnapshotPolicy {
 
     /// Never snapshot.
     pub fn never() -> Self {
-        Self { every: None, max_age: None, keep: Self::DEFAULT_KEEP }
+        Self { every: None, max_age: None, keep: Self::DEFAULT_KEEP, prune_on_write: true }
     }
 
     /// Snapshot once `n` events have been written since the newest snapshot (`n` of 0 disables).
@@ -63,6 +64,21 @@ impl SnapshotPolicy {
     /// How many snapshots to keep.
     pub fn keep_count(&self) -> usize {
         self.keep
+    }
+
+    /// The command that writes a snapshot leaves the older ones alone: something off the command
+    /// path prunes them to the keep count (on DynamoDB, the stream publisher's
+    /// `SnapshotPruner`, from the snapshot's insert record). Saves the command the pruning's index
+    /// Query and deletes.
+    pub fn pruned_elsewhere(mut self) -> Self {
+        self.prune_on_write = false;
+        self
+    }
+
+    /// Whether the repository prunes right after writing a snapshot (the default) rather than
+    /// leaving it to [`SnapshotPolicy::pruned_elsewhere`]'s pruner.
+    pub fn prunes_on_write(&self) -> bool {
+        self.prune_on_write
     }
 
     /// Whether snapshots are taken at all.

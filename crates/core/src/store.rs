@@ -203,6 +203,45 @@ pub trait EventStore: Send + Sync {
         self.load(stream, state_schema_version)
     }
 
+    /// Loads like [`EventStore::load`] (like [`EventStore::load_forward`] when `forward`), for a
+    /// writer whose conditional write checks what it decides on: the result may lag the head (an
+    /// eventually consistent read, half the read capacity on DynamoDB), but it is the stream as it
+    /// stood at some moment, a snapshot and every event after it up to some version, never with a
+    /// gap. The [`crate::Repository`] treats it like a cached state: a lost write folds in what won,
+    /// and a rejection or a command that changes nothing is decided again on a strongly consistent
+    /// load before it is answered. The default is the strongly consistent load.
+    fn load_recent(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        forward: bool,
+    ) -> impl Future<Output = Result<LoadedStream, Error>> + Send {
+        async move {
+            if forward {
+                self.load_forward(stream, state_schema_version).await
+            } else {
+                self.load(stream, state_schema_version).await
+            }
+        }
+    }
+
+    /// The stream as of `at`: the newest snapshot of the schema taken at or before `at` (the state
+    /// of commits made before it), and the events after that snapshot committed at or before `at`,
+    /// up to the first committed after it (so versions stay a prefix of the stream even when
+    /// writers' clocks disagree), with strongly consistent reads of the stream. What time travel by
+    /// time starts from.
+    ///
+    /// The default reads forward from version 1 and uses no snapshot.
+    fn load_until_time(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<LoadedStream, Error>> + Send {
+        let _ = state_schema_version;
+        async move { Ok(LoadedStream { snapshot: None, events: events_until_time(self, stream, 1, at).await? }) }
+    }
+
     /// The stream as of `version`: the newest snapshot of the schema at or before it, and the events
     /// after that snapshot up to `version` (fewer when the stream is shorter), with strongly
     /// consistent reads. What time travel starts from.
@@ -226,6 +265,28 @@ pub trait EventStore: Send + Sync {
             Ok(LoadedStream { snapshot: None, events })
         }
     }
+}
+
+/// The events from `from_version` on committed at or before `at`, up to the first committed after it.
+async fn events_until_time<S: EventStore + ?Sized>(
+    store: &S,
+    stream: &StreamId,
+    from_version: u64,
+    at: DateTime<Utc>,
+) -> Result<Vec<EventEnvelope>, Error> {
+    let mut events = Vec::new();
+    let mut next = Some(from_version);
+    while let Some(from) = next {
+        let page = store.read(stream, from, 1_000).await?;
+        for event in page.events {
+            if event.metadata.committed_at > at {
+                return Ok(events);
+            }
+            events.push(event);
+        }
+        next = page.next_version;
+    }
+    Ok(events)
 }
 
 /// Storage of snapshots next to their streams.

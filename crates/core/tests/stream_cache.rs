@@ -166,6 +166,36 @@ async fn time_travel_starts_from_the_newest_snapshot_at_or_before_the_version() 
 }
 
 #[tokio::test]
+async fn time_travel_by_time_starts_from_the_newest_snapshot_taken_at_or_before_it() {
+    let store = InMemoryStore::new();
+    let repo = Repository::<Tally, _>::new(CountingStore::new(&store))
+        .with_snapshot_policy(strata_core::SnapshotPolicy::every(10).keep(100));
+    let s = stream("travel-time");
+    for _ in 0..25 {
+        repo.execute(&s, &bump(1), CommandContext::default()).await.unwrap();
+    }
+    // Every commit after this instant is later than it, and so is every snapshot taken after it.
+    let at = chrono::Utc::now();
+    while chrono::Utc::now() <= at {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..10 {
+        repo.execute(&s, &bump(1), CommandContext::default()).await.unwrap();
+    }
+    repo.store().take();
+    let then = repo.load_at_time(&s, at).await.unwrap();
+    assert_eq!((then.version, then.state.seen.clone()), (25, (1..=25).collect::<Vec<u64>>()));
+    let counts = repo.store().take();
+    assert_eq!(
+        (counts.loads, counts.events_loaded, counts.reads),
+        (1, 5, 0),
+        "from the snapshot at 20, not 30"
+    );
+    let before = repo.load_at_time(&s, at - chrono::Duration::days(1)).await.unwrap();
+    assert_eq!(before.version, 0);
+}
+
+#[tokio::test]
 async fn a_cached_state_reads_a_returning_subjects_new_data_and_never_copies_the_old() {
     use strata_core::Personal;
     use strata_core::crypto::{CacheLimits, CachedKeys};

@@ -176,6 +176,19 @@ impl DynamoStore {
         limit: Option<i32>,
         start: Option<Item>,
     ) -> Result<QueryOutput, Error> {
+        self.query_partition(stream, Consistency::Strong, forward, bound, limit, start).await
+    }
+
+    /// A Query of a stream's partition, strongly or eventually consistent.
+    async fn query_partition(
+        &self,
+        stream: &StreamId,
+        consistency: Consistency,
+        forward: bool,
+        bound: Option<(&str, String)>,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<QueryOutput, Error> {
         let mut condition = String::from("pk = :pk");
         let mut request = self
             .client
@@ -183,7 +196,7 @@ impl DynamoStore {
             .table_name(&*self.table)
             .expression_attribute_values(":pk", AttributeValue::S(stream_pk(stream)))
             .scan_index_forward(forward)
-            .consistent_read(true)
+            .consistent_read(consistency == Consistency::Strong)
             .set_limit(limit)
             .set_exclusive_start_key(start)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
@@ -487,34 +500,7 @@ impl EventStore for DynamoStore {
     /// One forward Query (1 MB pages) from the version after `version`: its key, since `version`
     /// ends a commit, so no commit straddles it.
     async fn read_after(&self, stream: &StreamId, version: u64) -> Result<Vec<EventEnvelope>, Error> {
-        let from = next_version(version)?;
-        let mut events: Vec<EventEnvelope> = Vec::new();
-        let mut start = None;
-        loop {
-            let out =
-                self.query_stream(stream, true, Some((">=", version_sk(from))), None, start.take()).await?;
-            for item in out.items.unwrap_or_default() {
-                match kind_of(&item) {
-                    Some(kind::COMMIT) => {}
-                    Some(kind::SNAPSHOT) => continue,
-                    other => return Err(foreign_item(other, stream)),
-                }
-                let commit = decode_commit(item, stream)?;
-                let expected = events.last().map_or(from, |e| e.version.saturating_add(1));
-                if commit.first_version != expected {
-                    return Err(Error::StreamCorrupted {
-                        stream: stream.clone(),
-                        expected,
-                        found: commit.first_version,
-                    });
-                }
-                events.extend(commit.events);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(events),
-            }
-        }
+        self.read_forward(stream, version, None).await
     }
 
     async fn read(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<EventPage, Error> {
@@ -573,7 +559,7 @@ impl EventStore for DynamoStore {
     /// Reads past snapshots of other state schemas (in the same descending pages, so no extra
     /// Query while the wanted one lies within the pages read anyway) without parsing their state.
     async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
-        self.load_backward(stream, state_schema_version, None).await
+        self.load_backward(stream, state_schema_version, None, Consistency::Strong).await
     }
 
     /// Forward from the stream's first key in 1 MB pages (no `Limit`): a stream without snapshots
@@ -583,10 +569,145 @@ impl EventStore for DynamoStore {
         stream: &StreamId,
         state_schema_version: u32,
     ) -> Result<LoadedStream, Error> {
+        self.load_ascending(stream, state_schema_version, Consistency::Strong).await
+    }
+
+    /// The load or forward load with eventually consistent Queries: half the read units of a strongly
+    /// consistent one. A page may come from a replica that has not applied the newest writes yet;
+    /// every replica applies a partition's writes in order, so a page holds the partition as it stood
+    /// at some moment: the first page of a backward read may start below the head, a forward read
+    /// may end below it. Pages after the first may come from another replica: a backward page from
+    /// one further behind than where the first page ended would leave a gap, which the version
+    /// checks refuse; then the stream is loaded again with strongly consistent reads.
+    async fn load_recent(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        forward: bool,
+    ) -> Result<LoadedStream, Error> {
+        let relaxed = if forward {
+            self.load_ascending(stream, state_schema_version, Consistency::Eventual).await
+        } else {
+            self.load_backward(stream, state_schema_version, None, Consistency::Eventual).await
+        };
+        match relaxed {
+            Err(Error::StreamCorrupted { .. }) if forward => {
+                self.load_forward(stream, state_schema_version).await
+            }
+            Err(Error::StreamCorrupted { .. }) => self.load(stream, state_schema_version).await,
+            other => other,
+        }
+    }
+
+    /// The stream's snapshots from the sparse `snapshots` index (one Query, keys only), newest
+    /// first, each read with a strongly consistent GetItem until one of the schema taken at or
+    /// before `at` turns up; then the commits after it, forward in 1 MB pages (one Query for most
+    /// streams), to the first event committed after `at`.
+    /// Without such a snapshot (none kept from that far back) the read starts at version 1.
+    async fn load_until_time(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<LoadedStream, Error> {
+        let mut snapshot = None;
+        for key in self.snapshot_keys(stream).await? {
+            let (Some(pk), Some(sk)) = (key.get("pk"), key.get("sk")) else { continue };
+            let out = self
+                .client
+                .get_item()
+                .table_name(&*self.table)
+                .key("pk", pk.clone())
+                .key("sk", sk.clone())
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(backend)?;
+            // Pruned since the index was read, or of another schema: the next older one.
+            let Some(item) = out.item else { continue };
+            if let Some(found) = wanted_snapshot(item, stream, state_schema_version)
+                && found.taken_at <= at
+            {
+                snapshot = Some(found);
+                break;
+            }
+        }
+        let after = snapshot.as_ref().map_or(0, |s| s.version);
+        let events = self.read_forward(stream, after, Some(at)).await?;
+        Ok(LoadedStream { snapshot, events })
+    }
+
+    /// The same descending read as a load, from the key after `version` down.
+    async fn load_until(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        version: u64,
+    ) -> Result<LoadedStream, Error> {
+        let mut loaded =
+            self.load_backward(stream, state_schema_version, Some(version), Consistency::Strong).await?;
+        loaded.events.retain(|e| e.version <= version);
+        Ok(loaded)
+    }
+}
+
+impl DynamoStore {
+    /// Every event after `version` (which ends a commit), forward in 1 MB pages from the key after
+    /// it, strongly consistent; with `until`, only up to the first event committed after it.
+    async fn read_forward(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        until: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Vec<EventEnvelope>, Error> {
+        let from = next_version(version)?;
+        let mut events: Vec<EventEnvelope> = Vec::new();
+        let mut start = None;
+        loop {
+            let out =
+                self.query_stream(stream, true, Some((">=", version_sk(from))), None, start.take()).await?;
+            for item in out.items.unwrap_or_default() {
+                match kind_of(&item) {
+                    Some(kind::COMMIT) => {}
+                    Some(kind::SNAPSHOT) => continue,
+                    other => return Err(foreign_item(other, stream)),
+                }
+                let commit = decode_commit(item, stream)?;
+                let expected = events.last().map_or(from, |e| e.version.saturating_add(1));
+                if commit.first_version != expected {
+                    return Err(Error::StreamCorrupted {
+                        stream: stream.clone(),
+                        expected,
+                        found: commit.first_version,
+                    });
+                }
+                for event in commit.events {
+                    if until.is_some_and(|at| event.metadata.committed_at > at) {
+                        return Ok(events);
+                    }
+                    events.push(event);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(events),
+            }
+        }
+    }
+
+    /// Reads forward from the stream's first key in 1 MB pages, keeping the newest snapshot of the
+    /// wanted schema met and the events after it.
+    async fn load_ascending(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        consistency: Consistency,
+    ) -> Result<LoadedStream, Error> {
         let mut loaded = LoadedStream::default();
         let mut start = None;
         loop {
-            let out = self.query_stream(stream, true, None, None, start.take()).await?;
+            let out = self.query_partition(stream, consistency, true, None, None, start.take()).await?;
             for item in out.items.unwrap_or_default() {
                 match kind_of(&item) {
                     Some(kind::COMMIT) => loaded.events.extend(decode_commit(item, stream)?.events),
@@ -618,20 +739,6 @@ impl EventStore for DynamoStore {
         Ok(loaded)
     }
 
-    /// The same descending read as a load, from the key after `version` down.
-    async fn load_until(
-        &self,
-        stream: &StreamId,
-        state_schema_version: u32,
-        version: u64,
-    ) -> Result<LoadedStream, Error> {
-        let mut loaded = self.load_backward(stream, state_schema_version, Some(version)).await?;
-        loaded.events.retain(|e| e.version <= version);
-        Ok(loaded)
-    }
-}
-
-impl DynamoStore {
     /// Reads the stream backwards from its head (or from the key after `until`) down to the newest
     /// snapshot of `state_schema_version`: a first page of `load_page_size` items, then pages twice
     /// as large.
@@ -640,6 +747,7 @@ impl DynamoStore {
         stream: &StreamId,
         state_schema_version: u32,
         until: Option<u64>,
+        consistency: Consistency,
     ) -> Result<LoadedStream, Error> {
         let bound = match until {
             Some(version) => Some(("<", version_sk(next_version(version)?))),
@@ -655,7 +763,9 @@ impl DynamoStore {
             .map_or(self.load_page_size, |items| i32::try_from(items.saturating_add(1)).unwrap_or(i32::MAX));
         let mut read: u32 = 0;
         'pages: loop {
-            let out = self.query_stream(stream, false, bound.clone(), Some(page_size), start).await?;
+            let out = self
+                .query_partition(stream, consistency, false, bound.clone(), Some(page_size), start)
+                .await?;
             // A learned page that missed (others wrote on top) goes on at the default size at least.
             page_size = page_size.saturating_mul(2).max(self.load_page_size);
             for item in out.items.unwrap_or_default() {
@@ -698,6 +808,15 @@ impl DynamoStore {
         }
         Ok(LoadedStream { snapshot, events })
     }
+}
+
+/// How a Query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    /// Every write acknowledged before the read (one read unit per 4 KB).
+    Strong,
+    /// Possibly missing the newest writes (half a unit per 4 KB).
+    Eventual,
 }
 
 /// A snapshot item of the wanted schema, read; `None` for another schema's (during a rolling deploy

@@ -60,7 +60,8 @@ async fn sixteen_writers_of_fifty_commands_end_at_800_contiguous_and_unique() {
     assert_eq!(versions, (1..=800).collect::<Vec<_>>());
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 800, "no duplicate event ids");
     let counts = f.counter.counts();
-    assert_eq!((counts.inconsistent_reads, counts.scans), (0, 0));
+    // Each command's load reads eventually consistent (a page or two); catching up reads strongly.
+    assert_eq!(counts.scans, 0, "{counts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,6 +3,7 @@
 pub mod consumer;
 pub mod detail;
 pub mod metrics;
+pub mod prune;
 pub mod publisher;
 pub mod records;
 pub mod relay;
@@ -10,6 +11,7 @@ pub mod relay;
 pub use consumer::{BatchOutcome, MessageError, decode_detail, decode_message, decode_typed, project_batch};
 pub use detail::{Detail, MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES};
 pub use metrics::{PutEventsCall, PutEventsCounter};
+pub use prune::{SnapshotPruner, snapshots_inserted};
 pub use publisher::{Entry, EntryResult, EventBridgePublisher, PublishReport, PublishRetry, PutEvents};
 pub use records::{RecordEvents, decode_batch, decode_record};
 pub use relay::{Relayed, StreamRelay};

@@ -4,6 +4,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use strata_core::{Error, EventEnvelope};
 
+use crate::prune::SnapshotPruner;
 use crate::publisher::{EventBridgePublisher, PublishReport, PutEvents};
 use crate::records::decode_batch;
 
@@ -11,6 +12,7 @@ use crate::records::decode_batch;
 #[derive(Debug, Clone)]
 pub struct StreamRelay<C> {
     publisher: EventBridgePublisher<C>,
+    pruner: Option<SnapshotPruner>,
 }
 
 /// What one batch did, besides the response.
@@ -22,12 +24,21 @@ pub struct Relayed {
     pub published: usize,
     /// The publisher's report.
     pub report: PublishReport,
+    /// Snapshots removed by the relay's [`SnapshotPruner`], if it has one.
+    pub pruned: usize,
 }
 
 impl<C: PutEvents> StreamRelay<C> {
     /// A relay publishing through `publisher`.
     pub fn new(publisher: EventBridgePublisher<C>) -> Self {
-        Self { publisher }
+        Self { publisher, pruner: None }
+    }
+
+    /// Also prunes the snapshots of each stream the batch writes a snapshot to, after publishing
+    /// (see [`SnapshotPruner`]; its failures are logged, never reported as batch failures).
+    pub fn with_snapshot_pruner(mut self, pruner: SnapshotPruner) -> Self {
+        self.pruner = Some(pruner);
+        self
     }
 
     /// The publisher.
@@ -85,7 +96,12 @@ impl<C: PutEvents> StreamRelay<C> {
             failure.item_identifier = Some(sequence_number.clone());
             response.batch_item_failures.push(failure);
         }
-        let relayed = Relayed { events: events.len(), published: events.len() - report.failed.len(), report };
+        let pruned = match &self.pruner {
+            Some(pruner) => pruner.prune(&event).await,
+            None => 0,
+        };
+        let relayed =
+            Relayed { events: events.len(), published: events.len() - report.failed.len(), report, pruned };
         if !response.batch_item_failures.is_empty() {
             tracing::warn!(
                 failed_records = response.batch_item_failures.len(),

@@ -45,7 +45,9 @@ pub fn add_item() -> OrderCommand {
 /// through the repository every `snapshot_every` events when given.
 pub async fn seeded(env: &Env, length: u64, snapshot_every: Option<u64>) -> Seeded {
     let (store, counter) = env.table().await;
-    let policy = snapshot_every.map_or_else(SnapshotPolicy::never, SnapshotPolicy::every);
+    // As the construct deploys it: the stream publisher prunes, the commands do not.
+    let policy = snapshot_every
+        .map_or_else(SnapshotPolicy::never, |every| SnapshotPolicy::every(every).pruned_elsewhere());
     let repo = Repository::<Order, _>::new(store.clone())
         .with_cipher(env.cipher(&store))
         .with_snapshot_policy(policy)

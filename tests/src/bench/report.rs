@@ -179,7 +179,8 @@ fn costs_section(w: &mut String, costs: &[CostRow]) {
          per commit; snapshots through the repository. A warm load (data key cached), then one `add_item` \
          command on a stream the repository has not cached, then another on the state it cached. Requests are counted at the SDK (`RequestCounter`); capacity units are modelled from the \
          items actually sent and received by DynamoDB's sizing rules (strongly consistent reads: 1 RCU per \
-         4 KB of a Query page; writes: 1 WCU per KB, indexes included), because the emulator reports a \
+         4 KB of a Query page, as the load here; a command's load is eventually consistent, half that; \
+         writes: 1 WCU per KB, indexes included), because the emulator reports a \
          fixed figure per call.\n"
     );
     let _ = writeln!(

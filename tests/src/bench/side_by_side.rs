@@ -178,7 +178,8 @@ fn explanation(workload: &Workload) -> &'static str {
             "Without snapshots, every peer command reads the whole stream: `CqrsFramework::execute` calls \
              `PersistedEventStore::load_aggregate`, which for `new_event_store` calls `get_events` → \
              `query_events` (`event_repository.rs`): one strongly consistent Query of every event, then one \
-             `TransactWriteItems`. Strata with the cache off reads as many items: a repository without a \
+             `TransactWriteItems`. Strata with the cache off reads as many items, eventually consistent \
+             (half the units; see the next workload for why that is safe): a repository without a \
              snapshot policy loads forward in 1 MB pages (`store.rs`, `load_forward`), following \
              `LastEvaluatedKey`, so 500 small events are one Query too, and a longer stream stays \
              correct (see the load below). Its write is one conditional `PutItem`, half the units of a transactional put. With \
@@ -200,17 +201,17 @@ fn explanation(workload: &Workload) -> &'static str {
              (`update_snapshot`; cqrs-es `persist/event_store.rs`, `commit_snapshot_with_addl_events`); no \
              timed command here crosses one. The peer reads only the events after its snapshot. Strata \
              keeps snapshots in the stream's own partition, sorted among its commits, and reads from the \
-             head down to the newest snapshot in one strongly consistent Query (`store.rs`, \
-             `load_backward`). A store that knows nothing of the stream asks for a first page of 101 items \
+             head down to the newest snapshot in one Query (`store.rs`, `load_backward`). A store that knows nothing of the stream asks for a first page of 101 items \
              (a snapshot every 100 commits is met at once, with up to 100 older commits read and charged); \
              once it has loaded the stream, written its snapshot or its commits, it asks for the items it \
              knows lie above the snapshot plus one (`learned.rs`), so a warm store with the cache off reads \
-             the snapshot and the commits after it in one Query instead of two. That Query is strongly \
-             consistent, and the peer's read of its events is not (half the units): with the cache off \
-             Strata reads about as many items at a higher modelled RCU. An eventually consistent load \
-             would be safe for a command (its conditional write fails on anything newer, and returns \
-             it), but a rejection or a no-op decided on it could answer from an old state; Strata keeps \
-             loads strongly consistent. With the cache on, later commands read nothing."
+             the snapshot and the commits after it in one Query instead of two. A command's load is \
+             eventually consistent, like the peer's read of its events (half the units; `load_recent`): \
+             its conditional write fails on anything newer and returns it, which is folded in, and a \
+             rejection, a no-op or a failed `If-Match` decided on it is decided again on a strongly \
+             consistent load before it is answered (`execute.rs`, `Basis::Recent`), so a replica's lag \
+             costs a lost write, never a wrong answer. The peer answers its `AggregateConflict` to the \
+             caller instead. With the cache on, later commands read nothing."
         }
         Workload::Load { .. } => {
             "dynamo-es loads with a single Query and never looks at `LastEvaluatedKey` (`event_repository.rs`, \

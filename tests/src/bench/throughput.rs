@@ -49,7 +49,7 @@ pub async fn run(
         Arc::new(
             Repository::<Order, _>::new(store.clone())
                 .with_cipher(env.cipher(&store))
-                .with_snapshot_policy(SnapshotPolicy::every(100))
+                .with_snapshot_policy(SnapshotPolicy::every(100).pruned_elsewhere())
                 .with_stream_cache(CachePolicy::entries(1_000))
                 .with_retry_policy(retry),
         )

@@ -40,8 +40,10 @@ impl Aggregate for TallyNext {
 /// What a [`CountingStore`] was asked since its counts were last taken.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Calls of [`EventStore::load`].
+    /// Calls of [`EventStore::load`] (and of the other loads: forward, until a version, recent).
     pub loads: usize,
+    /// Of those, calls of [`EventStore::load_recent`] (reads that may lag the head).
+    pub recent_loads: usize,
     /// Events those loads returned (after their snapshot).
     pub events_loaded: usize,
     /// Calls of [`EventStore::read`] and [`EventStore::read_after`]: a repository replays a stream,
@@ -54,12 +56,20 @@ pub struct Counts {
 pub struct CountingStore<'a, S> {
     inner: &'a S,
     counts: Mutex<Counts>,
+    lag: u64,
 }
 
 impl<'a, S> CountingStore<'a, S> {
     /// Counts the calls made through it to `inner`.
     pub fn new(inner: &'a S) -> Self {
-        Self { inner, counts: Mutex::new(Counts::default()) }
+        Self { inner, counts: Mutex::new(Counts::default()), lag: 0 }
+    }
+
+    /// Counts like [`CountingStore::new`], and answers [`EventStore::load_recent`] with the stream
+    /// as it stood `versions` versions below its head (what an eventually consistent read of a
+    /// replica that has not applied the newest commits returns).
+    pub fn lagging(inner: &'a S, versions: u64) -> Self {
+        Self { lag: versions, ..Self::new(inner) }
     }
 
     /// The counts so far, reset to zero.
@@ -122,10 +132,49 @@ impl<S: EventStore> EventStore for CountingStore<'_, S> {
         Ok(loaded)
     }
 
+    async fn load_until_time(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LoadedStream, Error> {
+        let loaded = self.inner.load_until_time(stream, state_schema_version, at).await?;
+        self.count(|c| {
+            c.loads += 1;
+            c.events_loaded += loaded.events.len();
+        });
+        Ok(loaded)
+    }
+
     async fn load(&self, stream: &StreamId, state_schema_version: u32) -> Result<LoadedStream, Error> {
         let loaded = self.inner.load(stream, state_schema_version).await?;
         self.count(|c| {
             c.loads += 1;
+            c.events_loaded += loaded.events.len();
+        });
+        Ok(loaded)
+    }
+
+    async fn load_recent(
+        &self,
+        stream: &StreamId,
+        state_schema_version: u32,
+        forward: bool,
+    ) -> Result<LoadedStream, Error> {
+        let mut loaded = self.inner.load_recent(stream, state_schema_version, forward).await?;
+        if self.lag > 0 {
+            let head = loaded
+                .events
+                .last()
+                .map(|e| e.version)
+                .or(loaded.snapshot.as_ref().map(|s| s.version))
+                .unwrap_or(0);
+            loaded =
+                self.inner.load_until(stream, state_schema_version, head.saturating_sub(self.lag)).await?;
+        }
+        self.count(|c| {
+            c.loads += 1;
+            c.recent_loads += 1;
             c.events_loaded += loaded.events.len();
         });
         Ok(loaded)
@@ -195,7 +244,7 @@ where
         let loaded = store.load(stream, schema).await.map_err(broke("load"))?;
         Ok(loaded.snapshot.map(|s| s.version))
     };
-    let one_load = |events_loaded| Counts { loads: 1, events_loaded, reads: 0 };
+    let one_load = |events_loaded| Counts { loads: 1, events_loaded, ..Counts::default() };
 
     for _ in 0..4 {
         old.execute(stream, &bump, ctx()).await.map_err(broke("old code, v1-v4"))?;

@@ -70,7 +70,9 @@ impl<E> CommandError<E> {
 enum Basis {
     /// The stream cache: possibly behind the store.
     Cached,
-    /// A load of the stream.
+    /// A load whose reads may lag the head ([`EventStore::load_recent`]): possibly behind the store.
+    Recent,
+    /// A load of the stream as stored (strongly consistent).
     Loaded,
     /// A state that lost a write, brought up to the commit that won it (more may follow).
     CaughtUp,
@@ -79,6 +81,12 @@ enum Basis {
 }
 
 impl Basis {
+    /// Whether the state may be behind the store for reasons of its own, not a race the command
+    /// lost: a lost write then neither counts as an attempt nor waits.
+    fn may_lag(self) -> bool {
+        matches!(self, Self::Cached | Self::Recent)
+    }
+
     /// Whether the state was the stream's head when it was read: only then may a rejection, a
     /// command that changes nothing or a failed expectation be answered from it.
     fn is_head(self) -> bool {
@@ -168,22 +176,32 @@ where
         let cached = self.cache.take(stream);
         let mut basis = cached.filter(|_| command.retry_on_conflict()).map(|folded| (folded, Basis::Cached));
         let mut record_checked = false;
+        // Set when an answer needs the head as stored: the next load is strongly consistent.
+        let mut head_needed = !command.retry_on_conflict();
         loop {
             let (mut folded, source) = match basis.take() {
                 Some(held) => held,
                 None => {
                     let epoch = self.cache.epoch();
-                    let mut loaded = self.load_folded(stream).await?;
+                    // A command that may be decided again loads like a cached state: with reads
+                    // that may lag the head (half the read units on DynamoDB), the write's condition
+                    // being the check.
+                    let (mut loaded, source) = if head_needed {
+                        (self.load_folded(stream).await?, Basis::Loaded)
+                    } else {
+                        (self.load_folded_recent(stream).await?, Basis::Recent)
+                    };
                     loaded.cache_epoch = epoch;
-                    (loaded, Basis::Loaded)
+                    (loaded, source)
                 }
             };
             if let Some(expected) = context.expected_version
                 && !expected.matches(folded.version)
             {
-                // A cached or partly caught-up head may be behind the store's: only one read to the
-                // head may fail the expectation.
+                // A cached, recently read or partly caught-up head may be behind the store's: only
+                // a strongly consistent read to the head may fail the expectation.
                 if !source.is_head() {
+                    head_needed = true;
                     continue;
                 }
                 return Err(Error::Conflict {
@@ -196,8 +214,14 @@ where
             let events = match folded.state.decide(command) {
                 // A rejection, or nothing to do, is answered without a write that would check the
                 // state it was decided on: decide again on the stream as stored.
-                Err(_) if !source.is_head() => continue,
-                Ok(events) if events.is_empty() && !source.is_head() => continue,
+                Err(_) if !source.is_head() => {
+                    head_needed = true;
+                    continue;
+                }
+                Ok(events) if events.is_empty() && !source.is_head() => {
+                    head_needed = true;
+                    continue;
+                }
                 Err(rejection) => return Err(CommandError::Rejected(rejection)),
                 Ok(events) => events,
             };
@@ -369,9 +393,9 @@ where
                     }
                     return Ok(outcome);
                 }
-                // Decided on a cached state that another process had moved past: not a race this
-                // command lost, so it is decided again whatever its retry settings.
-                Ok(AppendAttempt::Lost { winner, .. }) if source == Basis::Cached => {
+                // Decided on a cached or recently read state that the stream had moved past: not a
+                // race this command lost, so it is decided again whatever its retry settings.
+                Ok(AppendAttempt::Lost { winner, .. }) if source.may_lag() => {
                     basis = self.catch_up(stream, folded, winner, false).await?;
                 }
                 Ok(AppendAttempt::Lost { winner, .. })

@@ -321,7 +321,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     pub async fn load_at_version(&self, stream: &StreamId, version: u64) -> Result<Loaded<A>, Error> {
         self.check_category(stream)?;
         let loaded = self.store.load_until(stream, A::STATE_SCHEMA_VERSION, version).await?;
-        let folded = self.fold_loaded(stream, loaded, Some(version)).await?;
+        let folded = self.fold_loaded(stream, loaded, Until::Version(version)).await?;
         if folded.version < version {
             return Err(Error::VersionNotFound {
                 stream: stream.clone(),
@@ -334,11 +334,14 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 
     /// The state as it was at `at`: every event committed at or before it.
     ///
-    /// Commit times come from the writers' clocks; the replay stops at the first event committed
-    /// after `at`, so versions stay a prefix of the stream even if clocks disagree slightly.
+    /// Starts from the newest snapshot taken at or before `at` ([`EventStore::load_until_time`]).
+    /// Commit times come from the writers' clocks; the fold stops at the first event committed
+    /// after `at`, so versions stay a prefix of the stream even if clocks disagree slightly (a
+    /// commit within that disagreement of `at` may then be in or out).
     pub async fn load_at_time(&self, stream: &StreamId, at: DateTime<Utc>) -> Result<Loaded<A>, Error> {
         self.check_category(stream)?;
-        let folded = self.replay(stream, |e| e.metadata.committed_at <= at, self.session()).await?;
+        let loaded = self.store.load_until_time(stream, A::STATE_SCHEMA_VERSION, at).await?;
+        let folded = self.fold_loaded(stream, loaded, Until::Time(at)).await?;
         Ok(Loaded { state: folded.state, version: folded.version })
     }
 
@@ -359,7 +362,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         Ok(page)
     }
 
-    /// Writes a snapshot of the current state now and prunes to the policy's keep count.
+    /// Writes a snapshot of the current state now and prunes to the policy's keep count (unless the
+    /// policy leaves pruning to something else: [`SnapshotPolicy::pruned_elsewhere`]).
     pub async fn take_snapshot(&self, stream: &StreamId) -> Result<u64, Error> {
         let mut folded = self.load_folded(stream).await?;
         if folded.version > 0 {
@@ -376,17 +380,26 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
         } else {
             self.store.load_forward(stream, A::STATE_SCHEMA_VERSION).await?
         };
-        self.fold_loaded(stream, loaded, None).await
+        self.fold_loaded(stream, loaded, Until::Head).await
+    }
+
+    /// Loads like [`Repository::load_folded`] with reads that may lag the head
+    /// ([`EventStore::load_recent`]): for a command whose conditional write is the check.
+    async fn load_folded_recent(&self, stream: &StreamId) -> Result<Folded<A>, Error> {
+        self.check_category(stream)?;
+        let forward = !self.snapshots.is_enabled();
+        let loaded = self.store.load_recent(stream, A::STATE_SCHEMA_VERSION, forward).await?;
+        self.fold_loaded(stream, loaded, Until::Head).await
     }
 
     /// Folds a loaded stream (snapshot and tail). A snapshot that does not open or decode is no
-    /// cache: the stream is replayed from version 1 instead (up to `until`, when given), and for a
-    /// head load a fresh snapshot is written if the policy takes them.
+    /// cache: the stream is replayed from version 1 instead (up to `until`), and for a head load a
+    /// fresh snapshot is written if the policy takes them.
     async fn fold_loaded(
         &self,
         stream: &StreamId,
         loaded: crate::LoadedStream,
-        until: Option<u64>,
+        until: Until,
     ) -> Result<Folded<A>, Error> {
         let mut session = self.session();
         let Some(snapshot) = loaded.snapshot else {
@@ -435,8 +448,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
             }
             return Ok(folded);
         }
-        let mut folded = self.replay(stream, |e| until.is_none_or(|v| e.version <= v), session).await?;
-        if until.is_none() && self.snapshots.is_enabled() && folded.version > 0 {
+        let mut folded = self.replay(stream, |e| until.keeps(e), session).await?;
+        if until == Until::Head && self.snapshots.is_enabled() && folded.version > 0 {
             self.snapshot_best_effort(stream, &folded.state, folded.version, &mut folded.session).await;
             folded.snapshot_version = folded.version;
             folded.since = Some(Utc::now());
@@ -498,6 +511,9 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
             tracing::info!(%stream, version, "snapshot of a newer state schema kept");
             return Ok(());
         }
+        if !self.snapshots.prunes_on_write() {
+            return Ok(());
+        }
         // Snapshots of newer schemas are never pruned, whatever their age.
         // The snapshot is written: a prune that fails leaves one more than `keep` until the next.
         if let Err(error) =
@@ -518,6 +534,27 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     ) {
         if let Err(error) = self.write_snapshot(stream, state, version, session).await {
             tracing::warn!(%stream, version, %error, "snapshot not written");
+        }
+    }
+}
+
+/// How far a load goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// To the head.
+    Head,
+    /// To this version.
+    Version(u64),
+    /// To the last event committed at or before this time, before the first committed after it.
+    Time(DateTime<Utc>),
+}
+
+impl Until {
+    fn keeps(self, event: &EventEnvelope) -> bool {
+        match self {
+            Self::Head => true,
+            Self::Version(version) => event.version <= version,
+            Self::Time(at) => event.metadata.committed_at <= at,
         }
     }
 }

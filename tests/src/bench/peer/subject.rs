@@ -66,7 +66,10 @@ impl Subject {
                 let (store, counter) = env.table().await;
                 let cache =
                     if side == Side::StrataCached { CachePolicy::entries(1000) } else { CachePolicy::off() };
-                let policy = snapshot_every.map_or_else(SnapshotPolicy::never, SnapshotPolicy::every);
+                // As deployed: the stream publisher prunes snapshots, off the command path.
+                let policy = snapshot_every.map_or_else(SnapshotPolicy::never, |every| {
+                    SnapshotPolicy::every(every).pruned_elsewhere()
+                });
                 let client = store.client().clone();
                 let tables = vec![store.table().to_owned()];
                 let repo = Repository::new(store).with_snapshot_policy(policy).with_stream_cache(cache);
