@@ -49,6 +49,22 @@ export class TableAccess {
     );
   }
 
+  /** Query on one index only (no GetItem, no Query of the table); the tenant's keys when confined. */
+  queryIndex(grantee: iam.IGrantable, index: string): void {
+    if (!this.spec.global_secondary_indexes.some((i) => i.name === index)) {
+      throw new Error(`the TableSpec has no index '${index}'`);
+    }
+    const allClasses = this.spec.partition_classes.map((c) => c.name as PartitionClassName);
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'QueryIndex',
+        actions: ['dynamodb:Query'],
+        resources: [`${this.table.tableArn}/index/${index}`],
+        conditions: this.tenant ? this.condition(allClasses) : undefined,
+      }),
+    );
+  }
+
   /** Conditional writes (PutItem, alone or inside TransactWriteItems) to the given partition classes. */
   put(grantee: iam.IGrantable, classes: readonly PartitionClassName[]): void {
     this.write(grantee, 'dynamodb:PutItem', classes);

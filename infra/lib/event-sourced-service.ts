@@ -320,9 +320,11 @@ export class EventSourcedService extends Construct {
       extraWildcardReason: 'dynamodb:ListStreams (added by the event source mapping) has no resource-level permissions.',
     });
     this.bus.grantPutEventsTo(streamPublisher.function);
-    access.read(streamPublisher.function, ['snapshots']); // listing a stream's snapshots to prune
-    access.delete(streamPublisher.function, ['stream']); // pruning old snapshots
-    grantTableKey(this.tableKey, streamPublisher.function, false);
+    // Pruning a stream's old snapshots: a Query of the snapshots index (keys only) and conditional
+    // deletes in stream partitions; nothing else of the table.
+    access.queryIndex(streamPublisher.function, 'snapshots');
+    access.delete(streamPublisher.function, ['stream']);
+    grantTableKey(this.tableKey, streamPublisher.function, true);
     streamPublisher.function.addEventSource(
       new sources.DynamoEventSource(this.table, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -332,14 +334,15 @@ export class EventSourcedService extends Construct {
         maxRecordAge: props.publisher?.maxRecordAge ?? Duration.hours(24),
         reportBatchItemFailures: true,
         onFailure: new sources.SqsDlq(this.publisherFailures),
-        // Only new commits invoke the publisher: writes of views, snapshots, keys and idempotency
-        // records (and TTL removals) would otherwise each cost an invocation that publishes nothing.
-        filters: [
+        // Only new commits (to publish) and new snapshots (to prune a stream's older ones) invoke the
+        // publisher: writes of views, keys and idempotency records (and TTL removals) would otherwise
+        // each cost an invocation that does nothing. Filters are OR'ed.
+        filters: [spec.published_kind, spec.snapshot_kind].map((kind) =>
           lambda.FilterCriteria.filter({
             eventName: lambda.FilterRule.isEqual('INSERT'),
-            dynamodb: { NewImage: { [spec.kind_attribute]: { S: lambda.FilterRule.isEqual(spec.published_kind) } } },
+            dynamodb: { NewImage: { [spec.kind_attribute]: { S: lambda.FilterRule.isEqual(kind) } } },
           }),
-        ],
+        ),
       }),
     );
 

@@ -43,6 +43,7 @@ export interface TableSpec {
   readonly partition_classes: readonly PartitionClassSpec[];
   readonly kind_attribute: string;
   readonly published_kind: string;
+  readonly snapshot_kind: string;
 }
 
 /** Where the exported spec lives in this repository. */

@@ -24,7 +24,7 @@ pub struct Summary {
     /// Its status.
     pub status: String,
     /// Stream records: all, those the event source mapping's filter hands the publisher (new
-    /// commits), and how many the publisher reported failed.
+    /// commits and snapshots), and how many the publisher reported failed.
     pub records: (usize, usize, usize),
     /// Messages the projector's queue received (one per event).
     pub messages: usize,
@@ -109,7 +109,7 @@ pub fn run(rt: &Handle, say: &mut dyn FnMut(String)) -> Result<Summary, String> 
     let response = f.try_invoke("stream-publisher", &json!({ "Records": commits }))?;
     let failed = response["batchItemFailures"].as_array().map_or(0, Vec::len);
     say(format!(
-        "   {} stream records, {} through the mapping's filter (new commits; a data key and its subject \
+        "   {} stream records, {} through the mapping's filter (new commits and snapshots; a data key and its subject \
          index are not events), {failed} reported failed; events put on bus {bus}",
         records.len(),
         commits.len()

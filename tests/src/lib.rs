@@ -189,14 +189,15 @@ pub(crate) fn lambda_sqs_message(message: aws_sdk_sqs::types::Message, queue_arn
 }
 
 /// The records the publisher's event source mapping lets through: its filter
-/// (`infra/lib/event-sourced-service.ts`, from the TableSpec) passes new commits only.
+/// (`infra/lib/event-sourced-service.ts`, from the TableSpec) passes inserts of commits (to
+/// publish) and of snapshots (to prune) only.
 pub fn through_mapping_filter(records: &[Value]) -> Vec<Value> {
     let spec = strata_dynamodb::TableSpec::strata();
     records
         .iter()
         .filter(|r| {
-            r["eventName"] == "INSERT"
-                && r["dynamodb"]["NewImage"][&spec.kind_attribute]["S"] == *spec.published_kind
+            let kind = &r["dynamodb"]["NewImage"][&spec.kind_attribute]["S"];
+            r["eventName"] == "INSERT" && (*kind == *spec.published_kind || *kind == *spec.snapshot_kind)
         })
         .cloned()
         .collect()

@@ -247,11 +247,18 @@ impl EventStore for InMemoryStore {
         let Some(s) = state.streams.get(stream) else {
             return Ok(LoadedStream::default());
         };
+        // The snapshot's last event committed at or before `at`.
+        let committed_by = |version: u64| {
+            usize::try_from(version)
+                .ok()
+                .and_then(|v| s.events.get(v.checked_sub(1)?))
+                .is_some_and(|e| e.metadata.committed_at <= at)
+        };
         let snapshot = s
             .snapshots
             .values()
             .rev()
-            .find(|snap| snap.state_schema_version == state_schema_version && snap.taken_at <= at)
+            .find(|snap| snap.state_schema_version == state_schema_version && committed_by(snap.version))
             .cloned();
         let from = snapshot.as_ref().map_or(0, |snap| usize::try_from(snap.version).unwrap_or(usize::MAX));
         let events = s

@@ -210,6 +210,12 @@ pub trait EventStore: Send + Sync {
     /// gap. The [`crate::Repository`] treats it like a cached state: a lost write folds in what won,
     /// and a rejection or a command that changes nothing is decided again on a strongly consistent
     /// load before it is answered. The default is the strongly consistent load.
+    ///
+    /// Safe because a stream's partition only grows: a lagging read shows a prefix of what is
+    /// stored, and the write at the version after it fails on anything newer. Something that
+    /// removes commits (a restore, a repair) breaks that for as long as a replica may lag: evict the
+    /// stream from the repository afterwards ([`crate::Repository::evict_rewound`]), which makes its
+    /// commands load strongly for a minute.
     fn load_recent(
         &self,
         stream: &StreamId,
@@ -225,11 +231,11 @@ pub trait EventStore: Send + Sync {
         }
     }
 
-    /// The stream as of `at`: the newest snapshot of the schema taken at or before `at` (the state
-    /// of commits made before it), and the events after that snapshot committed at or before `at`,
-    /// up to the first committed after it (so versions stay a prefix of the stream even when
-    /// writers' clocks disagree), with strongly consistent reads of the stream. What time travel by
-    /// time starts from.
+    /// The stream as of `at`: a snapshot of the schema whose last event was committed at or before
+    /// `at` (the newest such that the store finds), and the events after it committed at or before
+    /// `at`, up to the first committed after it (so versions stay a prefix of the stream even when
+    /// writers' clocks disagree; a commit within that disagreement of `at` may be in or out), with
+    /// strongly consistent reads of the stream. What time travel by time starts from.
     ///
     /// The default reads forward from version 1 and uses no snapshot.
     fn load_until_time(

@@ -81,3 +81,20 @@ async fn a_command_that_must_not_be_decided_twice_loads_strongly() {
     let counts = repo.store().take();
     assert_eq!((counts.loads, counts.recent_loads), (1, 0));
 }
+
+#[tokio::test]
+async fn after_a_rewind_the_stream_loads_strongly_for_a_while() {
+    let store = InMemoryStore::new();
+    let (rewound, written_around) = (stream("rewound"), stream("around"));
+    seeded(&store, &rewound, 2).await;
+    seeded(&store, &written_around, 2).await;
+    let repo = Repository::<Tally, _>::new(CountingStore::lagging(&store, 1));
+    // A replica may still show commits a restore removed: no lagging read for this stream.
+    repo.evict_rewound(&rewound);
+    repo.evict_cached(&written_around);
+    assert_eq!(repo.execute(&rewound, &bump(1), CommandContext::default()).await.unwrap().version, 3);
+    let counts = repo.store().take();
+    assert_eq!((counts.loads, counts.recent_loads), (1, 0));
+    assert_eq!(repo.execute(&written_around, &bump(1), CommandContext::default()).await.unwrap().version, 3);
+    assert_eq!(repo.store().take().recent_loads, 1, "an eviction of appends made around it changes nothing");
+}

@@ -20,7 +20,7 @@ use crate::item::{
     CommitItem, IdempotencyItem, Item, LegacyCommitItem, MAX_ITEM_BYTES, SnapshotItem, from_item, item_size,
     kind, kind_of, last_version_of, state_schema_of, to_item,
 };
-use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, stream_pk, version_sk};
+use crate::keys::{IDEMPOTENCY_SK, SNAPSHOT_SUFFIX, idempotency_pk, snapshot_sk, stream_pk, version_sk};
 use crate::learned::SnapshotDistances;
 use crate::table::SNAPSHOTS_INDEX;
 use crate::transact::Action;
@@ -599,11 +599,13 @@ impl EventStore for DynamoStore {
         }
     }
 
-    /// The stream's snapshots from the sparse `snapshots` index (one Query, keys only), newest
-    /// first, each read with a strongly consistent GetItem until one of the schema taken at or
-    /// before `at` turns up; then the commits after it, forward in 1 MB pages (one Query for most
-    /// streams), to the first event committed after `at`.
-    /// Without such a snapshot (none kept from that far back) the read starts at version 1.
+    /// The stream's snapshots from the sparse `snapshots` index (one Query, keys only, eventually
+    /// consistent: the newest may be missing, then an older one serves), newest first; for each, one
+    /// strongly consistent Query of two items from its key down reads the snapshot and the commit it
+    /// ends on, until a snapshot of the schema whose last commit was made at or before `at` turns up.
+    /// Then the commits after it, forward in 1 MB pages (one Query for most streams), to the first
+    /// event committed after `at`. Without such a snapshot (none kept from that far back), from
+    /// version 1.
     async fn load_until_time(
         &self,
         stream: &StreamId,
@@ -612,23 +614,25 @@ impl EventStore for DynamoStore {
     ) -> Result<LoadedStream, Error> {
         let mut snapshot = None;
         for key in self.snapshot_keys(stream).await? {
-            let (Some(pk), Some(sk)) = (key.get("pk"), key.get("sk")) else { continue };
-            let out = self
-                .client
-                .get_item()
-                .table_name(&*self.table)
-                .key("pk", pk.clone())
-                .key("sk", sk.clone())
-                .consistent_read(true)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(backend)?;
-            // Pruned since the index was read, or of another schema: the next older one.
-            let Some(item) = out.item else { continue };
-            if let Some(found) = wanted_snapshot(item, stream, state_schema_version)
-                && found.taken_at <= at
-            {
+            let Some(version) = key.get("snapshot_version").and_then(|v| v.as_n().ok()?.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let out =
+                self.query_stream(stream, false, Some(("<=", snapshot_sk(version))), Some(2), None).await?;
+            let mut items = out.items.unwrap_or_default().into_iter();
+            // Pruned since the index was read: the next older one.
+            let (Some(found), Some(below)) = (items.next(), items.next()) else { continue };
+            if kind_of(&found) != Some(kind::SNAPSHOT) || kind_of(&below) != Some(kind::COMMIT) {
+                continue;
+            }
+            let commit = decode_commit(below, stream)?;
+            let ends_before = commit.last_version == version
+                && commit.events.last().is_some_and(|e| e.metadata.committed_at <= at);
+            if !ends_before {
+                continue;
+            }
+            if let Some(found) = wanted_snapshot(found, stream, state_schema_version) {
                 snapshot = Some(found);
                 break;
             }

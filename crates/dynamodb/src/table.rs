@@ -75,8 +75,11 @@ pub struct TableSpec {
     /// The attribute naming what an item is (`commit`, `snapshot`, `view`, ...).
     pub kind_attribute: String,
     /// The kind of the items the publisher relays (the CDK app filters the stream mapping on it, so
-    /// writes of views, keys and snapshots never invoke the publisher).
+    /// writes of views and keys never invoke the publisher).
     pub published_kind: String,
+    /// The kind of snapshot items: their inserts also pass the mapping's filter, so the publisher
+    /// prunes a stream's older snapshots off the command path.
+    pub snapshot_kind: String,
 }
 
 /// Name of the sparse index listing a stream's snapshots (for pruning without reading the stream).
@@ -143,6 +146,7 @@ impl TableSpec {
             ],
             kind_attribute: crate::item::kind::ATTRIBUTE.into(),
             published_kind: crate::item::kind::COMMIT.into(),
+            snapshot_kind: crate::item::kind::SNAPSHOT.into(),
         }
     }
 

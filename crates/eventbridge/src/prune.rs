@@ -61,9 +61,10 @@ pub fn snapshots_inserted(event: &StreamEvent) -> Vec<(StreamId, u32)> {
     found
 }
 
-/// The stream and state schema of a record that inserts (or replaces) a snapshot item.
+/// The stream and state schema of a record that inserts a snapshot item.
 fn snapshot_insert(record: &EventRecord) -> Option<(StreamId, u32)> {
-    if record.event_name != "INSERT" && record.event_name != "MODIFY" {
+    // A snapshot replaced at its version (MODIFY) adds none; the mapping's filter passes inserts only.
+    if record.event_name != "INSERT" {
         return None;
     }
     let image = &record.change.new_image;

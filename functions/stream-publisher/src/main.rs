@@ -26,6 +26,9 @@ async fn main() -> Result<(), Error> {
     let mut relay = StreamRelay::new(EventBridgePublisher::new(client, bus, source)?.with_retry(retry));
     if let Some(keep) = env::optional("STRATA_SNAPSHOT_KEEP")? {
         let keep: usize = env::parse("STRATA_SNAPSHOT_KEEP", &keep)?;
+        if keep == 0 {
+            return Err("STRATA_SNAPSHOT_KEEP: keep at least 1 snapshot per stream".into());
+        }
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env::required("STRATA_TABLE")?);
         relay = relay.with_snapshot_pruner(SnapshotPruner::new(store, keep));
     }

@@ -176,7 +176,8 @@ fn costs_section(w: &mut String, costs: &[CostRow]) {
     let _ = writeln!(
         w,
         "One order per table: placed (3 personal fields sealed with a KMS data key), then one `ItemAdded` \
-         per commit; snapshots through the repository. A warm load (data key cached), then one `add_item` \
+         per commit; snapshots through the repository, pruned off the command path (by the stream publisher, \
+         as the construct deploys it). A warm load (data key cached), then one `add_item` \
          command on a stream the repository has not cached, then another on the state it cached. Requests are counted at the SDK (`RequestCounter`); capacity units are modelled from the \
          items actually sent and received by DynamoDB's sizing rules (strongly consistent reads: 1 RCU per \
          4 KB of a Query page, as the load here; a command's load is eventually consistent, half that; \
@@ -350,7 +351,8 @@ fn throughput_section(w: &mut String, rows: &[ThroughputRow]) {
         "`add_item` commands through the repository (KMS cipher, snapshot every 100) against orders placed \
          beforehand, spread round robin over the streams, by concurrent writers. Each writer has a repository \
          of its own, as a function instance does (stream cache on), with the default retry policy (up to 50 \
-         attempts, jittered backoff from 10 ms to 800 ms, within 8 s): a lost write folds in the commit that \
+         attempts, jittered backoff from 10 ms doubling to 1.6 s, within 16 s; the construct gives the \
+         command function 20 s): a lost write folds in the commit that \
          won and decides again; a command out of its budget is counted as failed (a 409 for its caller). \
          The emulator serializes DynamoDB requests, so more writers cannot add throughput here; on AWS \
          distinct streams scale with partitions. A command goes to whichever writer is free, so with 16 \

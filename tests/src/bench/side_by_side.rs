@@ -232,7 +232,7 @@ fn explanation(workload: &Workload) -> &'static str {
              for a sequence number returns `AggregateError::AggregateConflict` (dynamo-es `error.rs` maps \
              the cancelled transaction to `OptimisticLock`) and is counted as failed here, as an application \
              would have to retry it. Strata retries conflicts with jittered backoff (`RetryPolicy::default()`: \
-             up to 50 attempts, 10 ms doubling to 800 ms, within 8 s); a lost `PutItem` returns the winning \
+             up to 50 attempts, 10 ms doubling to 1.6 s, within 16 s); a lost `PutItem` returns the winning \
              commit (`ReturnValuesOnConditionCheckFailure`), which the repository folds in before deciding \
              again without a read (after a second loss in a row it reads what came after). A command still \
              losing after the policy's budget returns the conflict (counted as failed): the policy bounds \

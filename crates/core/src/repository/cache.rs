@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Folded;
 use crate::StreamId;
@@ -63,7 +63,15 @@ struct Entries<A> {
     /// Streams by last use, oldest first.
     by_use: BTreeMap<u64, StreamId>,
     clock: u64,
+    /// Streams evicted as rewound lately, with when: their commands load strongly consistent for a
+    /// while.
+    evicted: HashMap<StreamId, Instant>,
 }
+
+/// How long after an eviction a stream's commands load with strongly consistent reads: a replica
+/// may still show what a restore or repair removed (DynamoDB's replicas catch up in well under a
+/// second; this is a wide margin).
+pub(super) const STRONG_AFTER_EVICTION: Duration = Duration::from_secs(60);
 
 /// The cache itself: entries are taken out for a command and put back after it, so two commands
 /// on one stream in one process never share a state (the second loads).
@@ -78,7 +86,12 @@ impl<A> StreamCache<A> {
     pub(super) fn new(policy: CachePolicy) -> Self {
         Self {
             policy,
-            entries: Mutex::new(Entries { by_stream: HashMap::new(), by_use: BTreeMap::new(), clock: 0 }),
+            entries: Mutex::new(Entries {
+                by_stream: HashMap::new(),
+                by_use: BTreeMap::new(),
+                clock: 0,
+                evicted: HashMap::new(),
+            }),
             epoch: AtomicU64::new(0),
         }
     }
@@ -108,13 +121,28 @@ impl<A> StreamCache<A> {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// Drops the stream's state and makes every state read before now uncacheable.
-    pub(super) fn evict(&self, stream: &StreamId) {
+    /// Drops the stream's state and makes every state read before now uncacheable; when `rewound`,
+    /// the stream's commands load strongly consistent for [`STRONG_AFTER_EVICTION`].
+    pub(super) fn evict(&self, stream: &StreamId, rewound: bool) {
         let mut entries = self.lock();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(entry) = entries.by_stream.remove(stream) {
             entries.by_use.remove(&entry.used);
         }
+        if rewound {
+            entries.evicted.retain(|_, at| at.elapsed() < STRONG_AFTER_EVICTION);
+            entries.evicted.insert(stream.clone(), Instant::now());
+        }
+    }
+
+    /// Whether the stream was evicted as rewound lately: then a command loads it strongly consistent.
+    pub(super) fn evicted_lately(&self, stream: &StreamId) -> bool {
+        let mut entries = self.lock();
+        if entries.evicted.is_empty() {
+            return false;
+        }
+        entries.evicted.retain(|_, at| at.elapsed() < STRONG_AFTER_EVICTION);
+        entries.evicted.contains_key(stream)
     }
 
     /// Keeps the stream's state, dropping expired entries and the least recently used streams beyond

@@ -177,7 +177,8 @@ where
         let mut basis = cached.filter(|_| command.retry_on_conflict()).map(|folded| (folded, Basis::Cached));
         let mut record_checked = false;
         // Set when an answer needs the head as stored: the next load is strongly consistent.
-        let mut head_needed = !command.retry_on_conflict();
+        // (As is a stream evicted lately: a replica may still show what a restore removed.)
+        let mut head_needed = !command.retry_on_conflict() || self.cache.evicted_lately(stream);
         loop {
             let (mut folded, source) = match basis.take() {
                 Some(held) => held,
@@ -397,6 +398,9 @@ where
                 // race this command lost, so it is decided again whatever its retry settings.
                 Ok(AppendAttempt::Lost { winner, .. }) if source.may_lag() => {
                     basis = self.catch_up(stream, folded, winner, false).await?;
+                    // What won does not continue the state: load the head as stored, so a lagging
+                    // read cannot send the command round this loop again without a wait.
+                    head_needed |= basis.is_none();
                 }
                 Ok(AppendAttempt::Lost { winner, .. })
                     if let Some(delay) = self.retry_delay(command, attempt, started) =>

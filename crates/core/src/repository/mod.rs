@@ -196,14 +196,22 @@ impl<A: Aggregate, S> Repository<A, S> {
     }
 
     /// Drops the stream's cached state, if any: the next command on it loads. Appends made around
-    /// the repository only cost a lost write and a catch-up; evict after anything that moved a
-    /// stream's head back (a restore, a repair), where the cached head's next version is free again
-    /// and a write on it would leave a gap, and when code that wrote the stream by other means (a
-    /// migration, a seed) wants the next command to read it.
+    /// the repository only cost a lost write and a catch-up; evict when code that wrote the stream
+    /// by other means (a migration, a seed) wants the next command to read it. After anything that
+    /// moved a stream's head back, use [`Repository::evict_rewound`].
     /// A command running meanwhile does not put back the state it took: every state read before an
     /// eviction is dropped instead of cached (all streams', evictions being rare).
     pub fn evict_cached(&self, stream: &StreamId) {
-        self.cache.evict(stream);
+        self.cache.evict(stream, false);
+    }
+
+    /// Evicts like [`Repository::evict_cached`], after something moved the stream's head back (a
+    /// restore, a repair): the cached head's next version is free again and a write on it would
+    /// leave a gap. For a minute after, commands on the stream also load it with strongly consistent
+    /// reads instead of [`EventStore::load_recent`]: a replica may still show the commits that were
+    /// removed, and a write after them would leave a gap too.
+    pub fn evict_rewound(&self, stream: &StreamId) {
+        self.cache.evict(stream, true);
     }
 
     /// Keeps idempotency records this long.
@@ -334,7 +342,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 
     /// The state as it was at `at`: every event committed at or before it.
     ///
-    /// Starts from the newest snapshot taken at or before `at` ([`EventStore::load_until_time`]).
+    /// Starts from the newest snapshot whose last event was committed at or before `at`
+    /// ([`EventStore::load_until_time`]).
     /// Commit times come from the writers' clocks; the fold stops at the first event committed
     /// after `at`, so versions stay a prefix of the stream even if clocks disagree slightly (a
     /// commit within that disagreement of `at` may then be in or out).
