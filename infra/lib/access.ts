@@ -49,18 +49,20 @@ export class TableAccess {
     );
   }
 
-  /** Query on one index only (no GetItem, no Query of the table); the tenant's keys when confined. */
-  queryIndex(grantee: iam.IGrantable, index: string): void {
+  /**
+   * Query on one index only (no GetItem, no Query of the table) for keys of the given partition
+   * classes; the index's partition key holds such a key (the `snapshots` index: the stream's `pk`).
+   */
+  queryIndex(grantee: iam.IGrantable, index: string, classes: readonly PartitionClassName[]): void {
     if (!this.spec.global_secondary_indexes.some((i) => i.name === index)) {
       throw new Error(`the TableSpec has no index '${index}'`);
     }
-    const allClasses = this.spec.partition_classes.map((c) => c.name as PartitionClassName);
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'QueryIndex',
+        sid: `QueryIndex${index.replace(/[^A-Za-z0-9]/g, '')}`,
         actions: ['dynamodb:Query'],
         resources: [`${this.table.tableArn}/index/${index}`],
-        conditions: this.tenant ? this.condition(allClasses) : undefined,
+        conditions: this.tenant ? this.condition(classes) : undefined,
       }),
     );
   }

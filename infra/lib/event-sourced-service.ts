@@ -322,7 +322,7 @@ export class EventSourcedService extends Construct {
     this.bus.grantPutEventsTo(streamPublisher.function);
     // Pruning a stream's old snapshots: a Query of the snapshots index (keys only) and conditional
     // deletes in stream partitions; nothing else of the table.
-    access.queryIndex(streamPublisher.function, 'snapshots');
+    access.queryIndex(streamPublisher.function, 'snapshots', ['stream']);
     access.delete(streamPublisher.function, ['stream']);
     grantTableKey(this.tableKey, streamPublisher.function, true);
     streamPublisher.function.addEventSource(

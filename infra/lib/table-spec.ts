@@ -58,6 +58,10 @@ export function loadTableSpec(file: string = TABLE_SPEC_FILE): TableSpec {
   if (!spec.partition_key?.name || !spec.sort_key?.name || !spec.stream_view_type) {
     throw new Error(`${file}: not a Strata TableSpec (keys or stream missing)`);
   }
+  // The publisher's filter is built from these: a spec without one would filter out everything.
+  for (const field of ['kind_attribute', 'published_kind', 'snapshot_kind'] as const) {
+    if (!spec[field]) throw new Error(`${file}: ${field} missing (export the spec again from strata-dynamodb)`);
+  }
   return spec;
 }
 

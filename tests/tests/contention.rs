@@ -139,7 +139,7 @@ async fn command_api(faults: &TransactionConflicts) -> (CommandApi<Order, Dynamo
     strata_testing::stream_enabled(&sdk, &table).await.unwrap();
     let store = DynamoStore::new(client, table);
     // 16 writers on one stream: the last to win has lost up to 15 races, plus the injected
-    // conflicts. The default policy (50 attempts within 8 s) is for ordinary contention; this test
+    // conflicts. The default policy (50 attempts within 16 s) is for ordinary contention; this test
     // raises the attempts and the time so that it asserts on the mapping, not on the policy.
     let repository = Repository::<Order, _>::new(store.clone())
         .with_cipher(FieldCipher::local())

@@ -166,7 +166,7 @@ async fn time_travel_starts_from_the_newest_snapshot_at_or_before_the_version() 
 }
 
 #[tokio::test]
-async fn time_travel_by_time_starts_from_the_newest_snapshot_taken_at_or_before_it() {
+async fn time_travel_by_time_starts_from_the_newest_snapshot_of_commits_made_by_then() {
     let store = InMemoryStore::new();
     let repo = Repository::<Tally, _>::new(CountingStore::new(&store))
         .with_snapshot_policy(strata_core::SnapshotPolicy::every(10).keep(100));
@@ -193,6 +193,27 @@ async fn time_travel_by_time_starts_from_the_newest_snapshot_taken_at_or_before_
     );
     let before = repo.load_at_time(&s, at - chrono::Duration::days(1)).await.unwrap();
     assert_eq!(before.version, 0);
+}
+
+#[tokio::test]
+async fn time_travel_by_time_uses_a_snapshot_taken_later_of_commits_made_by_then() {
+    let store = InMemoryStore::new();
+    let repo = Repository::<Tally, _>::new(CountingStore::new(&store));
+    let s = stream("travel-later");
+    for _ in 0..5 {
+        repo.execute(&s, &bump(1), CommandContext::default()).await.unwrap();
+    }
+    let at = chrono::Utc::now();
+    while chrono::Utc::now() <= at {
+        tokio::task::yield_now().await;
+    }
+    // Taken after `at`, of a state whose commits were all made by then.
+    repo.take_snapshot(&s).await.unwrap();
+    repo.store().take();
+    let then = repo.load_at_time(&s, at).await.unwrap();
+    assert_eq!((then.version, then.state.seen), (5, vec![1, 2, 3, 4, 5]));
+    let counts = repo.store().take();
+    assert_eq!((counts.loads, counts.events_loaded, counts.reads), (1, 0, 0), "from the snapshot alone");
 }
 
 #[tokio::test]

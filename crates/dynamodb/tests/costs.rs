@@ -116,7 +116,7 @@ async fn a_write_that_loses_its_condition_is_charged_one_unit_and_writes_nothing
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn time_travel_by_time_starts_from_the_newest_snapshot_taken_before_it() {
+async fn time_travel_by_time_starts_from_the_newest_snapshot_of_commits_made_by_then() {
     let f = fixture().await;
     let repo =
         Repository::<Tally, _>::new(f.store.clone()).with_snapshot_policy(SnapshotPolicy::every(3).keep(5));

@@ -26,8 +26,9 @@ async fn main() -> Result<(), Error> {
     let mut relay = StreamRelay::new(EventBridgePublisher::new(client, bus, source)?.with_retry(retry));
     if let Some(keep) = env::optional("STRATA_SNAPSHOT_KEEP")? {
         let keep: usize = env::parse("STRATA_SNAPSHOT_KEEP", &keep)?;
+        // A bad maintenance setting must not stop the outbox: keep one, and say so.
         if keep == 0 {
-            return Err("STRATA_SNAPSHOT_KEEP: keep at least 1 snapshot per stream".into());
+            tracing::error!("STRATA_SNAPSHOT_KEEP=0: keeping 1 snapshot per stream");
         }
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env::required("STRATA_TABLE")?);
         relay = relay.with_snapshot_pruner(SnapshotPruner::new(store, keep));

@@ -177,8 +177,7 @@ where
         let mut basis = cached.filter(|_| command.retry_on_conflict()).map(|folded| (folded, Basis::Cached));
         let mut record_checked = false;
         // Set when an answer needs the head as stored: the next load is strongly consistent.
-        // (As is a stream evicted lately: a replica may still show what a restore removed.)
-        let mut head_needed = !command.retry_on_conflict() || self.cache.evicted_lately(stream);
+        let mut head_needed = !command.retry_on_conflict();
         loop {
             let (mut folded, source) = match basis.take() {
                 Some(held) => held,
@@ -187,7 +186,9 @@ where
                     // A command that may be decided again loads like a cached state: with reads
                     // that may lag the head (half the read units on DynamoDB), the write's condition
                     // being the check.
-                    let (mut loaded, source) = if head_needed {
+                    // (As does a stream evicted as rewound lately: a replica may still show what a
+                    // restore removed.)
+                    let (mut loaded, source) = if head_needed || self.cache.evicted_lately(stream) {
                         (self.load_folded(stream).await?, Basis::Loaded)
                     } else {
                         (self.load_folded_recent(stream).await?, Basis::Recent)

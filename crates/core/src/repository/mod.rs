@@ -210,6 +210,12 @@ impl<A: Aggregate, S> Repository<A, S> {
     /// leave a gap. For a minute after, commands on the stream also load it with strongly consistent
     /// reads instead of [`EventStore::load_recent`]: a replica may still show the commits that were
     /// removed, and a write after them would leave a gap too.
+    ///
+    /// It reaches this process only. A repair in a deployed service therefore also deletes the
+    /// snapshots above the new head (a load starts at the newest item) and keeps every command
+    /// function from writing the stream until their caches have expired ([`CachePolicy`]'s
+    /// `max_age`, five minutes by default) plus a margin: stop command traffic, or deploy, which
+    /// replaces every instance.
     pub fn evict_rewound(&self, stream: &StreamId) {
         self.cache.evict(stream, true);
     }
