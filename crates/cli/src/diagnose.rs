@@ -106,7 +106,7 @@ async fn table(sdk: &SdkConfig, name: &str, checks: &mut Checks) {
                 if on {
                     format!("on {}", spec.ttl_attribute)
                 } else {
-                    format!("not on {}: expired idempotency records and snapshots stay", spec.ttl_attribute)
+                    format!("not on {}: expired idempotency records stay", spec.ttl_attribute)
                 },
             );
         }

@@ -20,6 +20,7 @@ pub struct SnapshotPolicy {
     max_age: Option<chrono::Duration>,
     keep: usize,
     prune_on_write: bool,
+    read_only: bool,
 }
 
 impl Default for SnapshotPolicy {
@@ -34,7 +35,7 @@ impl SnapshotPolicy {
 
     /// Never snapshot.
     pub fn never() -> Self {
-        Self { every: None, max_age: None, keep: Self::DEFAULT_KEEP, prune_on_write: true }
+        Self { every: None, max_age: None, keep: Self::DEFAULT_KEEP, prune_on_write: true, read_only: false }
     }
 
     /// Snapshot once `n` events have been written since the newest snapshot (`n` of 0 disables).
@@ -81,9 +82,29 @@ impl SnapshotPolicy {
         self.prune_on_write
     }
 
+    /// Loads start from the newest snapshot, but none is ever written or pruned: for a reader
+    /// (a query function) of streams whose writers take snapshots. Without it such a reader reads
+    /// each stream forward from version 1.
+    ///
+    /// ```
+    /// use strata_core::SnapshotPolicy;
+    /// let policy = SnapshotPolicy::read_only();
+    /// assert!(!policy.is_enabled());
+    /// assert!(policy.loads_from_snapshots());
+    /// ```
+    pub fn read_only() -> Self {
+        Self { read_only: true, ..Self::never() }
+    }
+
     /// Whether snapshots are taken at all.
     pub fn is_enabled(&self) -> bool {
         self.every.is_some() || self.max_age.is_some()
+    }
+
+    /// Whether loads start from the newest snapshot (snapshots are taken, or
+    /// [`SnapshotPolicy::read_only`]) rather than reading forward from version 1.
+    pub fn loads_from_snapshots(&self) -> bool {
+        self.is_enabled() || self.read_only
     }
 
     /// Whether a stream now at `version`, whose newest snapshot is at `snapshot_version` (0 for none)

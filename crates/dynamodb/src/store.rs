@@ -910,14 +910,19 @@ impl SnapshotStore for DynamoStore {
                 .table_name(&*self.table)
                 .key("pk", pk.clone())
                 .key("sk", sk.clone())
-                .condition_expression(format!("attribute_exists(pk) AND ({SCHEMA_NOT_NEWER})"))
+                // Only ever a snapshot: a key from the index that now names another item is left.
+                .condition_expression(format!(
+                    "attribute_exists(pk) AND #kind = :snapshot AND ({SCHEMA_NOT_NEWER})"
+                ))
+                .expression_attribute_names("#kind", kind::ATTRIBUTE)
+                .expression_attribute_values(":snapshot", AttributeValue::S(kind::SNAPSHOT.into()))
                 .expression_attribute_values(":schema", schema_value(state_schema_version))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             match result {
                 Ok(_) => removed += 1,
-                // Of a newer schema (kept), or already gone.
+                // Of a newer schema (kept), not a snapshot, or already gone.
                 Err(error)
                     if error
                         .as_service_error()

@@ -146,3 +146,26 @@ async fn time_travel_by_time_starts_from_the_newest_snapshot_of_commits_made_by_
     let replayed = repo.load_at_time(&s, at - chrono::Duration::days(1)).await.unwrap();
     assert_eq!(replayed.version, 0, "nothing was committed a day before");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_reader_loads_from_the_writers_snapshot_and_writes_nothing() {
+    let f = fixture().await;
+    let writer = Repository::<Tally, _>::new(f.store.clone()).with_snapshot_policy(SnapshotPolicy::every(3));
+    let s = stream("read-only");
+    for _ in 0..10 {
+        writer.execute(&s, &TallyCommand::Bump { times: 1 }, CommandContext::default()).await.unwrap();
+    }
+    // A reader in another process (nothing learned about the stream) that takes no snapshots: the
+    // query function. Its first page of two items is the commit at 10 and the snapshot at 9.
+    let store =
+        strata_dynamodb::DynamoStore::new(f.store.client().clone(), f.store.table()).with_load_page_size(2);
+    let reader = Repository::<Tally, _>::new(store).with_snapshot_policy(SnapshotPolicy::read_only());
+    f.counter.reset();
+
+    let state = reader.load(&s).await.unwrap();
+
+    assert_eq!((state.version, state.state.seen), (10, (1..=10).collect::<Vec<u64>>()));
+    let counts = f.counter.take();
+    assert_eq!((counts.calls("Query"), counts.total_calls()), (1, 1), "{counts}");
+    assert_eq!((counts.items_read(), counts.write_calls()), (2, 0), "{counts}");
+}

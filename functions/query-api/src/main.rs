@@ -6,7 +6,7 @@
 
 use lambda_http::Error;
 use strata_core::projection::Projector;
-use strata_core::{FieldCipher, Repository};
+use strata_core::{FieldCipher, Repository, SnapshotPolicy};
 use strata_dynamodb::DynamoStore;
 use strata_kms::KmsKeys;
 use strata_lambda::{QueryApi, Tenancy, env};
@@ -22,8 +22,11 @@ async fn main() -> Result<(), Error> {
     let sdk = strata_lambda::aws().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let cipher = FieldCipher::new(KmsKeys::new(aws_sdk_kms::Client::new(&sdk), key_id, store.clone()));
-    let repository =
-        Repository::<Order, _>::new(store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters());
+    // Loads start from the command function's snapshots; this function never writes one.
+    let repository = Repository::<Order, _>::new(store.clone())
+        .with_cipher(cipher.clone())
+        .with_upcasters(upcasters())
+        .with_snapshot_policy(SnapshotPolicy::read_only());
     let projector = Projector::new(OrderSummaries, store).with_cipher(cipher).with_upcasters(upcasters());
     let api = &QueryApi::new(repository, projector, tenancy).with_admin(admin);
     strata_lambda::http::run(move |request| api.handle(request)).await

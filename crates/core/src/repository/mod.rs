@@ -389,8 +389,8 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
 
     async fn load_folded(&self, stream: &StreamId) -> Result<Folded<A>, Error> {
         self.check_category(stream)?;
-        // Without a snapshot policy, the store may read forward in its largest pages.
-        let loaded = if self.snapshots.is_enabled() {
+        // Without snapshots to start from, the store may read forward in its largest pages.
+        let loaded = if self.snapshots.loads_from_snapshots() {
             self.store.load(stream, A::STATE_SCHEMA_VERSION).await?
         } else {
             self.store.load_forward(stream, A::STATE_SCHEMA_VERSION).await?
@@ -402,7 +402,7 @@ impl<A: Aggregate, S: EventStore + SnapshotStore> Repository<A, S> {
     /// ([`EventStore::load_recent`]): for a command whose conditional write is the check.
     async fn load_folded_recent(&self, stream: &StreamId) -> Result<Folded<A>, Error> {
         self.check_category(stream)?;
-        let forward = !self.snapshots.is_enabled();
+        let forward = !self.snapshots.loads_from_snapshots();
         let loaded = self.store.load_recent(stream, A::STATE_SCHEMA_VERSION, forward).await?;
         self.fold_loaded(stream, loaded, Until::Head).await
     }
