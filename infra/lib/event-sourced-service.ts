@@ -288,6 +288,8 @@ export class EventSourcedService extends Construct {
 
     const queryApi = apiFunction('QueryApi', 'query-api', 'Strata queries: state, events, views', {
       STRATA_ADMIN: 'false',
+      // The command side's interval: above 0, loads start from its snapshots.
+      STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
     });
     access.read(queryApi.function, ['lookup', 'snapshots']); // view listings; ?at= from a snapshot
     grantTableKey(this.tableKey, queryApi.function, false);

@@ -82,9 +82,10 @@ impl SnapshotPolicy {
         self.prune_on_write
     }
 
-    /// Loads start from the newest snapshot, but none is ever written or pruned: for a reader
-    /// (a query function) of streams whose writers take snapshots. Without it such a reader reads
-    /// each stream forward from version 1.
+    /// Loads start from the newest snapshot, but none is taken or pruned after a command or a load
+    /// (whatever `and_every`/`and_max_age` add): for a reader (a query function) of streams whose
+    /// writers take snapshots. Without it such a reader reads each stream forward from version 1.
+    /// [`crate::Repository::take_snapshot`], an explicit request, still writes one.
     ///
     /// ```
     /// use strata_core::SnapshotPolicy;
@@ -98,7 +99,7 @@ impl SnapshotPolicy {
 
     /// Whether snapshots are taken at all.
     pub fn is_enabled(&self) -> bool {
-        self.every.is_some() || self.max_age.is_some()
+        !self.read_only && (self.every.is_some() || self.max_age.is_some())
     }
 
     /// Whether loads start from the newest snapshot (snapshots are taken, or
@@ -111,7 +112,7 @@ impl SnapshotPolicy {
     /// and dates from `since`, is due for a snapshot.
     pub fn is_due(&self, version: u64, snapshot_version: u64, since: Option<DateTime<Utc>>) -> bool {
         let behind = version.saturating_sub(snapshot_version);
-        if behind == 0 {
+        if behind == 0 || self.read_only {
             return false;
         }
         let by_count = self.every.is_some_and(|n| behind >= n);
@@ -145,5 +146,13 @@ mod tests {
         assert!(!p.is_due(2, 2, Some(old)));
         assert!(!p.is_due(3, 2, Some(Utc::now())));
         assert_eq!(SnapshotPolicy::every(5).keep(0).keep_count(), 1);
+    }
+
+    #[test]
+    fn a_read_only_policy_takes_none_whatever_is_added() {
+        let p = SnapshotPolicy::read_only().and_every(2).and_max_age(chrono::Duration::zero());
+        assert!(!p.is_enabled() && p.loads_from_snapshots());
+        assert!(!p.is_due(10, 0, Some(Utc::now() - chrono::Duration::days(1))));
+        assert!(!SnapshotPolicy::never().loads_from_snapshots());
     }
 }
