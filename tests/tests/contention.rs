@@ -130,7 +130,7 @@ impl Intercept for TransactionConflicts {
 }
 
 /// The command API over a table of its own, with `faults` on its client.
-async fn command_api(faults: &TransactionConflicts) -> (CommandApi<Order, DynamoStore>, DynamoStore) {
+async fn command_api(faults: &TransactionConflicts) -> (CommandApi, DynamoStore) {
     let sdk = strata_testing::sdk().await;
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(faults.clone()).build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
@@ -150,12 +150,12 @@ async fn command_api(faults: &TransactionConflicts) -> (CommandApi<Order, Dynamo
             max_delay: Duration::from_millis(500),
             max_elapsed: Duration::from_secs(120),
         });
-    (CommandApi::new(repository, Tenancy::Fixed("acme".into())), store)
+    (CommandApi::new(Tenancy::Fixed("acme".into())).with_aggregate(repository).unwrap(), store)
 }
 
 /// Status and JSON body of one command sent as API Gateway delivers it.
 async fn command(
-    api: &CommandApi<Order, DynamoStore>,
+    api: &CommandApi,
     id: &str,
     name: &str,
     body: &Value,

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use strata_orders::{Order, OrderSummaries};
+use strata_core::InMemoryStore;
 
 fn check(function: &str, generated: &Value) {
     let path = format!("{}/../functions/{function}/openapi.json", env!("CARGO_MANIFEST_DIR"));
@@ -20,24 +20,52 @@ fn check(function: &str, generated: &Value) {
 
 #[test]
 fn the_command_api_document_matches_the_code() {
-    let document =
-        strata_lambda::openapi::command_api::<Order>("Strata orders: commands", env!("CARGO_PKG_VERSION"));
+    let service = strata_orders::service(InMemoryStore::new());
+    let document = service.command_document("Strata orders: commands", env!("CARGO_PKG_VERSION"));
     let paths: Vec<&String> = document["paths"].as_object().unwrap().keys().collect();
     assert_eq!(paths.len(), 6, "one path per order command: {paths:?}");
     assert!(document["paths"]["/order/{id}/commands/add_item"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"].is_object());
     assert!(document["components"]["schemas"]["Address"].is_object());
+    // The problem body's schema is derived from the type the API answers with.
+    let problem = &document["components"]["schemas"]["Problem"]["properties"];
+    for member in ["type", "title", "status", "detail", "code", "current_version", "retryable"] {
+        assert!(problem[member].is_object(), "Problem lacks {member}: {problem}");
+    }
     check("command-api", &document);
 }
 
 #[test]
 fn the_query_api_document_matches_the_code() {
-    let document = strata_lambda::openapi::query_api(
-        "Strata orders: queries",
-        env!("CARGO_PKG_VERSION"),
-        <Order as strata_core::Aggregate>::CATEGORY,
-        <OrderSummaries as strata_core::projection::Projection>::NAME,
-        true,
-    );
+    let service = strata_orders::service(InMemoryStore::new());
+    let document = service.query_document("Strata orders: queries", env!("CARGO_PKG_VERSION"), true);
     assert!(document["paths"]["/views/order-summary"]["get"].is_object());
     check("query-api", &document);
+}
+
+#[test]
+fn a_service_of_two_aggregates_documents_both() {
+    let service = strata_example_ledger::service(InMemoryStore::new());
+    let commands = service.command_document("ledger", "0");
+    let queries = service.query_document("ledger", "0", false);
+    for path in
+        ["/account/{id}/commands/open", "/account/{id}/commands/debit", "/transfer/{id}/commands/request"]
+    {
+        assert!(commands["paths"][path]["post"].is_object(), "{path}");
+    }
+    for path in ["/account/{id}", "/transfer/{id}/events", "/views/balance/{id}", "/views/transfer-status"] {
+        assert!(queries["paths"][path]["get"].is_object(), "{path}");
+    }
+    assert!(queries["paths"]["/admin/subjects/{subject}"].is_null());
+    let mut ids: Vec<&str> = commands["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .chain(queries["paths"].as_object().unwrap().values())
+        .flat_map(|path| path.as_object().unwrap().values())
+        .map(|operation| operation["operationId"].as_str().unwrap())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "operation ids are unique: {ids:?}");
 }

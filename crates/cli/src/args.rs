@@ -11,14 +11,37 @@ pub struct Cli {
     /// Print JSON instead of tables (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Where AWS is and who calls it.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The AWS account, region and endpoint, over the SDK's usual chain (environment, shared config and
+/// credentials files, SSO and `credential_process` profiles, instance and container roles).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AwsArgs {
+    /// A named profile of ~/.aws/config (SSO and `credential_process` profiles included).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// The region (else the profile's, else us-east-1).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Another endpoint for every service: LocalStack, the native emulator.
+    #[arg(long = "endpoint-url", global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print a shell completion script (`strata completions bash > /etc/bash_completion.d/strata`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The event store table.
     Table {
         /// What to do with it.

@@ -23,7 +23,7 @@ mod subjects;
 
 use std::time::Duration;
 
-pub use args::{Cli, Command};
+pub use args::{AwsArgs, Cli, Command};
 use aws_config::{BehaviorVersion, SdkConfig};
 pub use output::Output;
 use strata_dynamodb::{DynamoStore, TableSpec};
@@ -60,10 +60,54 @@ impl CliError {
     }
 }
 
+/// A service's registry over the table: the aggregates (for snapshots) and read models (for
+/// rebuilds) this binary knows, e.g. `strata_orders::service::<DynamoStore>`.
+pub type Registry = fn(DynamoStore) -> strata_lambda::Service<DynamoStore>;
+
+/// A whole `strata` binary over a team's registry: parses the arguments, runs, prints, and returns
+/// the exit code. A team's CLI is this one call:
+///
+/// ```no_run
+/// #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// async fn main() -> std::process::ExitCode {
+///     strata_cli::main(strata_orders::service).await
+/// }
+/// ```
+pub async fn main(registry: Registry) -> std::process::ExitCode {
+    use clap::Parser;
+    use std::io::Write;
+    let cli = Cli::parse(); // bad arguments: clap prints usage and exits 2
+    let json = cli.json;
+    match run(cli, registry).await {
+        Ok(output) => {
+            // A closed pipe (`strata streams list | head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(output.render(json).as_bytes());
+            if output.failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+        }
+        Err(error) => {
+            // The whole chain: "store backend failed: dispatch failure: connection refused".
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("strata: {message}");
+            std::process::ExitCode::from(error.exit_code())
+        }
+    }
+}
+
 /// Runs one command and returns what to print.
-pub async fn run(cli: Cli) -> Result<Output, CliError> {
-    let sdk = sdk().await;
+pub async fn run(cli: Cli, registry: Registry) -> Result<Output, CliError> {
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "strata", &mut script);
+        return Ok(Output::message(String::from_utf8_lossy(&script).trim_end().to_owned()));
+    }
+    let sdk = sdk(&cli.aws).await;
     match cli.command {
+        Command::Completions { .. } => Err(CliError::Usage("completions need no AWS".into())),
         Command::Table { command: args::TableCommand::Init { table } } => {
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             TableSpec::strata().create(&client, &table, Duration::from_secs(60)).await?;
@@ -72,24 +116,41 @@ pub async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Diagnose(target) => Ok(diagnose::run(&sdk, &target).await),
         Command::Streams { command } => streams::run(&sdk, command).await,
         Command::Subjects { command } => subjects::run(&sdk, command).await,
-        Command::Snapshots { command } => snapshots::run(&sdk, command).await,
+        Command::Snapshots { command } => snapshots::run(&sdk, command, registry).await,
         Command::Replay(replay) => replay::run(&sdk, replay).await,
         Command::Projections { command: args::ProjectionCommand::Rebuild(rebuild) } => {
-            rebuild::run(&sdk, rebuild).await
+            rebuild::run(&sdk, rebuild, registry).await
         }
     }
 }
 
-/// The AWS configuration from the environment (`AWS_ENDPOINT_URL`, profile, region: the usual chain,
-/// `us-east-1` only when it finds none), with short timeouts so an unreachable endpoint fails in
-/// seconds.
-async fn sdk() -> SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(30))
-        .build();
-    let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).region(region).load().await
+/// The AWS configuration: `--profile`, `--region` and `--endpoint-url` (or `AWS_PROFILE`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL`) over the usual chain, `us-east-1` only when it finds no region,
+/// with short timeouts so an unreachable endpoint fails in seconds.
+async fn sdk(aws: &args::AwsArgs) -> SdkConfig {
+    let loader = |region: Option<aws_config::Region>| {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        if let Some(profile) = &aws.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = region.or_else(|| aws.region.clone().map(aws_config::Region::new)) {
+            loader = loader.region(region);
+        }
+        if let Some(endpoint) = &aws.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader
+    };
+    // The loader's own region chain reads the chosen profile; us-east-1 only when it finds none.
+    let sdk = loader(None).load().await;
+    if sdk.region().is_some() {
+        return sdk;
+    }
+    loader(Some(aws_config::Region::from_static("us-east-1"))).load().await
 }
 
 /// The event store on `table`.

@@ -1,31 +1,7 @@
-//! `strata`: see the crate docs (`strata_cli`).
-
-use std::io::Write;
-use std::process::ExitCode;
-
-use clap::Parser;
-use strata_cli::{Cli, run};
+//! `strata`: see the crate docs (`strata_cli`). This binary knows the example orders service; a team's
+//! own is the same two lines over its registry.
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
-    let cli = Cli::parse(); // bad arguments: clap prints usage and exits 2
-    let json = cli.json;
-    match run(cli).await {
-        Ok(output) => {
-            // A closed pipe (`strata streams list | head`) is not an error worth a panic.
-            let _ = std::io::stdout().lock().write_all(output.render(json).as_bytes());
-            if output.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-        }
-        Err(error) => {
-            // The whole chain: "store backend failed: dispatch failure: connection refused".
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("strata: {message}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+async fn main() -> std::process::ExitCode {
+    strata_cli::main(strata_orders::service).await
 }

@@ -14,12 +14,12 @@ use aws_config::SdkConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use strata_core::projection::{Projection, Projector};
+use strata_core::projection::AnyProjector;
 use strata_dynamodb::{DynamoStore, ScanPosition};
 use tokio::sync::Mutex;
 
 use crate::args::Rebuild;
-use crate::{CliError, Output, cipher, store};
+use crate::{CliError, Output, Registry, cipher, store};
 
 /// Progress of a rebuild, saved after every page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,35 +34,30 @@ struct Checkpoint {
     events: u64,
 }
 
-pub(crate) async fn run(sdk: &SdkConfig, args: Rebuild) -> Result<Output, CliError> {
+pub(crate) async fn run(sdk: &SdkConfig, args: Rebuild, registry: Registry) -> Result<Output, CliError> {
     let store = store(sdk, &args.table);
-    match args.projection.as_str() {
-        "order-summary" => {
-            let key = args.kms_key.as_deref().ok_or_else(|| {
-                CliError::Usage(
-                    "order-summary holds personal data: give --kms-key (or STRATA_KMS_KEY_ID)".into(),
-                )
-            })?;
-            let projector = Projector::new(strata_orders::OrderSummaries, store.clone())
-                .with_cipher(cipher(sdk, key, &store))
-                .with_upcasters(strata_orders::upcasters());
-            rebuild(projector, store, &args).await
-        }
-        other => Err(CliError::Usage(format!("unknown projection '{other}' (known: order-summary)"))),
+    let mut service = registry(store.clone());
+    if let Some(key) = args.kms_key.as_deref() {
+        service = service.with_cipher(cipher(sdk, key, &store));
     }
+    let projector = service.projector(&args.projection).ok_or_else(|| {
+        CliError::Usage(format!(
+            "unknown projection '{}' (known: {})",
+            args.projection,
+            service.projection_names().join(", ")
+        ))
+    })?;
+    rebuild(Arc::from(projector), store, &args).await
 }
 
-async fn rebuild<P>(
-    projector: Projector<P, DynamoStore>,
+async fn rebuild(
+    projector: Arc<dyn AnyProjector>,
     store: DynamoStore,
     args: &Rebuild,
-) -> Result<Output, CliError>
-where
-    P: Projection + Send + Sync + 'static,
-    P::View: Send,
-{
+) -> Result<Output, CliError> {
+    let name = projector.name();
     let fresh = Checkpoint {
-        projection: P::NAME.to_owned(),
+        projection: name.to_owned(),
         table: args.table.clone(),
         segments: args.segments,
         positions: vec![None; args.segments as usize],
@@ -80,9 +75,8 @@ where
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     progress.enable_steady_tick(Duration::from_millis(200));
-    progress.set_message(format!("{}: {} streams, {} events", P::NAME, start.streams, start.events));
+    progress.set_message(format!("{name}: {} streams, {} events", start.streams, start.events));
     let state = Arc::new(Mutex::new(start));
-    let projector = Arc::new(projector);
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..args.segments {
         let (state, projector, store, progress) =
@@ -117,31 +111,28 @@ where
         std::fs::remove_file(path)
             .map_err(|source| CliError::Io { what: format!("removing {}", path.display()), source })?;
     }
-    let json = json!({ "projection": P::NAME, "streams": done.streams, "events": done.events,
+    let json = json!({ "projection": name, "streams": done.streams, "events": done.events,
                        "segments": done.segments, "resumed": resumed });
     let rows = vec![vec![
-        P::NAME.to_owned(),
+        name.to_owned(),
         done.streams.to_string(),
         done.events.to_string(),
         done.segments.to_string(),
         if resumed { "yes" } else { "no" }.to_owned(),
     ]];
     Ok(Output::table(json, &["projection", "streams", "events", "segments", "resumed"], rows)
-        .with_message(format!("rebuilt every {} view from its events", P::NAME)))
+        .with_message(format!("rebuilt every {name} view from its events")))
 }
 
-async fn segment_task<P>(
+async fn segment_task(
     segment: u32,
     state: Arc<Mutex<Checkpoint>>,
-    projector: Arc<Projector<P, DynamoStore>>,
+    projector: Arc<dyn AnyProjector>,
     store: DynamoStore,
     progress: ProgressBar,
     file: Option<PathBuf>,
     page_items: i32,
-) -> Result<(), CliError>
-where
-    P: Projection + Send + Sync + 'static,
-{
+) -> Result<(), CliError> {
     let index = segment as usize;
     loop {
         let (done, after, segments) = {
@@ -166,7 +157,7 @@ where
         if let Some(path) = &file {
             write_checkpoint(path, &s)?;
         }
-        progress.set_message(format!("{}: {} streams, {} events", P::NAME, s.streams, s.events));
+        progress.set_message(format!("{}: {} streams, {} events", projector.name(), s.streams, s.events));
     }
 }
 

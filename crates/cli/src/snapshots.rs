@@ -2,12 +2,17 @@
 
 use aws_config::SdkConfig;
 use serde_json::json;
-use strata_core::{Repository, SnapshotStore};
+use strata_core::SnapshotStore;
+use strata_lambda::Settings;
 
 use crate::args::SnapshotsCommand;
-use crate::{CliError, Output, cipher, store, stream_id};
+use crate::{CliError, Output, Registry, cipher, store, stream_id};
 
-pub(crate) async fn run(sdk: &SdkConfig, command: SnapshotsCommand) -> Result<Output, CliError> {
+pub(crate) async fn run(
+    sdk: &SdkConfig,
+    command: SnapshotsCommand,
+    registry: Registry,
+) -> Result<Output, CliError> {
     match command {
         SnapshotsCommand::List(target) => {
             let stream = stream_id(&target.stream)?;
@@ -24,19 +29,18 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SnapshotsCommand) -> Result<Ou
         SnapshotsCommand::Take { stream: target, kms_key } => {
             let stream = stream_id(&target.stream)?;
             let store = store(sdk, &target.table);
-            // The state's type comes from the category; this binary knows the example domain.
-            if stream.category() != "order" {
-                return Err(CliError::Usage(format!(
-                    "no aggregate for category '{}' in this binary (known: order)",
-                    stream.category()
-                )));
-            }
-            let mut repository = Repository::<strata_orders::Order, _>::new(store.clone())
-                .with_upcasters(strata_orders::upcasters());
+            // The state's type comes from the category, through the binary's registry.
+            let mut service = registry(store.clone());
             if let Some(key) = kms_key {
-                repository = repository.with_cipher(cipher(sdk, &key, &store));
+                service = service.with_cipher(cipher(sdk, &key, &store));
             }
-            let version = repository.take_snapshot(&stream).await?;
+            let version = service.take_snapshot(&stream, &Settings::default()).await.ok_or_else(|| {
+                CliError::Usage(format!(
+                    "no aggregate for category '{}' in this binary (known: {})",
+                    stream.category(),
+                    service.categories().join(", ")
+                ))
+            })??;
             Ok(Output {
                 json: json!({ "stream": stream.to_string(), "version": version }),
                 ..Output::message(format!("snapshot of {stream} at version {version}"))

@@ -254,9 +254,9 @@ fn bad_arguments_and_an_unreachable_endpoint_exit_non_zero_with_a_message() {
         ),
         (&["streams", "show", "acme/order-o-1", "--table", "t", "--limit", "0"][..], 2, "invalid value '0'"),
         (&["projections", "rebuild", "nope", "--table", "t"][..], 2, "unknown projection 'nope'"),
-        (&["projections", "rebuild", "order-summary", "--table", "t"][..], 2, "give --kms-key"),
         (&["subjects", "export", "ac#me", "c", "--table", "t", "--kms-key", "k"][..], 2, "ac#me/c"),
         (&["teleport"][..], 2, "unrecognized subcommand"),
+        (&["completions", "tcsh"][..], 2, "invalid value 'tcsh'"),
     ] {
         let out = strata_command(args).env_remove("STRATA_KMS_KEY_ID").output().unwrap();
         let (got, _, stderr) = summary(&out);
@@ -264,14 +264,32 @@ fn bad_arguments_and_an_unreachable_endpoint_exit_non_zero_with_a_message() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    // Nothing listens on port 9 of loopback: refused at once, reported, exit 1.
-    let out = strata_command(&["streams", "list", "--table", "t"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .output()
-        .unwrap();
-    let (code, _, stderr) = summary(&out);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.starts_with("strata: ") && !stderr.contains("panicked"), "{stderr}");
+    // Nothing listens on port 9 of loopback: refused at once, reported, exit 1; the same endpoint
+    // given as a flag wins over the environment's.
+    for flag in [false, true] {
+        let mut command = strata_command(&["streams", "list", "--table", "t"]);
+        if flag {
+            command.args(["--endpoint-url", "http://127.0.0.1:9", "--region", "eu-west-1"]);
+        } else {
+            command.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+        }
+        let (code, _, stderr) = summary(&command.output().unwrap());
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.starts_with("strata: ") && !stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_without_aws() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = strata_command(&["completions", shell])
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let (code, stdout, stderr) = summary(&out);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(stdout.contains("strata") && stdout.contains("rebuild"), "{shell}: {stdout}");
+    }
 }
 
 /// 100 orders of 100 events (10,000 events): views made by the projector, then broken, then rebuilt by

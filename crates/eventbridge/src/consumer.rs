@@ -6,7 +6,7 @@ use std::collections::btree_map::Entry;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use strata_core::projection::{Delivered, Projection, Projector, ViewStore};
+use strata_core::projection::{AnyProjector, Delivered, Projection, Projector, ViewStore};
 use strata_core::{Error, Event, EventStore, FieldCipher, StreamId, UpcasterChain, decode_event};
 
 use crate::detail::Detail;
@@ -37,6 +37,34 @@ pub fn decode_detail(json: &str) -> Result<EventBridgeEvent<Detail>, MessageErro
         line: error.line(),
         column: error.column(),
     })
+}
+
+/// The SQS message an EventBridge rule -> queue target delivers for a committed event (with its
+/// payload, personal fields sealed as committed): for tests of consumers and projections, and to
+/// replay an event by hand. `message_id` tells deliveries apart (a redelivery has its own).
+pub fn sqs_message(envelope: &strata_core::EventEnvelope, message_id: &str) -> SqsMessage {
+    let body = serde_json::json!({
+        "version": "0",
+        "id": message_id,
+        "detail-type": envelope.event_type,
+        "source": "strata",
+        "account": "000000000000",
+        "time": envelope.metadata.committed_at,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": Detail::full(envelope),
+    });
+    let mut message = SqsMessage::default();
+    message.message_id = Some(message_id.to_owned());
+    message.body = Some(body.to_string());
+    message
+}
+
+/// The SQS event Lambda invokes a queue's function with, for these messages.
+pub fn sqs_event(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
 }
 
 /// Decodes an SQS message whose body is an EventBridge event (the rule -> queue target).
@@ -112,13 +140,13 @@ impl StreamBatch {
 /// What a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
-    /// Events applied to views.
+    /// Events applied to views (an event applied to two projections counts twice).
     pub applied: u64,
     /// Delivered events skipped as duplicates: already applied, or delivered twice in the batch.
     pub duplicates: u64,
     /// Events read from the store (gaps, claim checks).
     pub fetched: u64,
-    /// Messages of streams this projection does not follow (acknowledged, nothing done).
+    /// Messages of streams no projection follows (acknowledged, nothing done).
     pub ignored: usize,
     /// Messages reported as failed.
     pub failed: usize,
@@ -138,12 +166,26 @@ where
     P: Projection,
     S: EventStore + ViewStore,
 {
+    project_batch_each(&[projector as &dyn AnyProjector], event).await
+}
+
+/// [`project_batch`] for a service with several read models: each message is applied to every
+/// projection that follows its stream. Each projection keeps its own checkpoint per stream, so one
+/// that fails for a stream holds back neither the other projections nor other streams: that
+/// stream's messages are reported as failed, and on redelivery the projections that did apply them
+/// skip them as duplicates, so every event is applied once per projection.
+///
+/// A message that no projection follows is acknowledged (counted as ignored).
+pub async fn project_batch_each(
+    projectors: &[&dyn AnyProjector],
+    event: SqsEvent,
+) -> Result<(SqsBatchResponse, BatchOutcome), Error> {
     let mut outcome = BatchOutcome::default();
     let mut failed_ids: Vec<Option<String>> = Vec::new();
     let mut by_stream: BTreeMap<StreamId, StreamBatch> = BTreeMap::new();
     for message in event.records {
         match decode_message(&message) {
-            Ok(detail) if !projector.follows(&detail.stream) => outcome.ignored += 1,
+            Ok(detail) if !projectors.iter().any(|p| p.follows(&detail.stream)) => outcome.ignored += 1,
             Ok(detail) => {
                 let batch = by_stream.entry(detail.stream.clone()).or_default();
                 batch.add(message.message_id, detail.into_delivered());
@@ -155,16 +197,25 @@ where
         }
     }
     for (stream, StreamBatch { delivered, ids, duplicates }) in by_stream {
-        match projector.project(&stream, delivered.into_values().collect()).await {
-            Ok(projected) => {
-                outcome.applied += projected.applied;
-                outcome.duplicates += duplicates + projected.duplicates;
-                outcome.fetched += projected.fetched;
+        let mut failed = false;
+        for projector in projectors.iter().filter(|p| p.follows(&stream)) {
+            match projector.project(&stream, delivered.values().cloned().collect()).await {
+                Ok(projected) => {
+                    outcome.applied += projected.applied;
+                    outcome.duplicates += duplicates + projected.duplicates;
+                    outcome.fetched += projected.fetched;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        projection = projector.name(), %stream, %error,
+                        "events not applied; their messages will be retried"
+                    );
+                    failed = true;
+                }
             }
-            Err(error) => {
-                tracing::error!(%stream, %error, "events not applied; their messages will be retried");
-                failed_ids.extend(ids);
-            }
+        }
+        if failed {
+            failed_ids.extend(ids);
         }
     }
     outcome.failed = failed_ids.len();

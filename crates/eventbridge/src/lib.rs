@@ -2,14 +2,19 @@
 
 pub mod consumer;
 pub mod detail;
+pub mod effects;
 pub mod metrics;
 pub mod prune;
 pub mod publisher;
 pub mod records;
 pub mod relay;
 
-pub use consumer::{BatchOutcome, MessageError, decode_detail, decode_message, decode_typed, project_batch};
+pub use consumer::{
+    BatchOutcome, MessageError, decode_detail, decode_message, decode_typed, project_batch,
+    project_batch_each, sqs_event, sqs_message,
+};
 pub use detail::{Detail, MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES};
+pub use effects::{Consumer, Delivery, Effects, EffectsOutcome, Handled};
 pub use metrics::{PutEventsCall, PutEventsCounter};
 pub use prune::{SnapshotPruner, snapshots_inserted};
 pub use publisher::{Entry, EntryResult, EventBridgePublisher, PublishReport, PublishRetry, PutEvents};

@@ -1,20 +1,25 @@
-//! The command API: `POST /{category}/{id}/commands/{name}` with a JSON body.
+//! The command API: `POST /{category}/{id}/commands/{name}` with a JSON body, for every aggregate
+//! a service registers.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
+use strata_core::crypto::BoxFuture;
 use strata_core::{
-    Aggregate, CommandContext, CommandError, EventStore, IdempotencyStore, Rejection, Repository,
-    SnapshotStore, StreamId, without_values,
+    Aggregate, CommandContext, CommandError, CommandOutcome, EventStore, IdempotencyStore, Rejection,
+    Repository, SnapshotStore, StreamId, without_values,
 };
 
+use crate::RegistryError;
 use crate::http::{
     CORRELATION_ID, Tenancy, bounded_header, correlation_id, idempotency_key, if_match, json, json_body,
     jwt_claim, no_route, segments, with_etag, with_header, wrong_method,
 };
 use crate::problem::{Problem, ProblemKind};
 
-/// Runs commands of one aggregate over HTTP.
+/// Runs the commands of a service's aggregates over HTTP, routed by the path's category.
 ///
 /// | answer | when |
 /// |---|---|
@@ -23,25 +28,92 @@ use crate::problem::{Problem, ProblemKind};
 /// | 404 | unknown route, aggregate or command |
 /// | 409 | the stream is not at `If-Match` (after automatic retries for commands that allow them when there is no `If-Match`) |
 /// | 422 | the domain refused the command (`code` names the rule), or an `Idempotency-Key` reused for another request |
-pub struct CommandApi<A: Aggregate, S> {
-    repository: Repository<A, S>,
+///
+/// ```
+/// # fn main() -> Result<(), strata_lambda::RegistryError> {
+/// use strata_core::fixture::tally::Tally;
+/// use strata_core::{InMemoryStore, Repository};
+/// use strata_lambda::{CommandApi, Tenancy};
+///
+/// let store = InMemoryStore::new();
+/// let api = CommandApi::new(Tenancy::Fixed("acme".into()))
+///     .with_aggregate(Repository::<Tally, _>::new(store))?;
+/// assert_eq!(api.categories().collect::<Vec<_>>(), ["tally"]);
+/// # Ok(()) }
+/// ```
+pub struct CommandApi {
+    handlers: BTreeMap<&'static str, Box<dyn CommandHandler>>,
     tenancy: Tenancy,
 }
 
-impl<A, S> CommandApi<A, S>
+/// An aggregate's commands by name, with JSON fields: what [`CommandApi`] routes to. Every
+/// [`Repository`] (configured with its cipher, snapshots and retries) is one.
+pub trait CommandHandler: Send + Sync {
+    /// The stream category it serves ([`Aggregate::CATEGORY`]).
+    fn category(&self) -> &'static str;
+
+    /// Runs the command `name` with `body` as its fields on `stream`: 404 for an unknown command,
+    /// 400 for fields that do not fit, 422 for a rejection, and the store's errors as problems.
+    fn execute_json<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        name: &'a str,
+        body: Value,
+        context: CommandContext,
+    ) -> BoxFuture<'a, Result<CommandOutcome, Problem>>;
+}
+
+impl<A, S> CommandHandler for Repository<A, S>
 where
     A: Aggregate,
     A::Error: Rejection,
     S: EventStore + SnapshotStore + IdempotencyStore,
 {
-    /// The API over a repository (configured with its cipher, snapshots and retries).
-    pub fn new(repository: Repository<A, S>, tenancy: Tenancy) -> Self {
-        Self { repository, tenancy }
+    fn category(&self) -> &'static str {
+        A::CATEGORY
     }
 
-    /// The repository.
-    pub fn repository(&self) -> &Repository<A, S> {
-        &self.repository
+    fn execute_json<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        name: &'a str,
+        body: Value,
+        context: CommandContext,
+    ) -> BoxFuture<'a, Result<CommandOutcome, Problem>> {
+        Box::pin(async move {
+            let command = parse_command::<A>(name, body)?;
+            match self.execute(stream, &command, context).await {
+                Ok(outcome) => Ok(outcome),
+                Err(CommandError::Rejected(rejection)) => Err(Problem::rejected(&rejection)),
+                Err(CommandError::Failed(error)) => Err(Problem::from(&error)),
+            }
+        })
+    }
+}
+
+impl CommandApi {
+    /// An API without aggregates yet (every route answers 404).
+    pub fn new(tenancy: Tenancy) -> Self {
+        Self { handlers: BTreeMap::new(), tenancy }
+    }
+
+    /// Serves `POST /{category}/{id}/commands/{name}` for the handler's category. Refused when the
+    /// category is served already.
+    pub fn with_aggregate(self, handler: impl CommandHandler + 'static) -> Result<Self, RegistryError> {
+        self.insert(Box::new(handler))
+    }
+
+    pub(crate) fn insert(mut self, handler: Box<dyn CommandHandler>) -> Result<Self, RegistryError> {
+        let category = handler.category();
+        if self.handlers.insert(category, handler).is_some() {
+            return Err(RegistryError::Duplicate { what: "aggregate", name: category.to_owned() });
+        }
+        Ok(self)
+    }
+
+    /// The categories served, in order.
+    pub fn categories(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.handlers.keys().copied()
     }
 
     /// Answers one request; never fails (errors are problem responses).
@@ -59,16 +131,17 @@ where
     async fn run(&self, request: &Request, correlation: &str) -> Result<Response<Body>, Problem> {
         let segments = segments(request).ok_or_else(no_route)?;
         let [category, id, commands, name] = segments.as_slice() else { return Err(no_route()) };
-        if commands != "commands" || category != A::CATEGORY {
+        if commands != "commands" {
             return Err(no_route());
         }
+        let handler = self.handlers.get(category.as_str()).ok_or_else(no_route)?;
         if request.method() != Method::POST {
             return Err(wrong_method(&Method::POST));
         }
         let tenant = self.tenancy.tenant(request)?;
         let stream = StreamId::new(tenant, category.as_str(), id.as_str())
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
-        let command = parse_command::<A>(name, json_body(request)?)?;
+        let body = json_body(request)?;
         let context = CommandContext {
             correlation_id: Some(correlation.to_owned()),
             causation_id: bounded_header(request, "x-causation-id"),
@@ -78,11 +151,8 @@ where
             expected_version: if_match(request)?,
             ..CommandContext::default()
         };
-        match self.repository.execute(&stream, &command, context).await {
-            Ok(outcome) => Ok(with_etag(json(StatusCode::OK, &outcome), outcome.version)),
-            Err(CommandError::Rejected(rejection)) => Err(Problem::rejected(&rejection)),
-            Err(CommandError::Failed(error)) => Err(Problem::from(&error)),
-        }
+        let outcome = handler.execute_json(&stream, name, body, context).await?;
+        Ok(with_etag(json(StatusCode::OK, &outcome), outcome.version))
     }
 }
 

@@ -1,5 +1,6 @@
-//! Lambda glue shared by Strata's functions: typed configuration from the environment, JSON logs,
-//! and the AWS configuration every client is built from.
+//! Lambda glue shared by Strata's functions: a service's registry of aggregates and read models
+//! ([`Service`]) and the HTTP APIs built from it, typed configuration from the environment, JSON
+//! logs, and the AWS configuration every client is built from.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), strata_lambda::ConfigError> {
@@ -16,12 +17,14 @@ pub mod http;
 pub mod openapi;
 pub mod problem;
 pub mod query_api;
+pub mod service;
 
-pub use command_api::CommandApi;
+pub use command_api::{CommandApi, CommandHandler};
 pub use env::ConfigError;
 pub use http::Tenancy;
 pub use problem::{Problem, ProblemKind};
-pub use query_api::QueryApi;
+pub use query_api::{At, QueryApi, StateReader};
+pub use service::{RegistryError, Service, Settings};
 
 /// JSON logs on stdout (CloudWatch), one object per line, level from `AWS_LAMBDA_LOG_LEVEL`, then
 /// `RUST_LOG`, else `info`. Calling it twice is harmless.

@@ -1,5 +1,6 @@
 //! OpenAPI 3.1 documents of the command and query APIs, generated from the routes here and the
-//! command types' JSON Schemas (`utoipa::ToSchema`), so the document cannot drift from the code.
+//! command and problem types' JSON Schemas (`utoipa::ToSchema`), so the document cannot drift from
+//! the code. A service's documents: `Service::command_document` and `Service::query_document`.
 
 use serde_json::{Map, Value, json};
 use strata_core::Aggregate;
@@ -7,8 +8,25 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
-/// The command API of aggregate `A`: one `POST /{category}/{id}/commands/{name}` per command variant.
+/// One aggregate's share of the command API: a path per command variant, and the schemas they name.
+#[derive(Debug, Clone, Default)]
+pub struct CommandPaths {
+    paths: Map<String, Value>,
+    schemas: Map<String, Value>,
+}
+
+/// The command API of aggregate `A` alone.
 pub fn command_api<A>(title: &str, version: &str) -> Value
+where
+    A: Aggregate,
+    A::Command: ToSchema,
+{
+    command_document(title, version, [command_paths::<A>()])
+}
+
+/// One `POST /{category}/{id}/commands/{name}` per command variant of `A`, with the command's fields
+/// as the request body (from `A::Command`'s derived schema).
+pub fn command_paths<A>() -> CommandPaths
 where
     A: Aggregate,
     A::Command: ToSchema,
@@ -22,8 +40,9 @@ where
             object.insert("additionalProperties".into(), Value::Bool(false));
         }
         let operation = json!({
-            "operationId": name,
-            "summary": format!("Run the {name} command"),
+            "operationId": format!("{}_{name}", A::CATEGORY),
+            "summary": format!("Run the {name} command of a {}", A::CATEGORY),
+            "tags": [A::CATEGORY],
             "parameters": [
                 id_parameter("id"),
                 header_parameter("Idempotency-Key", "A repeat returns the first response and writes nothing.", json!({ "type": "string", "minLength": 1, "maxLength": 256 })),
@@ -41,10 +60,25 @@ where
         });
         paths.insert(format!("/{}/{{id}}/commands/{name}", A::CATEGORY), json!({ "post": operation }));
     }
-    let mut schemas: Map<String, Value> = components
+    let schemas = components
         .into_iter()
         .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or(Value::Null)))
         .collect();
+    CommandPaths { paths, schemas }
+}
+
+/// The command API of several aggregates (a service's: `Service::command_document`).
+pub fn command_document(
+    title: &str,
+    version: &str,
+    aggregates: impl IntoIterator<Item = CommandPaths>,
+) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for aggregate in aggregates {
+        paths.extend(aggregate.paths);
+        schemas.extend(aggregate.schemas);
+    }
     schemas.insert("CommandOutcome".into(), command_outcome_schema());
     schemas.insert("Problem".into(), problem_schema());
     json!({
@@ -57,53 +91,73 @@ where
 
 /// The query API of aggregate category `category` and read model `projection`.
 pub fn query_api(title: &str, version: &str, category: &str, projection: &str, admin: bool) -> Value {
+    query_document(title, version, &[category], &[projection], admin)
+}
+
+/// The query API of aggregate categories `categories` and read models `projections` (a service's:
+/// `Service::query_document`).
+pub fn query_document(
+    title: &str,
+    version: &str,
+    categories: &[&str],
+    projections: &[&str],
+    admin: bool,
+) -> Value {
     let object = json!({ "type": "object" });
     let ok = |description: &str, schema: Value| json!({ "200": { "description": description, "content": { "application/json": { "schema": schema } } } });
     let mut paths = Map::new();
-    paths.insert(format!("/{category}/{{id}}"), json!({ "get": {
-        "operationId": "get_state",
-        "summary": "The aggregate's state: now, after a version, or at a time",
-        "parameters": [
-            id_parameter("id"),
-            query_parameter("version", "State right after this version (0: the initial state).", json!({ "type": "integer", "minimum": 0 })),
-            query_parameter("at", "State at this time (RFC 3339).", json!({ "type": "string", "format": "date-time" })),
-        ],
-        "responses": with_problems(ok("The state and its version.", json!({
-            "type": "object", "required": ["stream", "version", "state"],
-            "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "state": object }
-        })), &["400", "403", "404", "405", "503"]),
-    }}));
-    paths.insert(format!("/{category}/{{id}}/events"), json!({ "get": {
-        "operationId": "get_events",
-        "summary": "The stream's events, oldest first, a page at a time",
-        "parameters": [id_parameter("id"), cursor_parameter(), limit_parameter(1000)],
-        "responses": with_problems(ok("A page of events.", json!({
-            "type": "object", "required": ["events"],
-            "properties": { "events": { "type": "array", "items": object }, "next_cursor": { "type": "string" } }
-        })), &["400", "403", "404", "405", "503"]),
-    }}));
-    paths.insert(format!("/views/{projection}/{{id}}"), json!({ "get": {
-        "operationId": "get_view",
-        "summary": format!("The {projection} read model of one stream"),
-        "parameters": [id_parameter("id")],
-        "responses": with_problems(ok("The view and the version it includes.", json!({
-            "type": "object", "required": ["stream", "version", "view"],
-            "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "view": object }
-        })), &["400", "403", "404", "405", "503"]),
-    }}));
-    paths.insert(format!("/views/{projection}"), json!({ "get": {
-        "operationId": "list_views",
-        "summary": format!("The {projection} views listed under a lookup (e.g. a customer's orders)"),
-        "parameters": [
-            { "name": "lookup", "in": "query", "required": true, "description": "The lookup partition, e.g. a customer id.", "schema": id_schema() },
-            cursor_parameter(),
-            limit_parameter(200),
-        ],
-        "responses": with_problems(ok("A page of views.", json!({
-            "type": "object", "required": ["items"],
-            "properties": { "items": { "type": "array", "items": object }, "next_cursor": { "type": ["string", "null"] } }
-        })), &["400", "403", "405", "503"]),
-    }}));
+    for category in categories {
+        paths.insert(format!("/{category}/{{id}}"), json!({ "get": {
+            "operationId": format!("get_{category}_state"),
+            "summary": format!("A {category}'s state: now, after a version, or at a time"),
+            "tags": [category],
+            "parameters": [
+                id_parameter("id"),
+                query_parameter("version", "State right after this version (0: the initial state).", json!({ "type": "integer", "minimum": 0 })),
+                query_parameter("at", "State at this time (RFC 3339).", json!({ "type": "string", "format": "date-time" })),
+            ],
+            "responses": with_problems(ok("The state and its version.", json!({
+                "type": "object", "required": ["stream", "version", "state"],
+                "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "state": object }
+            })), &["400", "403", "404", "405", "503"]),
+        }}));
+        paths.insert(format!("/{category}/{{id}}/events"), json!({ "get": {
+            "operationId": format!("get_{category}_events"),
+            "summary": format!("A {category}'s events, oldest first, a page at a time"),
+            "tags": [category],
+            "parameters": [id_parameter("id"), cursor_parameter(), limit_parameter(1000)],
+            "responses": with_problems(ok("A page of events.", json!({
+                "type": "object", "required": ["events"],
+                "properties": { "events": { "type": "array", "items": object }, "next_cursor": { "type": "string" } }
+            })), &["400", "403", "404", "405", "503"]),
+        }}));
+    }
+    for projection in projections {
+        paths.insert(format!("/views/{projection}/{{id}}"), json!({ "get": {
+            "operationId": format!("get_{projection}_view"),
+            "summary": format!("The {projection} read model of one stream"),
+            "tags": ["views"],
+            "parameters": [id_parameter("id")],
+            "responses": with_problems(ok("The view and the version it includes.", json!({
+                "type": "object", "required": ["stream", "version", "view"],
+                "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "view": object }
+            })), &["400", "403", "404", "405", "503"]),
+        }}));
+        paths.insert(format!("/views/{projection}"), json!({ "get": {
+            "operationId": format!("list_{projection}_views"),
+            "summary": format!("The {projection} views listed under a lookup (e.g. a customer's orders)"),
+            "tags": ["views"],
+            "parameters": [
+                { "name": "lookup", "in": "query", "required": true, "description": "The lookup partition, e.g. a customer id.", "schema": id_schema() },
+                cursor_parameter(),
+                limit_parameter(200),
+            ],
+            "responses": with_problems(ok("A page of views.", json!({
+                "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": object }, "next_cursor": { "type": ["string", "null"] } }
+            })), &["400", "403", "405", "503"]),
+        }}));
+    }
     if admin {
         paths.insert("/admin/subjects/{subject}/export".into(), json!({ "get": {
             "operationId": "export_subject",
@@ -187,14 +241,9 @@ fn with_problems(mut responses: Value, statuses: &[&str]) -> Value {
     responses
 }
 
+/// The problem body's schema, derived from [`crate::Problem`].
 fn problem_schema() -> Value {
-    json!({
-        "type": "object", "required": ["type", "title", "status"],
-        "properties": {
-            "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
-            "detail": { "type": "string" }, "code": { "type": "string" }, "current_version": { "type": "integer" }
-        }
-    })
+    serde_json::to_value(<crate::Problem as utoipa::PartialSchema>::schema()).unwrap_or(Value::Null)
 }
 
 fn command_outcome_schema() -> Value {

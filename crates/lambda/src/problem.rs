@@ -4,7 +4,6 @@
 use lambda_http::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use strata_core::{Error, Rejection};
 
 /// The media type of problem details.
@@ -80,25 +79,36 @@ impl ProblemKind {
     }
 }
 
-/// A problem details body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A problem details body. Its OpenAPI schema is derived from this type (`utoipa::ToSchema`), so the
+/// documents name every member an answer may carry.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// What kind of problem (a URN).
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub type_uri: &'static str,
     /// Short, per kind.
+    #[schema(value_type = String)]
     pub title: &'static str,
     /// The HTTP status, repeated.
     pub status: u16,
     /// This occurrence, for humans. Never holds request values (they may be personal data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Extension members, e.g. `code` for a domain rejection, `current_version` for a conflict.
-    #[serde(flatten)]
-    pub extensions: Map<String, Value>,
+    /// The rule that refused a command (422, the domain's code), or the state of an
+    /// `Idempotency-Key` (`idempotency_key_in_progress`, `idempotency_key_reused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub code: Option<Box<str>>,
+    /// The stream's version, on a version conflict (409) when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    /// `true` when the same request may succeed later (503).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
     /// The `Allow` header of a 405.
     #[serde(skip)]
-    pub allow: Option<String>,
+    pub allow: Option<Box<str>>,
 }
 
 impl Problem {
@@ -109,20 +119,22 @@ impl Problem {
             title: kind.title(),
             status: kind.status().as_u16(),
             detail: Some(detail.into()),
-            extensions: Map::new(),
+            code: None,
+            current_version: None,
+            retryable: None,
             allow: None,
         }
     }
 
-    /// Adds an extension member.
-    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.extensions.insert(name.to_owned(), value.into());
+    /// Sets `code`.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into().into_boxed_str());
         self
     }
 
     /// Sets the `Allow` header (for a 405).
     pub fn allowing(mut self, methods: impl Into<String>) -> Self {
-        self.allow = Some(methods.into());
+        self.allow = Some(methods.into().into_boxed_str());
         self
     }
 
@@ -130,7 +142,7 @@ impl Problem {
     pub fn rejected(rejection: &impl Rejection) -> Self {
         let kind =
             if rejection.is_invalid_input() { ProblemKind::BadRequest } else { ProblemKind::Unprocessable };
-        Self::new(kind, rejection.to_string()).with("code", rejection.code())
+        Self::new(kind, rejection.to_string()).with_code(rejection.code())
     }
 
     /// The response: status, `application/problem+json`, the body.
@@ -155,14 +167,12 @@ impl From<&Error> for Problem {
             Error::InvalidKey(key) => Problem::new(ProblemKind::BadRequest, key.to_string()),
             Error::InvalidRequest(why) => Problem::new(ProblemKind::BadRequest, why.clone()),
             Error::Conflict { actual, .. } => {
-                let problem = Problem::new(
+                let mut problem = Problem::new(
                     ProblemKind::Conflict,
                     "the stream is not at the version in If-Match; reload and retry",
                 );
-                match actual {
-                    Some(version) => problem.with("current_version", *version),
-                    None => problem,
-                }
+                problem.current_version = *actual;
+                problem
             }
             Error::WrongCategory { .. } => Problem::new(ProblemKind::NotFound, "no such aggregate"),
             Error::VersionNotFound { requested, current, .. } => Problem::new(
@@ -173,19 +183,20 @@ impl From<&Error> for Problem {
                 ProblemKind::Conflict,
                 "a request with this Idempotency-Key is in progress; retry it later for its result",
             )
-            .with("code", "idempotency_key_in_progress"),
+            .with_code("idempotency_key_in_progress"),
             Error::IdempotencyKeyReused { .. } => Problem::new(
                 ProblemKind::Unprocessable,
                 "this Idempotency-Key was used for a different request",
             )
-            .with("code", "idempotency_key_reused"),
+            .with_code("idempotency_key_reused"),
             Error::TooLarge { bytes, limit, .. } => {
                 Problem::new(ProblemKind::TooLarge, format!("{bytes} bytes, over the {limit}-byte limit"))
             }
             Error::Backend { retryable: true, .. } => {
                 tracing::warn!(error = %chain(error), "dependency failed; answering 503");
-                Problem::new(ProblemKind::Unavailable, "a dependency failed; retry later")
-                    .with("retryable", true)
+                let mut problem = Problem::new(ProblemKind::Unavailable, "a dependency failed; retry later");
+                problem.retryable = Some(true);
+                problem
             }
             other => {
                 tracing::error!(error = %chain(other), "request failed");
@@ -211,6 +222,7 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
     use strata_core::{ExpectedVersion, StreamId};
 
     use super::*;

@@ -1,19 +1,24 @@
 //! The query API: aggregate state (now, at a version, at a time), a stream's events (paged), read
-//! models, and subject export / erasure for administrators.
+//! models, and subject export / erasure for administrators, for every aggregate and read model a
+//! service registers.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Value, json};
-use strata_core::projection::{Projection, Projector, ViewStore};
+use strata_core::crypto::{BoxFuture, ExportedField};
+use strata_core::projection::AnyProjector;
 use strata_core::{
-    Aggregate, EventEnvelope, EventStore, IdempotencyStore, Repository, SnapshotStore, StreamId,
+    Aggregate, Error, EventEnvelope, EventPage, EventStore, FieldCipher, Repository, SnapshotStore, StreamId,
     validate_key_part,
 };
 
+use crate::RegistryError;
 use crate::http::{
     CORRELATION_ID, Tenancy, correlation_id, json, limit, no_route, query, segments, with_etag, with_header,
     wrong_method,
@@ -27,7 +32,7 @@ const RESPONSE_BUDGET: usize = 4 * 1024 * 1024;
 /// Views per page when `limit` is not given, and at most.
 const VIEWS_PAGE: (usize, usize) = (50, 200);
 
-/// Answers queries about one aggregate and one of its read models.
+/// Answers queries about a service's aggregates and read models.
 ///
 /// | route | answer |
 /// |---|---|
@@ -39,12 +44,118 @@ const VIEWS_PAGE: (usize, usize) = (50, 200);
 /// | `DELETE /admin/subjects/{subject}` | forgets the subject (204): its fields read as redacted |
 ///
 /// The admin routes answer only when enabled ([`QueryApi::with_admin`]); deploy them behind their own
-/// authorization.
-pub struct QueryApi<A: Aggregate, P, S> {
-    repository: Repository<A, S>,
-    projector: Projector<P, S>,
+/// authorization. `views` and `admin` are route names, never aggregate categories.
+///
+/// ```
+/// # fn main() -> Result<(), strata_lambda::RegistryError> {
+/// use strata_core::fixture::tally::Tally;
+/// use strata_core::{InMemoryStore, Repository, SnapshotPolicy};
+/// use strata_lambda::{QueryApi, Tenancy};
+///
+/// let store = InMemoryStore::new();
+/// let api = QueryApi::new(Tenancy::Fixed("acme".into()))
+///     .with_aggregate(Repository::<Tally, _>::new(store).with_snapshot_policy(SnapshotPolicy::read_only()))?;
+/// assert_eq!(api.categories().collect::<Vec<_>>(), ["tally"]);
+/// # Ok(()) }
+/// ```
+pub struct QueryApi {
+    states: BTreeMap<&'static str, Box<dyn StateReader>>,
+    views: BTreeMap<&'static str, Box<dyn AnyProjector>>,
+    admin: Option<Box<dyn SubjectAdmin>>,
     tenancy: Tenancy,
-    admin: bool,
+}
+
+/// Which state of a stream: now, right after a version, or at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// The current state.
+    Head,
+    /// Right after this version (0: the initial state).
+    Version(u64),
+    /// As it was at this time.
+    Time(DateTime<Utc>),
+}
+
+/// An aggregate's state as JSON and its events: what [`QueryApi`] serves per category. Every
+/// [`Repository`] of an aggregate that serializes is one (give a query function's repositories
+/// [`strata_core::SnapshotPolicy::read_only`], so loads start from the command side's snapshots).
+pub trait StateReader: Send + Sync {
+    /// The stream category it serves ([`Aggregate::CATEGORY`]).
+    fn category(&self) -> &'static str;
+
+    /// The state at `at` as JSON, with its version.
+    fn state_json<'a>(&'a self, stream: &'a StreamId, at: At) -> BoxFuture<'a, Result<(u64, Value), Error>>;
+
+    /// Up to `limit` events from `from_version` ([`Repository::read`]).
+    fn events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<EventPage, Error>>;
+}
+
+impl<A, S> StateReader for Repository<A, S>
+where
+    A: Aggregate + Serialize,
+    S: EventStore + SnapshotStore,
+{
+    fn category(&self) -> &'static str {
+        A::CATEGORY
+    }
+
+    fn state_json<'a>(&'a self, stream: &'a StreamId, at: At) -> BoxFuture<'a, Result<(u64, Value), Error>> {
+        Box::pin(async move {
+            let loaded = match at {
+                At::Head => self.load(stream).await?,
+                At::Version(version) => self.load_at_version(stream, version).await?,
+                At::Time(time) => self.load_at_time(stream, time).await?,
+            };
+            let state = serde_json::to_value(&loaded.state).map_err(|error| Error::Serialize {
+                what: "aggregate state",
+                source: strata_core::without_values(&error),
+            })?;
+            Ok((loaded.version, state))
+        })
+    }
+
+    fn events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<EventPage, Error>> {
+        Box::pin(self.read(stream, from_version, limit))
+    }
+}
+
+/// Subject export and erasure over one store and cipher.
+trait SubjectAdmin: Send + Sync {
+    fn export<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ExportedField>, Error>>;
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+struct Subjects<S> {
+    store: S,
+    cipher: FieldCipher,
+}
+
+impl<S: EventStore> SubjectAdmin for Subjects<S> {
+    fn export<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ExportedField>, Error>> {
+        Box::pin(self.cipher.export_subject(&self.store, tenant, subject))
+    }
+
+    fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.cipher.keys().forget(tenant, subject)
+    }
 }
 
 /// A page of events.
@@ -57,21 +168,68 @@ pub struct EventsPage {
     pub next_cursor: Option<String>,
 }
 
-impl<A, P, S> QueryApi<A, P, S>
-where
-    A: Aggregate + Serialize,
-    P: Projection,
-    S: EventStore + SnapshotStore + IdempotencyStore + ViewStore,
-{
-    /// The API over a repository (with its cipher) and a projector of the same store.
-    pub fn new(repository: Repository<A, S>, projector: Projector<P, S>, tenancy: Tenancy) -> Self {
-        Self { repository, projector, tenancy, admin: false }
+/// Path segments that name routes of their own: no aggregate category may take them.
+const RESERVED: [&str; 2] = ["views", "admin"];
+
+impl QueryApi {
+    /// An API without aggregates or views yet (every route answers 404).
+    pub fn new(tenancy: Tenancy) -> Self {
+        Self { states: BTreeMap::new(), views: BTreeMap::new(), admin: None, tenancy }
     }
 
-    /// Serves the admin routes (export, forget) too.
-    pub fn with_admin(mut self, enabled: bool) -> Self {
-        self.admin = enabled;
+    /// Serves `GET /{category}/{id}` and `/{category}/{id}/events` for the reader's category.
+    /// Refused when the category is served already or is `views` or `admin`.
+    pub fn with_aggregate(self, reader: impl StateReader + 'static) -> Result<Self, RegistryError> {
+        self.insert_reader(Box::new(reader))
+    }
+
+    pub(crate) fn insert_reader(mut self, reader: Box<dyn StateReader>) -> Result<Self, RegistryError> {
+        let category = reader.category();
+        if RESERVED.contains(&category) {
+            return Err(RegistryError::Reserved { name: category.to_owned() });
+        }
+        if self.states.insert(category, reader).is_some() {
+            return Err(RegistryError::Duplicate { what: "aggregate", name: category.to_owned() });
+        }
+        Ok(self)
+    }
+
+    /// Serves `GET /views/{name}/{id}` and `/views/{name}?lookup=` for the projector's projection.
+    /// Refused when a projection of that name is served already.
+    pub fn with_projection(self, projector: impl AnyProjector + 'static) -> Result<Self, RegistryError> {
+        self.insert_projector(Box::new(projector))
+    }
+
+    pub(crate) fn insert_projector(
+        mut self,
+        projector: Box<dyn AnyProjector>,
+    ) -> Result<Self, RegistryError> {
+        let name = projector.name();
+        if self.views.insert(name, projector).is_some() {
+            return Err(RegistryError::Duplicate { what: "projection", name: name.to_owned() });
+        }
+        Ok(self)
+    }
+
+    /// Serves the admin routes (export, forget) over `store`'s events and `cipher`'s keys.
+    pub fn with_admin<S: EventStore + 'static>(mut self, store: S, cipher: FieldCipher) -> Self {
+        self.admin = Some(Box::new(Subjects { store, cipher }));
         self
+    }
+
+    /// The aggregate categories served, in order.
+    pub fn categories(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.states.keys().copied()
+    }
+
+    /// The projections served, in order.
+    pub fn projections(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.views.keys().copied()
+    }
+
+    /// Whether the admin routes are served.
+    pub fn serves_admin(&self) -> bool {
+        self.admin.is_some()
     }
 
     /// Answers one request; never fails (errors are problem responses).
@@ -91,29 +249,35 @@ where
         let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
         let method = request.method();
         match parts.as_slice() {
-            ["admin", "subjects", subject, "export"] if self.admin => {
+            ["admin", "subjects", subject, "export"] => {
+                let admin = self.admin.as_deref().ok_or_else(no_route)?;
                 only(method, &Method::GET)?;
-                self.export(request, subject).await
+                self.export(admin, request, subject).await
             }
-            ["admin", "subjects", subject] if self.admin => {
+            ["admin", "subjects", subject] => {
+                let admin = self.admin.as_deref().ok_or_else(no_route)?;
                 only(method, &Method::DELETE)?;
-                self.forget(request, subject).await
+                self.forget(admin, request, subject).await
             }
-            ["views", projection, id] if *projection == P::NAME => {
+            ["views", projection, id] => {
+                let projector = self.views.get(projection).ok_or_else(no_route)?;
                 only(method, &Method::GET)?;
-                self.view(request, id).await
+                self.view(projector.as_ref(), request, id).await
             }
-            ["views", projection] if *projection == P::NAME => {
+            ["views", projection] => {
+                let projector = self.views.get(projection).ok_or_else(no_route)?;
                 only(method, &Method::GET)?;
-                self.lookup(request).await
+                self.lookup(projector.as_ref(), request).await
             }
-            [category, id] if *category == A::CATEGORY => {
+            [category, id] => {
+                let reader = self.states.get(category).ok_or_else(no_route)?;
                 only(method, &Method::GET)?;
-                self.state(request, id).await
+                self.state(reader.as_ref(), request, id).await
             }
-            [category, id, "events"] if *category == A::CATEGORY => {
+            [category, id, "events"] => {
+                let reader = self.states.get(category).ok_or_else(no_route)?;
                 only(method, &Method::GET)?;
-                self.events(request, id).await
+                self.events(reader.as_ref(), request, id).await
             }
             _ => Err(no_route()),
         }
@@ -124,42 +288,49 @@ where
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))
     }
 
-    async fn state(&self, request: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let stream = self.stream(request, A::CATEGORY, id)?;
-        let loaded = match (query(request, "version"), query(request, "at")) {
+    async fn state(
+        &self,
+        reader: &dyn StateReader,
+        request: &Request,
+        id: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let stream = self.stream(request, reader.category(), id)?;
+        let at = match (query(request, "version"), query(request, "at")) {
             (Some(_), Some(_)) => {
                 return Err(Problem::new(ProblemKind::BadRequest, "give version or at, not both"));
             }
-            (Some(version), None) => {
-                let version = version
+            (Some(version), None) => At::Version(
+                version
                     .parse::<u64>()
-                    .map_err(|_| Problem::new(ProblemKind::BadRequest, "version must be a whole number"))?;
-                self.repository.load_at_version(&stream, version).await
-            }
-            (None, Some(at)) => {
-                let at = DateTime::parse_from_rfc3339(&at)
-                    .map_err(|_| Problem::new(ProblemKind::BadRequest, "at must be an RFC 3339 timestamp"))?;
-                self.repository.load_at_time(&stream, at.with_timezone(&Utc)).await
-            }
-            (None, None) => self.repository.load(&stream).await,
-        }
-        .map_err(|e| Problem::from(&e))?;
+                    .map_err(|_| Problem::new(ProblemKind::BadRequest, "version must be a whole number"))?,
+            ),
+            (None, Some(at)) => At::Time(
+                DateTime::parse_from_rfc3339(&at)
+                    .map_err(|_| Problem::new(ProblemKind::BadRequest, "at must be an RFC 3339 timestamp"))?
+                    .with_timezone(&Utc),
+            ),
+            (None, None) => At::Head,
+        };
+        let (version, state) = reader.state_json(&stream, at).await.map_err(|e| Problem::from(&e))?;
         // Version 0 is the initial state: asked for by `version=0`, or by a time before the first
         // event of a stream that exists; a stream without events is not found.
-        if loaded.version == 0 {
-            let first = self.repository.store().read(&stream, 1, 1).await.map_err(|e| Problem::from(&e))?;
-            if first.events.is_empty()
-                || (query(request, "at").is_none() && query(request, "version").is_none())
-            {
+        if version == 0 {
+            let first = reader.events(&stream, 1, 1).await.map_err(|e| Problem::from(&e))?;
+            if first.events.is_empty() || at == At::Head {
                 return Err(Problem::new(ProblemKind::NotFound, format!("{stream} has no events")));
             }
         }
-        let body = json!({ "stream": stream, "version": loaded.version, "state": loaded.state });
-        Ok(with_etag(json(StatusCode::OK, &body), loaded.version))
+        let body = json!({ "stream": stream, "version": version, "state": state });
+        Ok(with_etag(json(StatusCode::OK, &body), version))
     }
 
-    async fn events(&self, request: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let stream = self.stream(request, A::CATEGORY, id)?;
+    async fn events(
+        &self,
+        reader: &dyn StateReader,
+        request: &Request,
+        id: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let stream = self.stream(request, reader.category(), id)?;
         let from = match query(request, "cursor") {
             Some(cursor) => decode_cursor(&cursor, "v")?
                 .parse::<u64>()
@@ -167,7 +338,7 @@ where
             None => 1,
         };
         let limit = limit(request, EVENTS_PAGE.0, EVENTS_PAGE.1)?;
-        let page = self.repository.read(&stream, from, limit).await.map_err(|e| Problem::from(&e))?;
+        let page = reader.events(&stream, from, limit).await.map_err(|e| Problem::from(&e))?;
         if from <= 1 && page.events.is_empty() {
             return Err(Problem::new(ProblemKind::NotFound, format!("{stream} has no events")));
         }
@@ -188,18 +359,30 @@ where
         Ok(json(StatusCode::OK, &EventsPage { events, next_cursor }))
     }
 
-    async fn view(&self, request: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let stream = self.stream(request, P::CATEGORY, id)?;
-        match self.projector.view(&stream).await.map_err(|e| Problem::from(&e))? {
+    async fn view(
+        &self,
+        projector: &dyn AnyProjector,
+        request: &Request,
+        id: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let stream = self.stream(request, projector.category(), id)?;
+        match projector.view_json(&stream).await.map_err(|e| Problem::from(&e))? {
             Some((view, version)) => {
                 let body = json!({ "stream": stream, "version": version, "view": view });
                 Ok(with_etag(json(StatusCode::OK, &body), version))
             }
-            None => Err(Problem::new(ProblemKind::NotFound, format!("no {} view of {stream} yet", P::NAME))),
+            None => Err(Problem::new(
+                ProblemKind::NotFound,
+                format!("no {} view of {stream} yet", projector.name()),
+            )),
         }
     }
 
-    async fn lookup(&self, request: &Request) -> Result<Response<Body>, Problem> {
+    async fn lookup(
+        &self,
+        projector: &dyn AnyProjector,
+        request: &Request,
+    ) -> Result<Response<Body>, Problem> {
         let tenant = self.tenancy.tenant(request)?;
         let partition = query(request, "lookup").ok_or_else(|| {
             Problem::new(ProblemKind::BadRequest, "give lookup, e.g. ?lookup=<customer id>")
@@ -212,9 +395,8 @@ where
             return Err(Problem::new(ProblemKind::BadRequest, "cursor is not one this API gave"));
         }
         let limit = limit(request, VIEWS_PAGE.0, VIEWS_PAGE.1)?;
-        let page = self
-            .projector
-            .lookup(&tenant, &partition, after.as_deref(), limit)
+        let page = projector
+            .lookup_json(&tenant, &partition, after.as_deref(), limit)
             .await
             .map_err(|e| Problem::from(&e))?;
         let next_cursor = page.next.map(|position| encode_cursor("s", &position));
@@ -226,27 +408,23 @@ where
         Ok(json(StatusCode::OK, &json!({ "items": items, "next_cursor": next_cursor })))
     }
 
-    /// The tenant and cipher for a subject route; the request is audit-logged with the token's `sub`.
-    fn subject_access(
-        &self,
-        request: &Request,
-        subject: &str,
-        what: &str,
-    ) -> Result<(String, &strata_core::FieldCipher), Problem> {
+    /// The tenant for a subject route; the request is audit-logged with the token's `sub`.
+    fn subject_access(&self, request: &Request, subject: &str, what: &str) -> Result<String, Problem> {
         let tenant = self.tenancy.tenant(request)?;
         validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
-        let cipher = self.repository.cipher().ok_or_else(no_cipher)?;
         tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "{what} a data subject");
-        Ok((tenant, cipher))
+        Ok(tenant)
     }
 
-    async fn export(&self, request: &Request, subject: &str) -> Result<Response<Body>, Problem> {
-        let (tenant, cipher) = self.subject_access(request, subject, "exporting")?;
-        let fields = cipher
-            .export_subject(self.repository.store(), &tenant, subject)
-            .await
-            .map_err(|e| Problem::from(&e))?;
+    async fn export(
+        &self,
+        admin: &dyn SubjectAdmin,
+        request: &Request,
+        subject: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let tenant = self.subject_access(request, subject, "exporting")?;
+        let fields = admin.export(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
         let fields: Vec<Value> = fields
             .into_iter()
             .map(|f| {
@@ -257,9 +435,14 @@ where
         Ok(json(StatusCode::OK, &json!({ "subject": subject, "fields": fields })))
     }
 
-    async fn forget(&self, request: &Request, subject: &str) -> Result<Response<Body>, Problem> {
-        let (tenant, cipher) = self.subject_access(request, subject, "forgetting")?;
-        cipher.keys().forget(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
+    async fn forget(
+        &self,
+        admin: &dyn SubjectAdmin,
+        request: &Request,
+        subject: &str,
+    ) -> Result<Response<Body>, Problem> {
+        let tenant = self.subject_access(request, subject, "forgetting")?;
+        admin.forget(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
@@ -268,11 +451,6 @@ where
 
 fn only(method: &Method, allowed: &Method) -> Result<(), Problem> {
     if method == allowed { Ok(()) } else { Err(wrong_method(allowed)) }
-}
-
-fn no_cipher() -> Problem {
-    tracing::error!("the admin routes need a repository with a cipher");
-    Problem::new(ProblemKind::Internal, "personal data is not configured")
 }
 
 fn encode_cursor(kind: &str, value: &str) -> String {

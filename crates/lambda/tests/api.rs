@@ -5,7 +5,7 @@
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use strata_core::projection::{Delivered, Projector};
-use strata_core::{EventStore, FieldCipher, InMemoryStore, Repository, StreamId};
+use strata_core::{EventStore, FieldCipher, InMemoryStore, Repository, SnapshotPolicy, StreamId};
 use strata_lambda::{CommandApi, QueryApi, Tenancy};
 use strata_orders::samples::address;
 use strata_orders::{Order, OrderSummaries, upcasters};
@@ -14,8 +14,8 @@ use strata_testing::apigw_v2_event as apigw;
 
 struct Apis {
     store: InMemoryStore,
-    commands: CommandApi<Order, InMemoryStore>,
-    queries: QueryApi<Order, OrderSummaries, InMemoryStore>,
+    commands: CommandApi,
+    queries: QueryApi,
     projector: Projector<OrderSummaries, InMemoryStore>,
 }
 
@@ -29,8 +29,13 @@ fn apis() -> Apis {
     };
     let tenancy = Tenancy::Fixed("acme".into());
     Apis {
-        commands: CommandApi::new(repo(), tenancy.clone()),
-        queries: QueryApi::new(repo(), projector(), tenancy).with_admin(true),
+        commands: CommandApi::new(tenancy.clone()).with_aggregate(repo()).unwrap(),
+        queries: QueryApi::new(tenancy)
+            .with_aggregate(repo().with_snapshot_policy(SnapshotPolicy::read_only()))
+            .unwrap()
+            .with_projection(projector())
+            .unwrap()
+            .with_admin(store.clone(), cipher.clone()),
         projector: projector(),
         store,
     }

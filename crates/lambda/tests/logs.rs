@@ -73,10 +73,13 @@ async fn a_request_failing_on_an_opened_payload_logs_no_personal_value() {
 
     let (store, cipher, tenancy) =
         (InMemoryStore::new(), FieldCipher::local(), Tenancy::Fixed("acme".into()));
-    let placing = CommandApi::new(
-        Repository::<Order, _>::new(store.clone()).with_cipher(cipher.clone()).with_upcasters(upcasters()),
-        tenancy.clone(),
-    );
+    let placing = CommandApi::new(tenancy.clone())
+        .with_aggregate(
+            Repository::<Order, _>::new(store.clone())
+                .with_cipher(cipher.clone())
+                .with_upcasters(upcasters()),
+        )
+        .unwrap();
     let place = json!({ "customer_id": "c-1", "customer_name": "Ada Lovelace",
                         "customer_email": "ada@example.com", "shipping_address": address(), "currency": "GBP" });
     let placed = placing.handle(request("POST", "/order/o-1/commands/place_order", Some(&place))).await;
@@ -87,12 +90,12 @@ async fn a_request_failing_on_an_opened_payload_logs_no_personal_value() {
             .with_cipher(cipher.clone())
             .with_upcasters(failing_upcasters())
     };
-    let commands = CommandApi::new(repo(), tenancy.clone());
-    let queries = QueryApi::new(
-        repo(),
-        Projector::new(OrderSummaries, store.clone()).with_cipher(cipher.clone()),
-        tenancy,
-    );
+    let commands = CommandApi::new(tenancy.clone()).with_aggregate(repo()).unwrap();
+    let queries = QueryApi::new(tenancy)
+        .with_aggregate(repo())
+        .unwrap()
+        .with_projection(Projector::new(OrderSummaries, store.clone()).with_cipher(cipher.clone()))
+        .unwrap();
     let add = json!({ "sku": "BOOK", "quantity": 1, "unit_price_minor": 500 });
     let added = commands.handle(request("POST", "/order/o-1/commands/add_item", Some(&add))).await;
     let state = queries.handle(request("GET", "/order/o-1", None)).await;

@@ -98,6 +98,16 @@ fn parse_minor_units(decimal: &str) -> Result<u64, BoxError> {
         .ok_or_else(|| format!("{decimal:?} overflows minor units").into())
 }
 
+/// The orders service, listed once: the [`Order`] aggregate and the [`OrderSummaries`] read model,
+/// with the upcasters of both. Each function builds its part from it (feature `service`).
+#[cfg(feature = "service")]
+pub fn service<S: strata_lambda::service::Store>(store: S) -> strata_lambda::Service<S> {
+    strata_lambda::Service::new(store)
+        .with_upcasters(upcasters())
+        .aggregate::<Order>()
+        .projection(OrderSummaries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

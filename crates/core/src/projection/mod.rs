@@ -12,6 +12,7 @@
 //! (all orders of one customer). Views that aggregate many streams into one row need a checkpoint
 //! per stream inside the row and are not covered here.
 
+mod any;
 mod projector;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use serde_json::Value;
 
 use crate::{Error, Event, EventEnvelope, PersonalData, StreamId};
 
+pub use any::AnyProjector;
 pub use projector::{Delivered, LookupPage, Projected, Projector};
 
 /// A read model kept per stream.

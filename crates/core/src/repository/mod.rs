@@ -167,6 +167,11 @@ impl<A: Aggregate, S> Repository<A, S> {
         self
     }
 
+    /// The snapshot policy in effect.
+    pub fn snapshot_policy(&self) -> SnapshotPolicy {
+        self.snapshots
+    }
+
     /// Retries conflicts by this policy.
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
