@@ -189,3 +189,92 @@ async fn a_consumer_delivered_three_times_moves_the_money_once() {
     assert_eq!(steps, ["TransferRequested", "TransferDebited", "TransferCompleted"]);
     assert_eq!(<Transfer as Aggregate>::CATEGORY, transfer.category());
 }
+
+/// The ledger's one binary served locally (`cargo lambda watch`) on a stack of the emulator
+/// template, every role at once: commands and queries as API Gateway events, then the transfer's
+/// events as the queue delivers them (twice) to the projectors and the transfer process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_binary_walks_a_transfer_end_to_end() {
+    use strata_tests::local::{Answer, LocalFunctions, apigw, functions_env};
+    let sdk = strata_testing::sdk().await;
+    let stack = strata_testing::EmulatorStack::deploy(&sdk).await;
+    let env = functions_env(&stack, "acme").unwrap();
+    let table = stack.output("TableName").to_owned();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let transfer = StreamId::new("acme", "transfer", "t-1").unwrap();
+    let requested = tokio::task::spawn_blocking(move || {
+        let f = LocalFunctions::serve(&env);
+        let call = |method: &str, path: &str, query: &str, body: Option<Value>| {
+            Answer::of(&f.invoke("ledger-service", &apigw(method, path, query, &[], body.as_ref()))).unwrap()
+        };
+        for id in ["a-1", "a-2"] {
+            let opened = call(
+                "POST",
+                &format!("/account/{id}/commands/open"),
+                "",
+                Some(serde_json::json!({ "holder_id": "h-1", "holder_name": "Ada" })),
+            );
+            assert_eq!(opened.status, 200, "{}", opened.body);
+        }
+        let credited = call(
+            "POST",
+            "/account/a-1/commands/credit",
+            "",
+            Some(serde_json::json!({ "amount_minor": 100, "reference": "cash" })),
+        );
+        assert_eq!(credited.status, 200, "{}", credited.body);
+        let requested = call(
+            "POST",
+            "/transfer/t-1/commands/request",
+            "",
+            Some(serde_json::json!({ "from": "a-1", "to": "a-2", "amount_minor": 25 })),
+        );
+        assert_eq!(requested.status, 200, "{}", requested.body);
+        f
+    })
+    .await
+    .unwrap();
+    let functions = requested;
+    let event = store.read(&transfer, 1, 1).await.unwrap().events.remove(0);
+    let batch = serde_json::to_value(sqs_event(vec![sqs_message(&event, "m-1"), sqs_message(&event, "m-2")]))
+        .unwrap();
+    let accounts: Vec<StreamId> = ["a-1", "a-2"].iter().map(|id| account(id)).collect();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let response = functions.invoke("ledger-service", &batch);
+        (functions, response)
+    })
+    .await
+    .unwrap();
+    let (functions, response) = outcome;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    // The process ran once: one debit, one credit; then the views of everything, through the queue.
+    let mut messages = messages(&store, &accounts, "views").await;
+    messages.extend(messages_of(&store, &transfer).await);
+    let batch = serde_json::to_value(sqs_event(messages)).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let response = functions.invoke("ledger-service", &batch);
+        assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+        let get = |path: &str, query: &str| {
+            Answer::of(&functions.invoke("ledger-service", &apigw("GET", path, query, &[], None))).unwrap()
+        };
+        let a1 = get("/views/balance/a-1", "");
+        assert_eq!((a1.status, a1.body["view"]["balance_minor"].as_u64()), (200, Some(75)), "{}", a1.body);
+        let listed = get("/views/balance", "lookup=h-1");
+        assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2), "{}", listed.body);
+        let status = get("/views/transfer-status/t-1", "");
+        assert_eq!(status.body["view"]["status"], "completed", "{}", status.body);
+        let state = get("/transfer/t-1", "");
+        assert_eq!(state.body["version"], 3, "{}", state.body);
+    })
+    .await
+    .unwrap();
+    let debits = store.read(&account("a-1"), 1, 10).await.unwrap().events;
+    assert_eq!(debits.iter().filter(|e| e.event_type == "Debited").count(), 1);
+}
+
+async fn messages_of(
+    store: &DynamoStore,
+    stream: &StreamId,
+) -> Vec<aws_lambda_events::event::sqs::SqsMessage> {
+    messages(store, std::slice::from_ref(stream), "views").await
+}

@@ -259,6 +259,10 @@ pub struct Rebuild {
     /// The KMS key that wraps data keys (projections with personal data need it).
     #[arg(long = "kms-key", env = "STRATA_KMS_KEY_ID")]
     pub kms_key: Option<String>,
+    /// Rebuild without a key: only for a projection of events without personal data (one with
+    /// personal data stops at its first sealed field).
+    #[arg(long, conflicts_with = "kms_key")]
+    pub no_cipher: bool,
     /// Parallel Scan segments (each rebuilds its streams one after another, in version order).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub segments: u32,

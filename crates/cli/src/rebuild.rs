@@ -37,8 +37,15 @@ struct Checkpoint {
 pub(crate) async fn run(sdk: &SdkConfig, args: Rebuild, registry: Registry) -> Result<Output, CliError> {
     let store = store(sdk, &args.table);
     let mut service = registry(store.clone());
-    if let Some(key) = args.kms_key.as_deref() {
-        service = service.with_cipher(cipher(sdk, key, &store));
+    match (args.kms_key.as_deref(), args.no_cipher) {
+        (Some(key), _) => service = service.with_cipher(cipher(sdk, key, &store)),
+        (None, true) => {}
+        (None, false) => {
+            return Err(CliError::Usage(format!(
+                "{} may hold personal data: give --kms-key (or STRATA_KMS_KEY_ID), or --no-cipher for a projection without any",
+                args.projection
+            )));
+        }
     }
     let projector = service.projector(&args.projection).ok_or_else(|| {
         CliError::Usage(format!(

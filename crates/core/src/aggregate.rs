@@ -46,6 +46,10 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
 /// with a different body is refused. Serialize them deterministically (structs and ordered maps,
 /// not `HashMap`).
 pub trait Command: Serialize + DeserializeOwned + Debug + Send + Sync {
+    /// Names of the commands only the service's own code sends (a process manager's steps): the
+    /// HTTP API answers them as unknown (404) and its OpenAPI document leaves them out.
+    const INTERNAL: &'static [&'static str] = &[];
+
     /// The command's name, e.g. `add_item`, as routed by the HTTP API.
     fn command_name(&self) -> &'static str;
 

@@ -30,7 +30,7 @@ pub use repository::{
 pub use snapshot::SnapshotPolicy;
 pub use store::{
     AppendAttempt, AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
-    LoadedStream, Publisher, Snapshot, SnapshotStore,
+    LoadedStream, Publisher, RESERVED_KEY_PREFIX, Snapshot, SnapshotStore,
 };
 pub use stream::{
     ExpectedVersion, KeyError, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_TENANT_LEN, StreamId, validate_key_part,

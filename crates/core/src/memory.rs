@@ -350,6 +350,15 @@ impl IdempotencyStore for InMemoryStore {
         state.idempotency.insert((record.tenant.clone(), record.key.clone()), record);
         Ok(())
     }
+
+    async fn delete_record(&self, tenant: &str, key: &str, request_hash: &str) -> Result<(), Error> {
+        let mut state = self.lock();
+        let id = (tenant.to_owned(), key.to_owned());
+        if state.idempotency.get(&id).is_some_and(|r| r.request_hash == request_hash) {
+            state.idempotency.remove(&id);
+        }
+        Ok(())
+    }
 }
 
 impl ViewStore for InMemoryStore {

@@ -343,7 +343,21 @@ pub trait IdempotencyStore: Send + Sync {
     /// Stores a record unless an unexpired one exists ([`Error::IdempotencyKeyExists`]). Used for
     /// commands that record no events; otherwise the record travels in the [`AppendRequest`].
     fn put_record(&self, record: IdempotencyRecord) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Deletes the record of a key if it still holds `request_hash` (a holder releasing its own
+    /// claim early); a record of another hash, or none, is left as it is.
+    fn delete_record(
+        &self,
+        tenant: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
+
+/// Idempotency keys under this prefix are written only by code (consumers' effect records, process
+/// managers' commands), never by a caller: the HTTP API refuses an `Idempotency-Key` that starts with
+/// it, so no request can take or block such a key.
+pub const RESERVED_KEY_PREFIX: &str = "strata:";
 
 /// Publishes committed events to consumers (EventBridge in production).
 ///

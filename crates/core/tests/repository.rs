@@ -388,6 +388,9 @@ impl IdempotencyStore for RacedOnAppend {
     async fn put_record(&self, record: strata_core::IdempotencyRecord) -> Result<(), Error> {
         self.inner.put_record(record).await
     }
+    async fn delete_record(&self, tenant: &str, key: &str, request_hash: &str) -> Result<(), Error> {
+        self.inner.delete_record(tenant, key, request_hash).await
+    }
 }
 
 #[tokio::test]

@@ -1022,4 +1022,30 @@ impl IdempotencyStore for DynamoStore {
             },
         }
     }
+
+    async fn delete_record(&self, tenant: &str, key: &str, request_hash: &str) -> Result<(), Error> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&*self.table)
+            .key("pk", AttributeValue::S(idempotency_pk(tenant, key)))
+            .key("sk", AttributeValue::S(IDEMPOTENCY_SK.to_owned()))
+            .condition_expression("request_hash = :hash")
+            .expression_attribute_values(":hash", AttributeValue::S(request_hash.to_owned()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another holder's record, or none: left as it is.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
 }

@@ -56,6 +56,7 @@ pub fn sqs_message(envelope: &strata_core::EventEnvelope, message_id: &str) -> S
     });
     let mut message = SqsMessage::default();
     message.message_id = Some(message_id.to_owned());
+    message.event_source = Some("aws:sqs".to_owned());
     message.body = Some(body.to_string());
     message
 }
@@ -198,11 +199,13 @@ pub async fn project_batch_each(
     }
     for (stream, StreamBatch { delivered, ids, duplicates }) in by_stream {
         let mut failed = false;
+        // Delivered twice in the batch: counted once, whatever number of projections skip them.
+        outcome.duplicates += duplicates;
         for projector in projectors.iter().filter(|p| p.follows(&stream)) {
             match projector.project(&stream, delivered.values().cloned().collect()).await {
                 Ok(projected) => {
                     outcome.applied += projected.applied;
-                    outcome.duplicates += duplicates + projected.duplicates;
+                    outcome.duplicates += projected.duplicates;
                     outcome.fetched += projected.fetched;
                 }
                 Err(error) => {

@@ -198,26 +198,48 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
             version: detail.version,
             metadata: detail.metadata.clone(),
         };
-        let event = self.decode(detail).await?;
-        self.consumer.handle(event, &delivery).await.map_err(|source| {
-            // Retryable: the message goes back to the queue (and to its DLQ after the receive limit).
-            Error::backend(
-                format!("consumer {} failed on {}@{}: {source}", C::NAME, delivery.stream, delivery.version),
-                true,
-            )
-        })?;
-        let done = IdempotencyRecord {
+        let claim_key = record_key::<C>("claim", &delivery.stream, delivery.version);
+        let hash = delivery.event_id.to_string();
+        let done = match self.decode(detail).await {
+            Ok(event) => self.consumer.handle(event, &delivery).await.map_err(|_| {
+                // Not the consumer's error text: it may quote the event's opened personal fields.
+                // Consumers log their own failures, without values.
+                Error::backend(
+                    format!("consumer {} failed on {}@{}", C::NAME, delivery.stream, delivery.version),
+                    true,
+                )
+            }),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = done {
+            // Released at once, so the queue's next delivery runs it again without waiting for the
+            // lease (a release that fails leaves the lease to run out).
+            if let Err(release) = self.store.delete_record(&tenant, &claim_key, &hash).await {
+                tracing::warn!(consumer = C::NAME, error = %release, "claim not released; it expires with its lease");
+            }
+            return Err(error);
+        }
+        let record = IdempotencyRecord {
             tenant,
             key: done_key,
-            request_hash: delivery.event_id.to_string(),
+            request_hash: hash,
             outcome: json!({ "done_at": Utc::now() }),
             expires_at: Utc::now() + self.retention,
         };
-        match self.store.put_record(done).await {
-            // Taken: another delivery finished after this one's claim expired; done either way.
-            Ok(()) | Err(Error::IdempotencyKeyExists { .. }) => Ok(Handled::Done),
-            Err(other) => Err(other),
+        // The effect ran: a done record that cannot be written is retried here, and after that the
+        // event is acknowledged anyway (a redelivery within the lease finds the claim; a replay after
+        // it would run the effect again).
+        for attempt in 1..=3 {
+            match self.store.put_record(record.clone()).await {
+                Ok(()) | Err(Error::IdempotencyKeyExists { .. }) => return Ok(Handled::Done),
+                Err(error) if attempt == 3 => {
+                    tracing::warn!(consumer = C::NAME, stream = %delivery.stream, version = delivery.version, %error,
+                        "effect done, its record not written");
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await,
+            }
         }
+        Ok(Handled::Done)
     }
 
     /// The event, decoded; a claim check is read from the store first.
@@ -257,15 +279,26 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
                 }
             }
         }
+        // Once a stream's event is not done, its later events in the batch wait for the retry too:
+        // a consumer sees a stream's events in order within each batch.
+        let mut held: Option<StreamId> = None;
         for ((stream, version), deliveries) in ordered {
             for (id, detail) in deliveries {
+                if held.as_ref() == Some(&stream) {
+                    failed.push(id);
+                    continue;
+                }
                 match self.deliver(detail).await {
                     Ok(Handled::Done) => outcome.done += 1,
                     Ok(Handled::Duplicate) => outcome.duplicates += 1,
                     Ok(Handled::Ignored) => outcome.ignored += 1,
-                    Ok(Handled::InProgress) => failed.push(id),
+                    Ok(Handled::InProgress) => {
+                        held = Some(stream.clone());
+                        failed.push(id);
+                    }
                     Err(error) => {
                         tracing::error!(consumer = C::NAME, %stream, version, %error, "effect not done; the message will be retried");
+                        held = Some(stream.clone());
                         failed.push(id);
                     }
                 }
@@ -288,9 +321,17 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
 /// A message's id (to report it) and the event it carries.
 type Message = (Option<String>, Detail);
 
-/// `effect/{consumer}/{what}/{category}-{id}/{version}`: the tenant is the record's own partition.
+/// `strata:effect/{consumer}/{what}/{category}-{id}/{version}`: a reserved key
+/// ([`strata_core::RESERVED_KEY_PREFIX`], no request can take it); the tenant is the record's own
+/// partition.
 fn record_key<C: Consumer>(what: &str, stream: &StreamId, version: u64) -> String {
-    format!("effect/{}/{what}/{}-{}/{version}", C::NAME, stream.category(), stream.id())
+    format!(
+        "{}effect/{}/{what}/{}-{}/{version}",
+        strata_core::RESERVED_KEY_PREFIX,
+        C::NAME,
+        stream.category(),
+        stream.id()
+    )
 }
 
 impl<C, S> std::fmt::Debug for Effects<C, S> {
@@ -299,5 +340,35 @@ impl<C, S> std::fmt::Debug for Effects<C, S> {
             .field("lease", &self.lease)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
+    }
+}
+
+/// An [`Effects`] runner seen through its consumer's name: what a service that runs several
+/// consumers lists. Every `Effects<C, S>` is one.
+pub trait AnyEffects: Send + Sync {
+    /// The consumer's name ([`Consumer::NAME`]).
+    fn name(&self) -> &'static str;
+
+    /// [`Effects::handle_batch`].
+    fn handle_batch<'a>(
+        &'a self,
+        event: SqsEvent,
+    ) -> strata_core::crypto::BoxFuture<'a, Result<(SqsBatchResponse, EffectsOutcome), Error>>;
+}
+
+impl<C, S> AnyEffects for Effects<C, S>
+where
+    C: Consumer,
+    S: EventStore + IdempotencyStore,
+{
+    fn name(&self) -> &'static str {
+        C::NAME
+    }
+
+    fn handle_batch<'a>(
+        &'a self,
+        event: SqsEvent,
+    ) -> strata_core::crypto::BoxFuture<'a, Result<(SqsBatchResponse, EffectsOutcome), Error>> {
+        Box::pin(Effects::handle_batch(self, event))
     }
 }

@@ -14,7 +14,7 @@ pub use consumer::{
     project_batch_each, sqs_event, sqs_message,
 };
 pub use detail::{Detail, MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES};
-pub use effects::{Consumer, Delivery, Effects, EffectsOutcome, Handled};
+pub use effects::{AnyEffects, Consumer, Delivery, Effects, EffectsOutcome, Handled};
 pub use metrics::{PutEventsCall, PutEventsCounter};
 pub use prune::{SnapshotPruner, snapshots_inserted};
 pub use publisher::{Entry, EntryResult, EventBridgePublisher, PublishReport, PublishRetry, PutEvents};

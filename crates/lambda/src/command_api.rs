@@ -156,9 +156,12 @@ impl CommandApi {
     }
 }
 
-/// The command `name` with `body` as its fields: 404 for an unknown name, 400 for fields that do not
-/// fit (without quoting values: they may be personal data).
+/// The command `name` with `body` as its fields: 404 for an unknown or internal name
+/// ([`strata_core::Command::INTERNAL`]), 400 for fields that do not fit (without quoting values: they may be personal data).
 pub fn parse_command<A: Aggregate>(name: &str, body: Value) -> Result<A::Command, Problem> {
+    if <A::Command as strata_core::Command>::INTERNAL.contains(&name) {
+        return Err(Problem::new(ProblemKind::NotFound, format!("{} has no command {name:?}", A::CATEGORY)));
+    }
     if !body.is_object() {
         return Err(Problem::new(
             ProblemKind::BadRequest,

@@ -114,6 +114,15 @@ pub fn idempotency_key(request: &Request) -> Result<Option<String>, Problem> {
     let Some(key) = strict_header(request, "idempotency-key")? else { return Ok(None) };
     validate_key_part("Idempotency-Key", key, MAX_ID_LEN)
         .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
+    if key.starts_with(strata_core::RESERVED_KEY_PREFIX) {
+        return Err(Problem::new(
+            ProblemKind::BadRequest,
+            format!(
+                "Idempotency-Key may not start with {:?}: those keys are the service's own",
+                strata_core::RESERVED_KEY_PREFIX
+            ),
+        ));
+    }
     Ok(Some(key.to_owned()))
 }
 
@@ -380,6 +389,12 @@ mod tests {
         );
         assert_eq!(
             idempotency_key(&request(&[("idempotency-key", &"k".repeat(300))], "/")).unwrap_err().status,
+            400
+        );
+        // The service's own keys (effect records, process steps) are out of a caller's reach.
+        let reserved = format!("{}effect/mailer/done/order-o-1/1", strata_core::RESERVED_KEY_PREFIX);
+        assert_eq!(
+            idempotency_key(&request(&[("idempotency-key", &reserved)], "/")).unwrap_err().status,
             400
         );
     }

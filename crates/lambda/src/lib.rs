@@ -17,6 +17,7 @@ pub mod http;
 pub mod openapi;
 pub mod problem;
 pub mod query_api;
+pub mod runtime;
 pub mod service;
 
 pub use command_api::{CommandApi, CommandHandler};

@@ -34,7 +34,11 @@ where
     let mut components = Vec::new();
     <A::Command as ToSchema>::schemas(&mut components);
     let mut paths = Map::new();
+    let internal = <A::Command as strata_core::Command>::INTERNAL;
     for (name, mut body) in command_variants(&<A::Command as utoipa::PartialSchema>::schema()) {
+        if internal.contains(&name.as_str()) {
+            continue;
+        }
         // The handler refuses unknown fields (400): say so.
         if let Some(object) = body.as_object_mut().filter(|o| o.contains_key("properties")) {
             object.insert("additionalProperties".into(), Value::Bool(false));

@@ -169,7 +169,7 @@ pub struct EventsPage {
 }
 
 /// Path segments that name routes of their own: no aggregate category may take them.
-const RESERVED: [&str; 2] = ["views", "admin"];
+pub(crate) const RESERVED: [&str; 2] = ["views", "admin"];
 
 impl QueryApi {
     /// An API without aggregates or views yet (every route answers 404).

@@ -169,7 +169,9 @@ impl<S: Store> Service<S> {
 
     /// Adds an aggregate whose command repository is configured further by `configure` (after the
     /// function's [`Settings`]): its own snapshot interval, retry policy or idempotency TTL. The query
-    /// API reads from its snapshots when the configured policy takes any.
+    /// API reads from its snapshots when the configured policy takes any; nothing else of
+    /// `configure` reaches the query API's repository (give the service its cipher and upcasters,
+    /// not a repository).
     pub fn aggregate_with<A>(
         mut self,
         configure: impl Fn(Repository<A, S>) -> Repository<A, S> + Send + Sync + 'static,
@@ -201,6 +203,10 @@ impl<S: Store> Service<S> {
 
     /// The command API of every aggregate, with `settings`' snapshots and stream cache.
     pub fn command_api(&self, tenancy: Tenancy, settings: &Settings) -> Result<CommandApi, RegistryError> {
+        // Refused here too, so that every function of the service fails its start alike.
+        if let Some(name) = self.categories().into_iter().find(|c| crate::query_api::RESERVED.contains(c)) {
+            return Err(RegistryError::Reserved { name: name.to_owned() });
+        }
         let parts = self.parts();
         self.aggregates.iter().try_fold(CommandApi::new(tenancy), |api, aggregate| {
             api.insert(aggregate.commands(&parts, settings))

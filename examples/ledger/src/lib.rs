@@ -29,6 +29,19 @@ pub fn service<S: strata_lambda::service::Store>(store: S) -> strata_lambda::Ser
         .projection(TransferStatuses)
 }
 
+/// Everything one ledger binary serves (`strata_lambda::runtime::serve`): the service and the
+/// transfer process, over the deployed table and cipher.
+pub fn functions(deployed: &strata_lambda::runtime::Deployment) -> strata_lambda::runtime::Functions {
+    let (store, cipher) = (&deployed.store, &deployed.cipher);
+    let process = TransferProcess::new(
+        strata_core::Repository::new(store.clone()).with_cipher(cipher.clone()),
+        strata_core::Repository::new(store.clone()).with_cipher(cipher.clone()),
+    );
+    let effects = strata_eventbridge::Effects::new(process, store.clone()).with_cipher(cipher.clone());
+    strata_lambda::runtime::Functions::new(service(store.clone()).with_cipher(cipher.clone()))
+        .consumer(effects)
+}
+
 /// Refuses an empty or over-long text field.
 fn text(field: &'static str, value: &str, max: usize) -> Result<(), &'static str> {
     let _ = field;

@@ -18,12 +18,18 @@ pub enum TransferCommand {
         /// Minor units, at least 1.
         amount_minor: u64,
     },
-    /// The source account was debited.
+    /// The source account was debited (the transfer process).
     RecordDebit,
-    /// The destination account was credited: the transfer is complete.
+    /// The destination account refused the credit (the transfer process): the debit is refunded
+    /// next.
+    RefuseCredit {
+        /// The account's rule code.
+        reason: String,
+    },
+    /// The destination account was credited: the transfer is complete (the transfer process).
     RecordCredit,
-    /// The debit or the credit was refused (`reason` is the account's rule code): nothing moved (a
-    /// debit made is refunded first).
+    /// Nothing moved (the transfer process): the debit was refused, or the credit was refused and
+    /// the debit refunded.
     Fail {
         /// Why.
         reason: String,
@@ -31,10 +37,14 @@ pub enum TransferCommand {
 }
 
 impl Command for TransferCommand {
+    /// The process's steps: no caller may record a debit, a credit or a failure.
+    const INTERNAL: &'static [&'static str] = &["record_debit", "refuse_credit", "record_credit", "fail"];
+
     fn command_name(&self) -> &'static str {
         match self {
             Self::Request { .. } => "request",
             Self::RecordDebit => "record_debit",
+            Self::RefuseCredit { .. } => "refuse_credit",
             Self::RecordCredit => "record_credit",
             Self::Fail { .. } => "fail",
         }
@@ -55,6 +65,11 @@ pub enum TransferEvent {
     },
     /// The source account was debited.
     TransferDebited,
+    /// The destination account refused the credit; the debit is being refunded.
+    TransferCreditRefused {
+        /// The account's rule code.
+        reason: String,
+    },
     /// The destination account was credited.
     TransferCompleted,
     /// Nothing moved.
@@ -69,6 +84,7 @@ impl Event for TransferEvent {
         match self {
             Self::TransferRequested { .. } => "TransferRequested",
             Self::TransferDebited => "TransferDebited",
+            Self::TransferCreditRefused { .. } => "TransferCreditRefused",
             Self::TransferCompleted => "TransferCompleted",
             Self::TransferFailed { .. } => "TransferFailed",
         }
@@ -122,6 +138,8 @@ pub enum TransferStatus {
     Requested,
     /// Debited; the credit is next.
     Debited,
+    /// The credit was refused; the refund of the debit is next.
+    Refunding,
     /// Done.
     Completed,
     /// Refused; nothing moved.
@@ -139,6 +157,9 @@ pub struct Transfer {
     pub to: String,
     /// Minor units.
     pub amount_minor: u64,
+    /// Why it failed or is being refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Aggregate for Transfer {
@@ -149,13 +170,6 @@ impl Aggregate for Transfer {
 
     fn decide(&self, command: &TransferCommand) -> Result<Vec<TransferEvent>, TransferError> {
         let invalid = |field, reason| TransferError::InvalidInput { field, reason };
-        let expect = |status: TransferStatus| {
-            if self.status == status {
-                Ok(())
-            } else {
-                Err(TransferError::WrongStatus { status: self.status })
-            }
-        };
         match command {
             TransferCommand::Request { from, to, amount_minor } => {
                 crate::text("from", from, 256).map_err(|r| invalid("from", r))?;
@@ -175,23 +189,35 @@ impl Aggregate for Transfer {
                     amount_minor: *amount_minor,
                 }])
             }
-            // Repeats of a step already recorded change nothing (at-least-once delivery).
-            TransferCommand::RecordDebit if self.status == TransferStatus::Debited => Ok(vec![]),
-            TransferCommand::RecordDebit => {
-                expect(TransferStatus::Requested).map(|()| vec![TransferEvent::TransferDebited])
+            // Each step is recorded once; repeating one already passed changes nothing (the process
+            // may run again after a crash), a step out of order is refused.
+            TransferCommand::RecordDebit => match self.status {
+                TransferStatus::Requested => Ok(vec![TransferEvent::TransferDebited]),
+                TransferStatus::Debited | TransferStatus::Refunding | TransferStatus::Completed => Ok(vec![]),
+                status => Err(TransferError::WrongStatus { status }),
+            },
+            TransferCommand::RefuseCredit { reason } => {
+                crate::text("reason", reason, 256).map_err(|r| invalid("reason", r))?;
+                match self.status {
+                    TransferStatus::Debited => {
+                        Ok(vec![TransferEvent::TransferCreditRefused { reason: reason.clone() }])
+                    }
+                    TransferStatus::Refunding => Ok(vec![]),
+                    status => Err(TransferError::WrongStatus { status }),
+                }
             }
-            TransferCommand::RecordCredit if self.status == TransferStatus::Completed => Ok(vec![]),
-            TransferCommand::RecordCredit => {
-                expect(TransferStatus::Debited).map(|()| vec![TransferEvent::TransferCompleted])
-            }
-            TransferCommand::Fail { .. } if self.status == TransferStatus::Failed => Ok(vec![]),
-            // From Debited: the credit was refused and the debit refunded.
+            TransferCommand::RecordCredit => match self.status {
+                TransferStatus::Debited => Ok(vec![TransferEvent::TransferCompleted]),
+                TransferStatus::Completed => Ok(vec![]),
+                status => Err(TransferError::WrongStatus { status }),
+            },
             TransferCommand::Fail { reason } => {
                 crate::text("reason", reason, 256).map_err(|r| invalid("reason", r))?;
                 match self.status {
-                    TransferStatus::Requested | TransferStatus::Debited => {
+                    TransferStatus::Requested | TransferStatus::Refunding => {
                         Ok(vec![TransferEvent::TransferFailed { reason: reason.clone() }])
                     }
+                    TransferStatus::Failed => Ok(vec![]),
                     status => Err(TransferError::WrongStatus { status }),
                 }
             }
@@ -207,8 +233,15 @@ impl Aggregate for Transfer {
                 self.amount_minor = *amount_minor;
             }
             TransferEvent::TransferDebited => self.status = TransferStatus::Debited,
+            TransferEvent::TransferCreditRefused { reason } => {
+                self.status = TransferStatus::Refunding;
+                self.failure = Some(reason.clone());
+            }
             TransferEvent::TransferCompleted => self.status = TransferStatus::Completed,
-            TransferEvent::TransferFailed { .. } => self.status = TransferStatus::Failed,
+            TransferEvent::TransferFailed { reason } => {
+                self.status = TransferStatus::Failed;
+                self.failure = Some(reason.clone());
+            }
         }
     }
 }

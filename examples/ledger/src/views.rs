@@ -116,6 +116,10 @@ impl Projection for TransferStatuses {
                 match event {
                     TransferEvent::TransferRequested { .. } => {}
                     TransferEvent::TransferDebited => view.status = TransferStatus::Debited,
+                    TransferEvent::TransferCreditRefused { reason } => {
+                        view.status = TransferStatus::Refunding;
+                        view.failure = Some(reason.clone());
+                    }
                     TransferEvent::TransferCompleted => view.status = TransferStatus::Completed,
                     TransferEvent::TransferFailed { reason } => {
                         view.status = TransferStatus::Failed;

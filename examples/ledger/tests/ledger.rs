@@ -187,3 +187,76 @@ async fn the_registry_refuses_what_would_collide_and_routes_by_category() {
         Some(strata_lambda::RegistryError::AdminWithoutCipher)
     );
 }
+
+#[tokio::test]
+async fn a_refused_credit_refunds_the_debit_and_a_rerun_repeats_nothing() {
+    let ledger = ledger();
+    ledger.command("/account/a-1/commands/open", json!({ "holder_id": "h", "holder_name": "Ada" })).await;
+    ledger.command("/account/a-1/commands/credit", json!({ "amount_minor": 50, "reference": "cash" })).await;
+    // a-2 was never opened: its credit is refused.
+    ledger
+        .command("/transfer/t-3/commands/request", json!({ "from": "a-1", "to": "a-2", "amount_minor": 20 }))
+        .await;
+    let requested = ledger.events("transfer", "t-3").await.remove(0);
+    let (response, _) =
+        ledger.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let steps = |events: Vec<EventEnvelope>| events.into_iter().map(|e| e.event_type).collect::<Vec<_>>();
+    assert_eq!(
+        steps(ledger.events("transfer", "t-3").await),
+        ["TransferRequested", "TransferDebited", "TransferCreditRefused", "TransferFailed"]
+    );
+    let (_, account) = ledger.get("/account/a-1", "").await;
+    assert_eq!(account["state"]["balance_minor"], 50, "refunded: {account}");
+
+    // The process run again for the same event (a crash before its done record, a replay after
+    // the records expired): the transfer is settled, nothing moves.
+    let delivery = strata_eventbridge::Delivery {
+        event_id: requested.event_id,
+        stream: requested.stream.clone(),
+        version: requested.version,
+        metadata: requested.metadata.clone(),
+    };
+    let event = strata_example_ledger::TransferEvent::TransferRequested {
+        from: "a-1".into(),
+        to: "a-2".into(),
+        amount_minor: 20,
+    };
+    strata_eventbridge::Consumer::handle(ledger.process.consumer(), event, &delivery).await.unwrap();
+    assert_eq!(
+        steps(ledger.events("account", "a-1").await),
+        ["AccountOpened", "Credited", "Debited", "Credited"]
+    );
+    assert_eq!(ledger.events("transfer", "t-3").await.len(), 4);
+}
+
+#[tokio::test]
+async fn callers_cannot_record_the_process_steps_or_take_its_keys() {
+    let ledger = ledger();
+    ledger
+        .command("/transfer/t-1/commands/request", json!({ "from": "a-1", "to": "a-2", "amount_minor": 5 }))
+        .await;
+    for step in ["record_debit", "record_credit", "refuse_credit", "fail"] {
+        let (status, problem) =
+            ledger.command(&format!("/transfer/t-1/commands/{step}"), json!({ "reason": "x" })).await;
+        assert_eq!(status, 404, "{step}: {problem}");
+    }
+    let text = json!({ "amount_minor": 1, "reference": "r" }).to_string();
+    let key = format!("{}transfer/t-1/credit", strata_core::RESERVED_KEY_PREFIX);
+    let event = strata_testing::apigw_v2_event(
+        "POST",
+        "/account/a-2/commands/credit",
+        "",
+        &[("idempotency-key", &key)],
+        Some(&text),
+    );
+    let (status, problem) =
+        body(ledger.commands.handle(lambda_http::request::from_str(&event.to_string()).unwrap()).await);
+    assert_eq!(status, 400, "{problem}");
+    let document = service(InMemoryStore::new()).command_document("ledger", "0");
+    assert!(document["paths"]["/transfer/{id}/commands/request"].is_object());
+    assert!(
+        document["paths"]["/transfer/{id}/commands/fail"].is_null(),
+        "internal commands are not documented"
+    );
+}

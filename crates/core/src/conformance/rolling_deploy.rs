@@ -208,6 +208,10 @@ impl<S: IdempotencyStore> IdempotencyStore for CountingStore<'_, S> {
     async fn put_record(&self, record: IdempotencyRecord) -> Result<(), Error> {
         self.inner.put_record(record).await
     }
+
+    async fn delete_record(&self, tenant: &str, key: &str, request_hash: &str) -> Result<(), Error> {
+        self.inner.delete_record(tenant, key, request_hash).await
+    }
 }
 
 /// Fails the scenario with a message when a condition does not hold.

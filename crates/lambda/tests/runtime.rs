@@ -1,0 +1,80 @@
+//! The one-binary runtime: each role serves its own kind of event and refuses the rest, and its
+//! configuration is checked when the function starts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use strata_core::FieldCipher;
+use strata_dynamodb::DynamoStore;
+use strata_lambda::runtime::{Functions, Handler, Role};
+use strata_lambda::{Service, Settings, Tenancy};
+use strata_orders::{Order, OrderSummaries};
+
+/// A store no test here calls: every refusal happens before any request.
+fn functions() -> Functions {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "unused");
+    Functions::new(
+        Service::new(store).with_cipher(FieldCipher::local()).aggregate::<Order>().projection(OrderSummaries),
+    )
+}
+
+fn handler(role: Role, tenancy: Option<Tenancy>, consumer: Option<&str>) -> Result<Handler, String> {
+    Handler::new(role, functions(), tenancy, &mut Settings::default(), consumer).map_err(|e| e.to_string())
+}
+
+fn http() -> Value {
+    strata_testing::apigw_v2_event("GET", "/nowhere", "", &[], None)
+}
+
+fn sqs() -> Value {
+    json!({ "Records": [] })
+}
+
+async fn invoke(handler: &Handler, event: Value) -> Result<Value, String> {
+    handler.invoke(LambdaEvent::new(event, Context::default())).await.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn each_role_serves_its_events_and_refuses_the_others() {
+    let tenancy = Some(Tenancy::Fixed("acme".into()));
+    let projector = handler(Role::Projector, None, None).unwrap();
+    assert!(invoke(&projector, http()).await.unwrap_err().contains("serves no HTTP API"));
+    assert_eq!(invoke(&projector, sqs()).await.unwrap(), json!({ "batchItemFailures": [] }));
+
+    let command = handler(Role::Command, tenancy.clone(), None).unwrap();
+    assert!(invoke(&command, sqs()).await.unwrap_err().contains("serves no queue"));
+    let missing = invoke(&command, http()).await.unwrap();
+    assert_eq!(missing["statusCode"], 404, "{missing}");
+
+    let all = handler(Role::All, tenancy, None).unwrap();
+    assert!(invoke(&all, json!({ "detail-type": "x" })).await.unwrap_err().contains("not an API Gateway"));
+}
+
+#[tokio::test]
+async fn a_configuration_that_cannot_work_stops_the_start() {
+    assert!(handler(Role::Query, None, None).unwrap_err().contains("STRATA_TENANT"));
+    assert!(handler(Role::Consumer, None, Some("mailer")).unwrap_err().contains("STRATA_CONSUMER=mailer"));
+    let admin = Handler::new(
+        Role::Admin,
+        Functions::new(Service::new(store())),
+        Some(Tenancy::Fixed("a".into())),
+        &mut Settings::default(),
+        None,
+    );
+    assert!(admin.err().unwrap().to_string().contains("admin routes need"));
+    assert!("teleport".parse::<Role>().is_err());
+    assert_eq!("projector".parse::<Role>(), Ok(Role::Projector));
+}
+
+fn store() -> DynamoStore {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "unused")
+}

@@ -1,0 +1,8 @@
+//! `ledger-service`: the whole ledger in one binary, deployed once per role (`STRATA_ROLE`: command,
+//! query, admin, projector, consumer), each function with its own IAM role; all roles at once when
+//! unset. See `strata_lambda::runtime`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    strata_lambda::runtime::serve(strata_example_ledger::functions).await
+}
