@@ -37,6 +37,9 @@ pub struct AwsArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a new service: a workspace with one aggregate (a command, an event, its tests) and its
+    /// Lambda binary, on this Strata checkout.
+    New(New),
     /// Print a shell completion script (`strata completions bash > /etc/bash_completion.d/strata`).
     Completions {
         /// The shell.
@@ -78,6 +81,20 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionCommand,
     },
+}
+
+/// Where and what to generate.
+#[derive(Debug, Args)]
+pub struct New {
+    /// The service's name: lower-case letters, digits and `-`, starting with a letter.
+    pub name: String,
+    /// The directory to create (default: ./<name>); it must not exist.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The Strata checkout the service depends on by path (default: the one this binary was built
+    /// from).
+    #[arg(long)]
+    pub strata: Option<PathBuf>,
 }
 
 /// Table commands.

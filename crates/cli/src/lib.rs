@@ -14,6 +14,7 @@
 
 mod args;
 mod diagnose;
+mod new;
 mod output;
 mod rebuild;
 mod replay;
@@ -100,6 +101,9 @@ pub async fn main(registry: Registry) -> std::process::ExitCode {
 
 /// Runs one command and returns what to print.
 pub async fn run(cli: Cli, registry: Registry) -> Result<Output, CliError> {
+    if let Command::New(args) = &cli.command {
+        return new::run(args);
+    }
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "strata", &mut script);
@@ -107,7 +111,9 @@ pub async fn run(cli: Cli, registry: Registry) -> Result<Output, CliError> {
     }
     let sdk = sdk(&cli.aws).await;
     match cli.command {
-        Command::Completions { .. } => Err(CliError::Usage("completions need no AWS".into())),
+        Command::Completions { .. } | Command::New(_) => {
+            Err(CliError::Usage("this command needs no AWS".into()))
+        }
         Command::Table { command: args::TableCommand::Init { table } } => {
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             TableSpec::strata().create(&client, &table, Duration::from_secs(60)).await?;

@@ -1,0 +1,82 @@
+//! `strata new <name>`: a new service's workspace, from the templates in `crates/cli/templates/new`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::args::New;
+use crate::{CliError, Output};
+
+/// Each generated file: its path in the new workspace and its template.
+const FILES: [(&str, &str); 9] = [
+    ("Cargo.toml", include_str!("../templates/new/Cargo.toml.tmpl")),
+    ("README.md", include_str!("../templates/new/README.md.tmpl")),
+    (".gitignore", include_str!("../templates/new/gitignore.tmpl")),
+    ("domain/Cargo.toml", include_str!("../templates/new/domain/Cargo.toml.tmpl")),
+    ("domain/src/lib.rs", include_str!("../templates/new/domain/src/lib.rs.tmpl")),
+    ("domain/tests/rules.rs", include_str!("../templates/new/domain/tests/rules.rs.tmpl")),
+    ("domain/tests/emulator.rs", include_str!("../templates/new/domain/tests/emulator.rs.tmpl")),
+    ("function/Cargo.toml", include_str!("../templates/new/function/Cargo.toml.tmpl")),
+    ("function/src/main.rs", include_str!("../templates/new/function/src/main.rs.tmpl")),
+];
+
+pub(crate) fn run(args: &New) -> Result<Output, CliError> {
+    let name = args.name.as_str();
+    let valid = name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if !valid {
+        return Err(CliError::Usage(format!(
+            "'{name}' is not a service name: lower-case letters, digits and single '-', starting with a letter, at most 40"
+        )));
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() {
+        return Err(CliError::Usage(format!("{} exists already: choose another --dir", dir.display())));
+    }
+    let strata = match &args.strata {
+        Some(path) => path.clone(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    };
+    let strata = strata.canonicalize().map_err(|source| CliError::Io {
+        what: format!("finding the Strata checkout at {}", strata.display()),
+        source,
+    })?;
+    if !strata.join("crates/lambda/Cargo.toml").is_file() {
+        return Err(CliError::Usage(format!("{} is not a Strata checkout: give --strata", strata.display())));
+    }
+    let strata_text =
+        strata.to_str().ok_or_else(|| CliError::Usage("the Strata path is not UTF-8".into()))?;
+    let ident = name.replace('-', "_");
+    for (path, template) in FILES {
+        let text = template
+            .replace("{{name}}", name)
+            .replace("{{crate}}", name)
+            .replace("{{ident}}", &ident)
+            .replace("{{strata}}", strata_text);
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| CliError::Io { what: format!("creating {}", parent.display()), source })?;
+        }
+        std::fs::write(&target, text)
+            .map_err(|source| CliError::Io { what: format!("writing {}", target.display()), source })?;
+    }
+    // The checkout's lock file: the new service builds the exact dependency versions Strata is tested
+    // with (and, in a shared target directory, reuses what is built).
+    let lock = strata.join("Cargo.lock");
+    if lock.is_file() {
+        std::fs::copy(&lock, dir.join("Cargo.lock"))
+            .map_err(|source| CliError::Io { what: "copying Cargo.lock".into(), source })?;
+    }
+    let files: Vec<&str> = FILES.iter().map(|(path, _)| *path).collect();
+    Ok(Output {
+        json: json!({ "service": name, "dir": dir.display().to_string(), "strata": strata_text, "files": files }),
+        ..Output::message(format!(
+            "created {} (service {name} on {strata_text}): cd there and run `cargo test -p {name}-domain --test rules`, then `cargo test` with AWS_ENDPOINT_URL set",
+            dir.display()
+        ))
+    })
+}
