@@ -198,7 +198,8 @@ async fn the_ledger_binary_walks_a_transfer_end_to_end() {
     use strata_tests::local::{Answer, LocalFunctions, apigw, functions_env};
     let sdk = strata_testing::sdk().await;
     let stack = strata_testing::EmulatorStack::deploy(&sdk).await;
-    let env = functions_env(&stack, "acme").unwrap();
+    let mut env = functions_env(&stack, "acme").unwrap();
+    env.push(("STRATA_ROLE", "all".to_owned()));
     let table = stack.output("TableName").to_owned();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let transfer = StreamId::new("acme", "transfer", "t-1").unwrap();

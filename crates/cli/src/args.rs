@@ -91,8 +91,8 @@ pub struct New {
     /// The directory to create (default: ./<name>); it must not exist.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The Strata checkout the service depends on by path (default: the one this binary was built
-    /// from).
+    /// The Strata checkout the service depends on by path (default: the git checkout this binary was
+    /// built from, when it is one).
     #[arg(long)]
     pub strata: Option<PathBuf>,
 }
@@ -276,9 +276,9 @@ pub struct Rebuild {
     /// The KMS key that wraps data keys (projections with personal data need it).
     #[arg(long = "kms-key", env = "STRATA_KMS_KEY_ID")]
     pub kms_key: Option<String>,
-    /// Rebuild without a key: only for a projection of events without personal data (one with
-    /// personal data stops at its first sealed field).
-    #[arg(long, conflicts_with = "kms_key")]
+    /// Rebuild without a key, whatever --kms-key or STRATA_KMS_KEY_ID say: only for a projection of
+    /// events without personal data (one with personal data stops at its first sealed field).
+    #[arg(long)]
     pub no_cipher: bool,
     /// Parallel Scan segments (each rebuilds its streams one after another, in version order).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]

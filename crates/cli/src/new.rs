@@ -26,7 +26,9 @@ pub(crate) fn run(args: &New) -> Result<Output, CliError> {
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
-        && !name.contains("--");
+        && !name.contains("--")
+        // Cargo's own directories under target/: not a binary's name.
+        && !["build", "deps", "examples", "incremental", "debug", "release", "doc", "test", "bench"].contains(&name);
     if !valid {
         return Err(CliError::Usage(format!(
             "'{name}' is not a service name: lower-case letters, digits and single '-', starting with a letter, at most 40"
@@ -38,7 +40,17 @@ pub(crate) fn run(args: &New) -> Result<Output, CliError> {
     }
     let strata = match &args.strata {
         Some(path) => path.clone(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        // The checkout this binary was built from, if it still is one (not a binary built elsewhere,
+        // nor cargo's cache of a git dependency, which it may clean away).
+        None => {
+            let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            if !built_from.join(".git").exists() {
+                return Err(CliError::Usage(
+                    "give --strata: the path of the Strata checkout the service builds on".into(),
+                ));
+            }
+            built_from
+        }
     };
     let strata = strata.canonicalize().map_err(|source| CliError::Io {
         what: format!("finding the Strata checkout at {}", strata.display()),
@@ -49,13 +61,15 @@ pub(crate) fn run(args: &New) -> Result<Output, CliError> {
     }
     let strata_text =
         strata.to_str().ok_or_else(|| CliError::Usage("the Strata path is not UTF-8".into()))?;
+    // Written into TOML basic strings: escaped.
+    let strata_toml = strata_text.replace('\\', "\\\\").replace('"', "\\\"");
     let ident = name.replace('-', "_");
     for (path, template) in FILES {
         let text = template
             .replace("{{name}}", name)
             .replace("{{crate}}", name)
             .replace("{{ident}}", &ident)
-            .replace("{{strata}}", strata_text);
+            .replace("{{strata}}", if path.ends_with(".toml") { &strata_toml } else { strata_text });
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)

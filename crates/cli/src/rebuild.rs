@@ -38,8 +38,8 @@ pub(crate) async fn run(sdk: &SdkConfig, args: Rebuild, registry: Registry) -> R
     let store = store(sdk, &args.table);
     let mut service = registry(store.clone());
     match (args.kms_key.as_deref(), args.no_cipher) {
-        (Some(key), _) => service = service.with_cipher(cipher(sdk, key, &store)),
-        (None, true) => {}
+        (_, true) => {}
+        (Some(key), false) => service = service.with_cipher(cipher(sdk, key, &store)),
         (None, false) => {
             return Err(CliError::Usage(format!(
                 "{} may hold personal data: give --kms-key (or STRATA_KMS_KEY_ID), or --no-cipher for a projection without any",

@@ -33,7 +33,8 @@ fn a_new_service_builds_on_this_checkout_and_passes_its_tests() {
         assert_eq!(code, 2, "{bad}: {stderr}");
     }
 
-    // Its tests, in this workspace's target directory: Strata's crates are built already.
+    // Its tests, in this workspace's target directory (the same dev profile): what matches this
+    // workspace's build is reused; crates whose features unify differently here are built again.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));

@@ -222,14 +222,23 @@ pub async fn project_batch_each(
         }
     }
     outcome.failed = failed_ids.len();
+    Ok((batch_response(failed_ids)?, outcome))
+}
+
+/// The partial batch response that reports these messages (each once) for retry; an error when one
+/// has no id to report (the whole batch is then retried).
+pub fn batch_response(failed: impl IntoIterator<Item = Option<String>>) -> Result<SqsBatchResponse, Error> {
+    let mut reported = std::collections::BTreeSet::new();
     let mut response = SqsBatchResponse::default();
-    for id in failed_ids {
+    for id in failed {
         let Some(id) = id else {
             return Err(Error::backend("a failed SQS message has no id to report", true));
         };
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
+        if reported.insert(id.clone()) {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
     }
-    Ok((response, outcome))
+    Ok(response)
 }

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use serde_json::json;
 use strata_core::{
@@ -180,10 +180,13 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
             return Ok(Handled::Duplicate);
         }
         let now = Utc::now();
+        // This attempt's own token: a release deletes only the claim it wrote, never one a later
+        // delivery of the same event took after this one's lease ran out.
+        let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let claim = IdempotencyRecord {
             tenant: tenant.clone(),
             key: record_key::<C>("claim", &detail.stream, detail.version),
-            request_hash: detail.event_id.to_string(),
+            request_hash: token.clone(),
             outcome: json!({ "claimed_at": now }),
             expires_at: now + self.lease,
         };
@@ -199,7 +202,6 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
             metadata: detail.metadata.clone(),
         };
         let claim_key = record_key::<C>("claim", &delivery.stream, delivery.version);
-        let hash = delivery.event_id.to_string();
         let done = match self.decode(detail).await {
             Ok(event) => self.consumer.handle(event, &delivery).await.map_err(|_| {
                 // Not the consumer's error text: it may quote the event's opened personal fields.
@@ -214,7 +216,7 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
         if let Err(error) = done {
             // Released at once, so the queue's next delivery runs it again without waiting for the
             // lease (a release that fails leaves the lease to run out).
-            if let Err(release) = self.store.delete_record(&tenant, &claim_key, &hash).await {
+            if let Err(release) = self.store.delete_record(&tenant, &claim_key, &token).await {
                 tracing::warn!(consumer = C::NAME, error = %release, "claim not released; it expires with its lease");
             }
             return Err(error);
@@ -222,7 +224,7 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
         let record = IdempotencyRecord {
             tenant,
             key: done_key,
-            request_hash: hash,
+            request_hash: delivery.event_id.to_string(),
             outcome: json!({ "done_at": Utc::now() }),
             expires_at: Utc::now() + self.retention,
         };
@@ -305,16 +307,7 @@ impl<C: Consumer, S: EventStore + IdempotencyStore> Effects<C, S> {
             }
         }
         outcome.failed = failed.len();
-        let mut response = SqsBatchResponse::default();
-        for id in failed {
-            let Some(id) = id else {
-                return Err(Error::backend("a failed SQS message has no id to report", true));
-            };
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-        Ok((response, outcome))
+        Ok((crate::consumer::batch_response(failed)?, outcome))
     }
 }
 

@@ -10,7 +10,7 @@ pub mod records;
 pub mod relay;
 
 pub use consumer::{
-    BatchOutcome, MessageError, decode_detail, decode_message, decode_typed, project_batch,
+    BatchOutcome, MessageError, batch_response, decode_detail, decode_message, decode_typed, project_batch,
     project_batch_each, sqs_event, sqs_message,
 };
 pub use detail::{Detail, MAX_ENTRIES_PER_CALL, MAX_ENTRY_BYTES};

@@ -170,7 +170,7 @@ pub fn parse_command<A: Aggregate>(name: &str, body: Value) -> Result<A::Command
     }
     let mut tagged = Map::with_capacity(1);
     tagged.insert(name.to_owned(), body);
-    serde_json::from_value::<A::Command>(Value::Object(tagged)).map_err(|error| {
+    let command = serde_json::from_value::<A::Command>(Value::Object(tagged)).map_err(|error| {
         // serde's fixed wording for an unknown enum tag: the only way to tell it from a bad field.
         if error.to_string().starts_with(&format!("unknown variant `{name}`")) {
             Problem::new(ProblemKind::NotFound, format!("{} has no command {name:?}", A::CATEGORY))
@@ -180,7 +180,13 @@ pub fn parse_command<A: Aggregate>(name: &str, body: Value) -> Result<A::Command
                 format!("the fields of {name} do not fit: {}", field_error(&error)),
             )
         }
-    })
+    })?;
+    // Also by the name the command gives itself (a serde alias reaches an internal variant too).
+    if <A::Command as strata_core::Command>::INTERNAL.contains(&strata_core::Command::command_name(&command))
+    {
+        return Err(Problem::new(ProblemKind::NotFound, format!("{} has no command {name:?}", A::CATEGORY)));
+    }
+    Ok(command)
 }
 
 /// serde's message when it names only fields (missing, unknown, duplicate), else one without values.

@@ -1,6 +1,8 @@
 //! One Lambda binary for a whole service: its command API, query API, projectors and consumers, each
 //! deployed as a function of its own (its own role, its own least-privilege IAM role) by setting
-//! `STRATA_ROLE`, and all of them at once when it is unset (local serving, tests).
+//! `STRATA_ROLE` (always required), and all of them at once with `STRATA_ROLE=all` (local serving,
+//! tests). The table's stream publisher is not part of it: it is the same for every
+//! service (`functions/stream-publisher`).
 //!
 //! ```no_run
 //! use strata_lambda::Service;
@@ -28,7 +30,7 @@
 //! | `admin` | the query API with the admin routes (export, forget) | as `command` |
 //! | `projector` | SQS batches of the bus's events: every projection | |
 //! | `consumer` | SQS batches: the consumer `STRATA_CONSUMER` names (every consumer when unset) | |
-//! | unset (`all`) | HTTP: POST to the command API, the rest to the query API (with admin routes when `STRATA_ADMIN`); SQS: every projection and every consumer | as `command` |
+//! | `all` (local serving, tests) | HTTP: POST to the command API, the rest to the query API (with admin routes when `STRATA_ADMIN`); SQS: every projection and every consumer | as `command` |
 //!
 //! Every role needs `STRATA_TABLE` and `STRATA_KMS_KEY_ID`; `STRATA_COMMIT_FORMAT` as the orders
 //! command function reads it. An event of a kind the role does not serve fails the invocation.
@@ -36,7 +38,7 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
@@ -121,7 +123,9 @@ impl FromStr for Role {
 /// function's start, with the reason in its log.
 pub async fn serve(build: impl FnOnce(&Deployment) -> Functions) -> Result<(), Error> {
     crate::init_logs();
-    let role = env::parsed_or("STRATA_ROLE", Role::All)?;
+    // Always named, `all` included: a function whose role was left unset would serve every role
+    // under one IAM role.
+    let role: Role = env::parse("STRATA_ROLE", &env::required("STRATA_ROLE")?)?;
     let table = env::required("STRATA_TABLE")?;
     let key_id = env::required("STRATA_KMS_KEY_ID")?;
     let format = env::parsed_or("STRATA_COMMIT_FORMAT", CommitFormat::V3)?;
@@ -174,8 +178,11 @@ impl Handler {
     ) -> Result<Self, Error> {
         let Functions { service, consumers } = functions;
         let tenancy = || tenancy.clone().ok_or(ConfigError::Missing { name: "STRATA_TENANT" });
-        if role == Role::Admin {
-            settings.admin = true;
+        // The admin routes are a role of their own, never a setting of the query role.
+        match role {
+            Role::Admin => settings.admin = true,
+            Role::Query => settings.admin = false,
+            _ => {}
         }
         let commands = match role {
             Role::Command | Role::All => Some(service.command_api(tenancy()?, settings)?),
@@ -201,6 +208,12 @@ impl Handler {
             }
             _ => Vec::new(),
         };
+        if role == Role::Projector && projectors.is_empty() {
+            return Err("STRATA_ROLE=projector, and the service has no read model".into());
+        }
+        if role == Role::Consumer && consumers.is_empty() {
+            return Err("STRATA_ROLE=consumer, and the service has no consumer".into());
+        }
         Ok(Self { commands, queries, projectors, consumers })
     }
 
@@ -251,12 +264,6 @@ impl Handler {
             let (response, _) = consumer.handle_batch(batch.clone()).await?;
             failed.extend(response.batch_item_failures.into_iter().map(|f| f.item_identifier));
         }
-        let mut response = SqsBatchResponse::default();
-        for id in failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-        Ok(response)
+        strata_eventbridge::batch_response(failed.into_iter().map(Some))
     }
 }

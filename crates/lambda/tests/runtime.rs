@@ -51,6 +51,15 @@ async fn each_role_serves_its_events_and_refuses_the_others() {
     let missing = invoke(&command, http()).await.unwrap();
     assert_eq!(missing["statusCode"], 404, "{missing}");
 
+    // The query role never serves the admin routes, whatever STRATA_ADMIN says.
+    let mut admin_on = Settings { admin: true, ..Settings::default() };
+    let query = Handler::new(Role::Query, functions(), tenancy.clone(), &mut admin_on, None).unwrap();
+    let export =
+        invoke(&query, strata_testing::apigw_v2_event("GET", "/admin/subjects/c-1/export", "", &[], None))
+            .await
+            .unwrap();
+    assert_eq!(export["statusCode"], 404, "{export}");
+
     let all = handler(Role::All, tenancy, None).unwrap();
     assert!(invoke(&all, json!({ "detail-type": "x" })).await.unwrap_err().contains("not an API Gateway"));
 }
@@ -67,6 +76,22 @@ async fn a_configuration_that_cannot_work_stops_the_start() {
         None,
     );
     assert!(admin.err().unwrap().to_string().contains("admin routes need"));
+    let bare = Handler::new(
+        Role::Projector,
+        Functions::new(Service::new(store())),
+        None,
+        &mut Settings::default(),
+        None,
+    );
+    assert!(bare.err().unwrap().to_string().contains("no read model"));
+    let bare = Handler::new(
+        Role::Consumer,
+        Functions::new(Service::new(store())),
+        None,
+        &mut Settings::default(),
+        None,
+    );
+    assert!(bare.err().unwrap().to_string().contains("no consumer"));
     assert!("teleport".parse::<Role>().is_err());
     assert_eq!("projector".parse::<Role>(), Ok(Role::Projector));
 }

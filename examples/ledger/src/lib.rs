@@ -16,7 +16,7 @@ mod transfer;
 mod views;
 
 pub use account::{Account, AccountCommand, AccountError, AccountEvent};
-pub use process::TransferProcess;
+pub use process::{TransferProcess, step_key};
 pub use transfer::{Transfer, TransferCommand, TransferError, TransferEvent, TransferStatus};
 pub use views::{Balance, Balances, TransferStatuses, TransferView};
 

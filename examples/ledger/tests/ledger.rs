@@ -260,3 +260,70 @@ async fn callers_cannot_record_the_process_steps_or_take_its_keys() {
         "internal commands are not documented"
     );
 }
+
+#[tokio::test]
+async fn a_refused_step_stays_refused_when_the_funds_arrive_before_a_rerun() {
+    use strata_core::IdempotencyStore;
+    let ledger = ledger();
+    for account in ["a-1", "a-2"] {
+        ledger
+            .command(
+                &format!("/account/{account}/commands/open"),
+                json!({ "holder_id": "h", "holder_name": "Ada" }),
+            )
+            .await;
+    }
+    ledger
+        .command("/transfer/t-6/commands/request", json!({ "from": "a-1", "to": "a-2", "amount_minor": 10 }))
+        .await;
+    // An earlier run found a-1 short and wrote its refusal under the debit's key, then died before
+    // recording the failure; the funds arrive before the rerun.
+    let transfer = StreamId::new("acme", "transfer", "t-6").unwrap();
+    let refusal = strata_core::IdempotencyRecord {
+        tenant: "acme".into(),
+        key: strata_example_ledger::step_key(&transfer, "debit"),
+        request_hash: "refused:insufficient_funds".into(),
+        outcome: json!({ "refused": "insufficient_funds" }),
+        expires_at: chrono::Utc::now() + chrono::Duration::days(1),
+    };
+    ledger.store.put_record(refusal).await.unwrap();
+    ledger.command("/account/a-1/commands/credit", json!({ "amount_minor": 100, "reference": "cash" })).await;
+
+    let requested = ledger.events("transfer", "t-6").await.remove(0);
+    let (response, _) =
+        ledger.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    let (_, state) = ledger.get("/transfer/t-6", "").await;
+    assert_eq!(
+        (&state["state"]["status"], &state["state"]["failure"]),
+        (&json!("failed"), &json!("insufficient_funds"))
+    );
+    assert_eq!(ledger.events("account", "a-1").await.len(), 2, "opened and credited; never debited");
+}
+
+#[tokio::test]
+async fn a_transfer_of_the_longest_id_settles() {
+    let ledger = ledger();
+    for account in ["a-1", "a-2"] {
+        ledger
+            .command(
+                &format!("/account/{account}/commands/open"),
+                json!({ "holder_id": "h", "holder_name": "Ada" }),
+            )
+            .await;
+    }
+    ledger.command("/account/a-1/commands/credit", json!({ "amount_minor": 5, "reference": "cash" })).await;
+    let id = "t".repeat(strata_core::MAX_ID_LEN);
+    let (status, _) = ledger
+        .command(
+            &format!("/transfer/{id}/commands/request"),
+            json!({ "from": "a-1", "to": "a-2", "amount_minor": 5 }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let requested = ledger.events("transfer", &id).await.remove(0);
+    ledger.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
+    let (_, account) = ledger.get("/account/a-2", "").await;
+    assert_eq!(account["state"]["balance_minor"], 5, "{account}");
+}
