@@ -15,15 +15,6 @@ pub struct CommandPaths {
     schemas: Map<String, Value>,
 }
 
-/// The command API of aggregate `A` alone.
-pub fn command_api<A>(title: &str, version: &str) -> Value
-where
-    A: Aggregate,
-    A::Command: ToSchema,
-{
-    command_document(title, version, [command_paths::<A>()])
-}
-
 /// One `POST /{category}/{id}/commands/{name}` per command variant of `A`, with the command's fields
 /// as the request body (from `A::Command`'s derived schema).
 pub fn command_paths<A>() -> CommandPaths
@@ -91,11 +82,6 @@ pub fn command_document(
         "paths": paths,
         "components": { "schemas": schemas },
     })
-}
-
-/// The query API of aggregate category `category` and read model `projection`.
-pub fn query_api(title: &str, version: &str, category: &str, projection: &str, admin: bool) -> Value {
-    query_document(title, version, &[category], &[projection], admin)
 }
 
 /// The query API of aggregate categories `categories` and read models `projections` (a service's:

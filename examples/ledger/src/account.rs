@@ -156,8 +156,8 @@ impl Aggregate for Account {
         let invalid = |field, reason| AccountError::InvalidInput { field, reason };
         match command {
             AccountCommand::Open { holder_id, holder_name } => {
-                crate::text("holder_id", holder_id, 256).map_err(|r| invalid("holder_id", r))?;
-                crate::text("holder_name", holder_name, 256).map_err(|r| invalid("holder_name", r))?;
+                crate::text(holder_id, 256).map_err(|r| invalid("holder_id", r))?;
+                crate::text(holder_name, 256).map_err(|r| invalid("holder_name", r))?;
                 if self.holder_id.is_some() {
                     return Err(AccountError::AlreadyOpen);
                 }
@@ -211,7 +211,7 @@ impl Account {
         if amount_minor == 0 {
             return Err(AccountError::InvalidInput { field: "amount_minor", reason: "must be at least 1" });
         }
-        crate::text("reference", reference, 256)
+        crate::text(reference, 256)
             .map_err(|reason| AccountError::InvalidInput { field: "reference", reason })
     }
 }

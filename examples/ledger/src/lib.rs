@@ -43,8 +43,7 @@ pub fn functions(deployed: &strata_lambda::runtime::Deployment) -> strata_lambda
 }
 
 /// Refuses an empty or over-long text field.
-fn text(field: &'static str, value: &str, max: usize) -> Result<(), &'static str> {
-    let _ = field;
+fn text(value: &str, max: usize) -> Result<(), &'static str> {
     if value.trim().is_empty() {
         Err("must not be empty")
     } else if value.len() > max {

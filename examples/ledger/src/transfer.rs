@@ -172,8 +172,8 @@ impl Aggregate for Transfer {
         let invalid = |field, reason| TransferError::InvalidInput { field, reason };
         match command {
             TransferCommand::Request { from, to, amount_minor } => {
-                crate::text("from", from, 256).map_err(|r| invalid("from", r))?;
-                crate::text("to", to, 256).map_err(|r| invalid("to", r))?;
+                crate::text(from, 256).map_err(|r| invalid("from", r))?;
+                crate::text(to, 256).map_err(|r| invalid("to", r))?;
                 if from == to {
                     return Err(invalid("to", "must differ from from"));
                 }
@@ -197,7 +197,7 @@ impl Aggregate for Transfer {
                 status => Err(TransferError::WrongStatus { status }),
             },
             TransferCommand::RefuseCredit { reason } => {
-                crate::text("reason", reason, 256).map_err(|r| invalid("reason", r))?;
+                crate::text(reason, 256).map_err(|r| invalid("reason", r))?;
                 match self.status {
                     TransferStatus::Debited => {
                         Ok(vec![TransferEvent::TransferCreditRefused { reason: reason.clone() }])
@@ -212,7 +212,7 @@ impl Aggregate for Transfer {
                 status => Err(TransferError::WrongStatus { status }),
             },
             TransferCommand::Fail { reason } => {
-                crate::text("reason", reason, 256).map_err(|r| invalid("reason", r))?;
+                crate::text(reason, 256).map_err(|r| invalid("reason", r))?;
                 match self.status {
                     TransferStatus::Requested | TransferStatus::Refunding => {
                         Ok(vec![TransferEvent::TransferFailed { reason: reason.clone() }])

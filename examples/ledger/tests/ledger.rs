@@ -64,6 +64,29 @@ impl Ledger {
         self.store.read(&stream, 1, 100).await.unwrap().events
     }
 
+    /// Opens these accounts for holder `h`; each answers 200.
+    async fn open(&self, accounts: &[&str]) {
+        for account in accounts {
+            let (status, answer) = self
+                .command(
+                    &format!("/account/{account}/commands/open"),
+                    json!({ "holder_id": "h", "holder_name": "Ada" }),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+
+    /// The transfer's request event, delivered once to the transfer process; its batch response
+    /// reports nothing failed.
+    async fn settle(&self, transfer: &str) -> strata_eventbridge::EffectsOutcome {
+        let requested = self.events("transfer", transfer).await.remove(0);
+        let (response, outcome) =
+            self.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        outcome
+    }
+
     /// Every event of these streams, through every projection, as one SQS batch.
     async fn project(&self, streams: &[(&str, &str)]) {
         let mut messages = Vec::new();
@@ -142,22 +165,11 @@ async fn a_transfer_moves_money_once_however_often_its_event_is_delivered() {
 #[tokio::test]
 async fn a_transfer_over_the_balance_fails_and_moves_nothing() {
     let ledger = ledger();
-    for account in ["a-1", "a-2"] {
-        ledger
-            .command(
-                &format!("/account/{account}/commands/open"),
-                json!({ "holder_id": "h", "holder_name": "Ada" }),
-            )
-            .await;
-    }
+    ledger.open(&["a-1", "a-2"]).await;
     ledger
         .command("/transfer/t-9/commands/request", json!({ "from": "a-1", "to": "a-2", "amount_minor": 5 }))
         .await;
-    let requested = ledger.events("transfer", "t-9").await.remove(0);
-    let (response, outcome) =
-        ledger.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
-    assert!(response.batch_item_failures.is_empty());
-    assert_eq!(outcome.done, 1);
+    assert_eq!(ledger.settle("t-9").await.done, 1);
     let (_, state) = ledger.get("/transfer/t-9", "").await;
     assert_eq!(state["state"]["status"], "failed", "{state}");
     assert_eq!(ledger.events("account", "a-1").await.len(), 1, "nothing debited");
@@ -265,14 +277,7 @@ async fn callers_cannot_record_the_process_steps_or_take_its_keys() {
 async fn a_refused_step_stays_refused_when_the_funds_arrive_before_a_rerun() {
     use strata_core::IdempotencyStore;
     let ledger = ledger();
-    for account in ["a-1", "a-2"] {
-        ledger
-            .command(
-                &format!("/account/{account}/commands/open"),
-                json!({ "holder_id": "h", "holder_name": "Ada" }),
-            )
-            .await;
-    }
+    ledger.open(&["a-1", "a-2"]).await;
     ledger
         .command("/transfer/t-6/commands/request", json!({ "from": "a-1", "to": "a-2", "amount_minor": 10 }))
         .await;
@@ -289,11 +294,8 @@ async fn a_refused_step_stays_refused_when_the_funds_arrive_before_a_rerun() {
     ledger.store.put_record(refusal).await.unwrap();
     ledger.command("/account/a-1/commands/credit", json!({ "amount_minor": 100, "reference": "cash" })).await;
 
-    let requested = ledger.events("transfer", "t-6").await.remove(0);
-    let (response, _) =
-        ledger.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
+    ledger.settle("t-6").await;
 
-    assert!(response.batch_item_failures.is_empty());
     let (_, state) = ledger.get("/transfer/t-6", "").await;
     assert_eq!(
         (&state["state"]["status"], &state["state"]["failure"]),
@@ -305,14 +307,7 @@ async fn a_refused_step_stays_refused_when_the_funds_arrive_before_a_rerun() {
 #[tokio::test]
 async fn a_transfer_of_the_longest_id_settles() {
     let ledger = ledger();
-    for account in ["a-1", "a-2"] {
-        ledger
-            .command(
-                &format!("/account/{account}/commands/open"),
-                json!({ "holder_id": "h", "holder_name": "Ada" }),
-            )
-            .await;
-    }
+    ledger.open(&["a-1", "a-2"]).await;
     ledger.command("/account/a-1/commands/credit", json!({ "amount_minor": 5, "reference": "cash" })).await;
     let id = "t".repeat(strata_core::MAX_ID_LEN);
     let (status, _) = ledger
@@ -322,8 +317,7 @@ async fn a_transfer_of_the_longest_id_settles() {
         )
         .await;
     assert_eq!(status, 200);
-    let requested = ledger.events("transfer", &id).await.remove(0);
-    ledger.process.handle_batch(sqs_event(vec![sqs_message(&requested, "m-1")])).await.unwrap();
+    assert_eq!(ledger.settle(&id).await.done, 1);
     let (_, account) = ledger.get("/account/a-2", "").await;
     assert_eq!(account["state"]["balance_minor"], 5, "{account}");
 }
