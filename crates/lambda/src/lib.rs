@@ -16,6 +16,7 @@ pub mod env;
 pub mod http;
 pub mod openapi;
 pub mod problem;
+pub mod publisher;
 pub mod query_api;
 pub mod runtime;
 pub mod service;

@@ -1,8 +1,8 @@
 //! One Lambda binary for a whole service: its command API, query API, projectors and consumers, each
 //! deployed as a function of its own (its own role, its own least-privilege IAM role) by setting
 //! `STRATA_ROLE` (always required), and all of them at once with `STRATA_ROLE=all` (local serving,
-//! tests). The table's stream publisher is not part of it: it is the same for every
-//! service (`functions/stream-publisher`).
+//! tests). The table's stream publisher is a role of it too (`publisher`), so a team deploys one zip
+//! for every function of its service.
 //!
 //! ```no_run
 //! use strata_lambda::Service;
@@ -30,7 +30,8 @@
 //! | `admin` | the query API with the admin routes (export, forget) | as `command` |
 //! | `projector` | SQS batches of the bus's events: every projection | |
 //! | `consumer` | SQS batches: the consumer `STRATA_CONSUMER` names (every consumer when unset) | |
-//! | `all` (local serving, tests) | HTTP: POST to the command API, the rest to the query API (with admin routes when `STRATA_ADMIN`); SQS: every projection and every consumer | as `command` |
+//! | `publisher` | DynamoDB stream batches of the table: published to EventBridge | see [`crate::publisher`] |
+//! | `all` (local serving, tests) | HTTP: POST to the command API, the rest to the query API (with admin routes when `STRATA_ADMIN`); SQS: every projection and every consumer; stream batches when `STRATA_EVENT_BUS` is set | as `command` |
 //!
 //! Every role needs `STRATA_TABLE` and `STRATA_KMS_KEY_ID`; `STRATA_COMMIT_FORMAT` as the orders
 //! command function reads it. An event of a kind the role does not serve fails the invocation.
@@ -38,6 +39,7 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Error, LambdaEvent};
@@ -45,7 +47,7 @@ use serde_json::Value;
 use strata_core::FieldCipher;
 use strata_core::projection::AnyProjector;
 use strata_dynamodb::{CommitFormat, DynamoStore};
-use strata_eventbridge::AnyEffects;
+use strata_eventbridge::{AnyEffects, StreamRelay};
 use strata_kms::KmsKeys;
 
 use crate::env::{self, ConfigError};
@@ -94,6 +96,8 @@ pub enum Role {
     Projector,
     /// One consumer (`STRATA_CONSUMER`), or all.
     Consumer,
+    /// The stream publisher (the outbox relay).
+    Publisher,
     /// Everything: local serving and tests.
     All,
 }
@@ -108,10 +112,11 @@ impl FromStr for Role {
             "admin" => Self::Admin,
             "projector" => Self::Projector,
             "consumer" => Self::Consumer,
+            "publisher" => Self::Publisher,
             "all" => Self::All,
             other => {
                 return Err(format!(
-                    "`{other}` is not one of command, query, admin, projector, consumer, all"
+                    "`{other}` is not one of command, query, admin, projector, consumer, publisher, all"
                 ));
             }
         })
@@ -132,8 +137,19 @@ pub async fn serve(build: impl FnOnce(&Deployment) -> Functions) -> Result<(), E
     let sdk = crate::aws().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_commit_format(format);
     let cipher = FieldCipher::new(KmsKeys::new(aws_sdk_kms::Client::new(&sdk), key_id, store.clone()));
+    let relay = match role {
+        Role::Publisher => Some(crate::publisher::relay_from_env(&sdk)?),
+        Role::All if env::optional("STRATA_EVENT_BUS")?.is_some() => {
+            Some(crate::publisher::relay_from_env(&sdk)?)
+        }
+        _ => None,
+    };
     let functions = build(&Deployment { sdk, store, cipher });
-    let handler = &Handler::from_env(role, functions)?;
+    let mut handler = Handler::from_env(role, functions)?;
+    if let Some(relay) = relay {
+        handler = handler.with_relay(relay);
+    }
+    let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| handler.invoke(event)))
         .await
 }
@@ -145,6 +161,7 @@ impl std::fmt::Debug for Handler {
             .field("queries", &self.queries.is_some())
             .field("projectors", &self.projectors.iter().map(|p| p.name()).collect::<Vec<_>>())
             .field("consumers", &self.consumers.iter().map(|c| c.name()).collect::<Vec<_>>())
+            .field("relay", &self.relay.is_some())
             .finish()
     }
 }
@@ -155,6 +172,7 @@ pub struct Handler {
     queries: Option<QueryApi>,
     projectors: Vec<Box<dyn AnyProjector>>,
     consumers: Vec<Box<dyn AnyEffects>>,
+    relay: Option<StreamRelay<aws_sdk_eventbridge::Client>>,
 }
 
 impl Handler {
@@ -214,7 +232,14 @@ impl Handler {
         if role == Role::Consumer && consumers.is_empty() {
             return Err("STRATA_ROLE=consumer, and the service has no consumer".into());
         }
-        Ok(Self { commands, queries, projectors, consumers })
+        Ok(Self { commands, queries, projectors, consumers, relay: None })
+    }
+
+    /// Also relays the table's stream batches (the `publisher` role; `all` when `STRATA_EVENT_BUS`
+    /// is set).
+    pub fn with_relay(mut self, relay: StreamRelay<aws_sdk_eventbridge::Client>) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// One invocation: an API Gateway HTTP (2.0) event or an SQS event in, its response out.
@@ -226,9 +251,20 @@ impl Handler {
             }
             return Ok(crate::http::invoke(&|request| self.http(request), event).await);
         }
-        let sqs = payload.get("Records").and_then(Value::as_array).is_some_and(|records| {
-            records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-        });
+        let source = |wanted: &str| {
+            payload.get("Records").and_then(Value::as_array).is_some_and(|records| {
+                records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some(wanted))
+            })
+        };
+        // A batch is never empty as Lambda delivers it; an empty one is answered as a queue's.
+        if source("aws:dynamodb") && !source("aws:sqs") {
+            let Some(relay) = &self.relay else {
+                return Err("this function serves no table stream (STRATA_ROLE)".into());
+            };
+            let batch: DynamoDbEvent = serde_json::from_value(event.payload)?;
+            return Ok(serde_json::to_value(relay.handle(batch).await?)?);
+        }
+        let sqs = source("aws:sqs");
         if sqs {
             if self.projectors.is_empty() && self.consumers.is_empty() {
                 return Err("this function serves no queue (STRATA_ROLE)".into());
@@ -236,7 +272,7 @@ impl Handler {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             return Ok(serde_json::to_value(self.sqs(batch).await?)?);
         }
-        Err("not an API Gateway HTTP (2.0) event nor an SQS event".into())
+        Err("not an API Gateway HTTP (2.0) event, an SQS event nor a DynamoDB stream event".into())
     }
 
     async fn http(&self, request: Request) -> Response<Body> {

@@ -62,6 +62,50 @@ async fn each_role_serves_its_events_and_refuses_the_others() {
 
     let all = handler(Role::All, tenancy, None).unwrap();
     assert!(invoke(&all, json!({ "detail-type": "x" })).await.unwrap_err().contains("not an API Gateway"));
+    // Without a relay (`all` without STRATA_EVENT_BUS), stream batches are refused, not dropped.
+    assert!(invoke(&all, stream()).await.unwrap_err().contains("serves no table stream"));
+    assert!(invoke(&projector, stream()).await.unwrap_err().contains("serves no table stream"));
+}
+
+/// A stream batch of one record the relay has nothing to publish from (a view's insert).
+fn stream() -> Value {
+    json!({ "Records": [{
+        "eventID": "1",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": { "pk": { "S": "acme#v#summaries#o-1" }, "sk": { "S": "view" } },
+            "NewImage": { "pk": { "S": "acme#v#summaries#o-1" }, "sk": { "S": "view" }, "kind": { "S": "view" } },
+            "SequenceNumber": "100",
+            "SizeBytes": 60,
+            "StreamViewType": "NEW_IMAGE"
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
+    }] })
+}
+
+#[tokio::test]
+async fn the_publisher_role_relays_stream_batches_and_serves_nothing_else() {
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let publisher = strata_eventbridge::EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::from_conf(config),
+        "bus",
+        "com.example.test",
+    )
+    .unwrap();
+    let relay = strata_eventbridge::StreamRelay::new(publisher);
+    let handler = handler(Role::Publisher, None, None).unwrap().with_relay(relay);
+    assert_eq!(invoke(&handler, stream()).await.unwrap(), json!({ "batchItemFailures": [] }));
+    assert!(invoke(&handler, http()).await.unwrap_err().contains("serves no HTTP API"));
+    let sqs = json!({ "Records": [{ "eventSource": "aws:sqs", "messageId": "m-1", "body": "{}" }] });
+    assert!(invoke(&handler, sqs).await.unwrap_err().contains("serves no queue"));
+    assert_eq!("publisher".parse::<Role>(), Ok(Role::Publisher));
 }
 
 #[tokio::test]
