@@ -7,7 +7,7 @@
 //   strata:retainData=false      delete table and keys with the stack (throwaway environments)
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { functionsFromZips, placeholderCode } from '../lib/code';
+import { functionsFromZips, placeholderCode } from '../lib/function-code';
 import { EXAMPLE_EVENT_SOURCE, StrataStack, type StrataStackProps } from '../lib/strata-stack';
 
 const app = new App(); // the CLI passes cdk.json's context

@@ -1,17 +1,20 @@
 // EventSourcedService: everything one Strata service needs on AWS, wired as the Rust side expects.
 //
-//   HTTP API ─► command-api ─► table (TableSpec) ─stream─► stream-publisher ─► bus ─rule─► queue ─► projector
-//            ─► query-api   ─┘        ▲                     (bisect, bounded       │ archive    (DLQ)   │
-//            ─► query-admin ─┘        └──────────────────── retries, on-failure)   └─ rule DLQ          ▼
-//                                                                                              views in the table
-import { Aws, Duration, Names, RemovalPolicy, Validations } from 'aws-cdk-lib';
+//   HTTP API ─► command ─► table (TableSpec) ─stream─► publisher ─► bus ─rule─► queue ─► projector
+//            ─► query   ─┘        ▲                (bisect, bounded   │ archive    (DLQ)   │
+//            ─► admin   ─┘        └─────────────── retries, on-failure)├─ rule DLQ          ▼
+//                                                                     │             views in the table
+//                                             addConsumer(name, ...) └─rule─► queue ─► consumer (effects)
+//
+// Every function runs the team's code (one `strata_lambda::runtime::serve` binary for all, told its
+// part by STRATA_ROLE, or code per role), with its own least-privilege role.
+import { Aws, CfnOutput, Duration, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -19,7 +22,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, TableAccess } from './access';
-import { type FunctionCode, StrataFunction } from './strata-function';
+import { ServiceConsumer, type ConsumerProps } from './consumer';
+import { checkNames, checkQueue, feedFromBus, type QueueSettings, RESERVED_CATEGORIES, serviceQueue } from './wiring';
+import type { FunctionCode, FunctionRole } from './function-code';
+import { checkSettings, type FunctionSettings, StrataFunction } from './strata-function';
 import { EventStoreTable, loadTableSpec, type TableSpec } from './table-spec';
 
 /** Whose data a request touches: one tenant per deployment, or the tenant named by a JWT claim. */
@@ -55,18 +61,49 @@ export interface PublisherSettings {
   readonly maxRecordAge?: Duration;
 }
 
-/** Settings of the projector's queue. */
-export interface ProjectorSettings {
-  /** Messages per invocation (default 10). */
-  readonly batchSize?: number;
-  /** Receives before a message moves to the dead-letter queue (default 5). */
-  readonly maxReceiveCount?: number;
+/** The projector's queue (see {@link QueueSettings}). */
+export type ProjectorSettings = QueueSettings;
+
+/** The tunables of each function (defaults in parentheses). */
+export interface ServiceFunctionSettings {
+  /** The command function (256 MB, 20 s: the repository retries a conflict for up to 16 s). */
+  readonly command?: FunctionSettings;
+  /** The query function (256 MB, 10 s). */
+  readonly query?: FunctionSettings;
+  /** The admin function (256 MB, 10 s). */
+  readonly admin?: FunctionSettings;
+  /** The projector (256 MB, 60 s). */
+  readonly projector?: FunctionSettings;
+  /** The stream publisher (256 MB, 60 s). */
+  readonly publisher?: FunctionSettings;
+}
+
+/** Throttling of the HTTP API's default stage (API Gateway's token bucket). */
+export interface ApiThrottle {
+  /** Requests per second, steady (default 100). */
+  readonly rateLimit: number;
+  /** Requests at once, in a burst (default 200). */
+  readonly burstLimit: number;
 }
 
 /** Properties of {@link EventSourcedService}. */
 export interface EventSourcedServiceProps {
-  /** Where each function's code comes from (see `functionsFromZips`). */
+  /**
+   * Where each function's code comes from: `serviceFromZip(zip)` for a service's one binary
+   * (`strata_lambda::runtime::serve`), or code per role.
+   */
   readonly code: FunctionCode;
+  /**
+   * The categories of the service's aggregates (`Aggregate::CATEGORY`), each routed to the command
+   * and query functions: `POST /{category}/{id}/commands/{name}`, `GET /{category}/{id}` and
+   * `GET /{category}/{id}/events`. Requests for any other path never reach a function.
+   */
+  readonly aggregates: readonly string[];
+  /**
+   * The names of its read models (`Projection::NAME`), served at `GET /views/{name}` and
+   * `GET /views/{name}/{id}`. With none, there is no projector (nor its queue). Default none.
+   */
+  readonly projections?: readonly string[];
   /** The EventBridge `source` of published events (`STRATA_EVENT_SOURCE`), e.g. `com.example.orders`. */
   readonly eventSource: string;
   /** Tenancy of the command and query functions. */
@@ -106,6 +143,10 @@ export interface EventSourcedServiceProps {
   readonly publisher?: PublisherSettings;
   /** Projector queue. */
   readonly projector?: ProjectorSettings;
+  /** Memory, timeout and reserved concurrency of each function. */
+  readonly functionSettings?: ServiceFunctionSettings;
+  /** Throttling of the HTTP API (default 100 requests per second, bursts of 200). */
+  readonly throttle?: ApiThrottle;
   /** How long the bus archive keeps events for replay (default 365 days). */
   readonly archiveRetention?: Duration;
   /** Log retention of every function and of the API access log (default one month). */
@@ -126,11 +167,11 @@ export class EventSourcedService extends Construct {
   readonly fieldKey: kms.Key;
   /** The bus events are published to. */
   readonly bus: events.EventBus;
-  /** The projector's queue (fed by a rule on the bus). */
-  readonly projectorQueue: sqs.Queue;
-  /** Messages the projector failed `maxReceiveCount` times. */
-  readonly projectorDeadLetters: sqs.Queue;
-  /** Events the rule could not deliver to the projector's queue. */
+  /** The projector's queue (fed by a rule on the bus), when the service has read models. */
+  readonly projectorQueue?: sqs.Queue;
+  /** Messages the projector failed `maxReceiveCount` times, when the service has read models. */
+  readonly projectorDeadLetters?: sqs.Queue;
+  /** Events the rules could not deliver to the projector's or a consumer's queue. */
   readonly deliveryDeadLetters: sqs.Queue;
   /** Stream batches the publisher gave up on (metadata to replay them from the table). */
   readonly publisherFailures: sqs.Queue;
@@ -140,12 +181,24 @@ export class EventSourcedService extends Construct {
     readonly queryApi: StrataFunction;
     readonly queryAdmin?: StrataFunction;
     readonly streamPublisher: StrataFunction;
-    readonly projector: StrataFunction;
+    readonly projector?: StrataFunction;
   };
+  /** The consumers added with {@link EventSourcedService.addConsumer}, by name. */
+  readonly consumers: Record<string, ServiceConsumer> = {};
   /** The HTTP API. */
   readonly api: apigw.HttpApi;
   /** Every alarm of the service. */
   readonly alarms: cloudwatch.Alarm[] = [];
+
+  /** Everything {@link EventSourcedService.addConsumer} wires a consumer to. */
+  private readonly wiring: {
+    readonly props: EventSourcedServiceProps;
+    readonly access: TableAccess;
+    readonly isolatedTenant: string | undefined;
+    readonly logRetention: logs.RetentionDays;
+    readonly removalPolicy: RemovalPolicy;
+    readonly storeEnv: Record<string, string>;
+  };
 
   constructor(scope: Construct, id: string, props: EventSourcedServiceProps) {
     super(scope, id);
@@ -153,27 +206,10 @@ export class EventSourcedService extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const fixedTenant = 'fixed' in props.tenancy ? props.tenancy.fixed : undefined;
-    const cacheEntries = props.streamCacheEntries;
-    if (cacheEntries !== undefined && (!Number.isSafeInteger(cacheEntries) || cacheEntries < 0)) {
-      throw new Error(`streamCacheEntries ${cacheEntries}: use a whole number of streams, 0 to turn the cache off`);
-    }
-    if (props.commitFormat !== undefined && !['v3', 'v2', 'legacy'].includes(props.commitFormat)) {
-      throw new Error(`commitFormat ${JSON.stringify(props.commitFormat)}: use v3, v2 or legacy`);
-    }
-    const keep = props.snapshotKeep;
-    if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) {
-      throw new Error(`snapshotKeep ${keep}: keep at least 1 snapshot per stream, a whole number`);
-    }
-    if (props.tenantIsolation && !fixedTenant) {
-      throw new Error('tenantIsolation needs tenancy { fixed }: one role cannot be confined to a tenant named per request');
-    }
-    if ('iam' in props.auth && !fixedTenant) {
-      throw new Error('tenancy { claim } needs JWT auth: IAM-authorized requests carry no JWT claims');
-    }
-    if (fixedTenant !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(fixedTenant)) {
-      // The tenant goes into IAM StringLike patterns (where * and ? are wildcards) and into keys.
-      throw new Error(`tenant '${fixedTenant}': use 1 to 64 of A-Z a-z 0-9 . _ -`);
-    }
+    checkProps(props, fixedTenant);
+    const settings = props.functionSettings ?? {};
+    for (const [role, given] of Object.entries(settings)) checkSettings(role, given ?? {});
+    const projections = props.projections ?? [];
     const isolatedTenant = props.tenantIsolation ? fixedTenant : undefined;
 
     // Keys: the table key is usable only through DynamoDB; the field key unwraps personal data and is
@@ -191,7 +227,8 @@ export class EventSourcedService extends Construct {
     this.table = new EventStoreTable(this, 'EventStore', { spec, encryptionKey: this.tableKey, removalPolicy }).table;
     const access = new TableAccess(this.table, spec, isolatedTenant);
 
-    // Publishing: bus with an archive for replay, a rule to the projector's queue with its own DLQ.
+    // Publishing: bus with an archive for replay; rules to the projector's and consumers' queues, each
+    // rule with the delivery dead-letter queue.
     // A bus needs a name; CDK's default is the same in every stack made from the template, so two stacks
     // (two stages in one account, two tests in one emulator) would collide. The stack name tells them apart.
     this.bus = new events.EventBus(this, 'Bus', {
@@ -203,124 +240,109 @@ export class EventSourcedService extends Construct {
       eventPattern: { source: [props.eventSource] },
       retention: props.archiveRetention ?? Duration.days(365),
     });
-    const queue = (queueId: string, extra: Partial<sqs.QueueProps> = {}) =>
-      new sqs.Queue(this, queueId, {
-        encryption: sqs.QueueEncryption.SQS_MANAGED,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-        ...extra,
-      });
-    this.publisherFailures = queue('PublisherFailures');
-    this.deliveryDeadLetters = queue('DeliveryDeadLetters');
+    this.publisherFailures = serviceQueue(this, 'PublisherFailures');
+    this.deliveryDeadLetters = serviceQueue(this, 'DeliveryDeadLetters');
     Validations.of(this.publisherFailures).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason: "The stream event source mapping's on-failure destination: a dead-letter queue itself (alarmed).",
     });
     Validations.of(this.deliveryDeadLetters).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason: "The EventBridge rule target's dead-letter queue: a dead-letter queue itself (alarmed).",
-    });
-    this.projectorDeadLetters = queue('ProjectorDeadLetters');
-    const projectorTimeout = Duration.seconds(60);
-    this.projectorQueue = queue('ProjectorQueue', {
-      // Lambda's guidance: at least six times the function timeout, so retries do not overlap.
-      visibilityTimeout: Duration.seconds(projectorTimeout.toSeconds() * 6),
-      deadLetterQueue: { queue: this.projectorDeadLetters, maxReceiveCount: props.projector?.maxReceiveCount ?? 5 },
-    });
-    new events.Rule(this, 'ToProjector', {
-      eventBus: this.bus,
-      description: 'Every event of the service to the projector',
-      eventPattern: { source: [props.eventSource] },
-      targets: [
-        new targets.SqsQueue(this.projectorQueue, {
-          deadLetterQueue: this.deliveryDeadLetters,
-          retryAttempts: 185,
-          maxEventAge: Duration.hours(24),
-        }),
-      ],
+      reason: "The EventBridge rules' dead-letter queue: a dead-letter queue itself (alarmed).",
     });
 
     // Functions.
-    const common = {
-      code: props.code,
-      logRetention,
-      removalPolicy,
-      alarmAction: props.alarmAction,
-    };
+    const code = (role: FunctionRole) => props.code(role);
+    const common = { logRetention, removalPolicy, alarmAction: props.alarmAction };
     const tenancyEnv: Record<string, string> =
       'fixed' in props.tenancy ? { STRATA_TENANT: props.tenancy.fixed } : { STRATA_TENANT_CLAIM: props.tenancy.claim };
     const storeEnv = { STRATA_TABLE: this.table.tableName, STRATA_KMS_KEY_ID: this.fieldKey.keyArn };
-    const apiFunction = (
+    this.wiring = { props, access, isolatedTenant, logRetention, removalPolicy, storeEnv };
+    const fn = (
       fnId: string,
-      name: 'command-api' | 'query-api',
+      role: Exclude<FunctionRole, 'consumer'>,
       description: string,
-      env = {},
-      timeout = Duration.seconds(10),
-    ) =>
-      new StrataFunction(this, fnId, {
+      environment: Record<string, string>,
+      defaults: { timeout: Duration; memorySize: number },
+      extraWildcardReason?: string,
+    ) => {
+      const given = settings[role] ?? {};
+      return new StrataFunction(this, fnId, {
         ...common,
-        name,
+        role,
+        code: code(role),
         description,
-        environment: { ...storeEnv, ...tenancyEnv, ...env },
-        timeout,
-        memorySize: 256,
+        environment: { STRATA_ROLE: role, ...storeEnv, ...environment },
+        timeout: given.timeout ?? defaults.timeout,
+        memorySize: given.memorySize ?? defaults.memorySize,
+        reservedConcurrency: given.reservedConcurrency,
+        extraWildcardReason,
       });
+    };
+    const snapshotEvery = String(props.snapshotEvery ?? 100);
 
     // 20 s: the repository's default RetryPolicy retries conflicts for up to 16 s (API Gateway's
     // integration timeout is 30 s).
-    const commandApi = apiFunction(
+    const commandApi = fn(
       'CommandApi',
-      'command-api',
+      'command',
       'Strata commands: POST /{category}/{id}/commands/{name}',
       {
-        STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
+        ...tenancyEnv,
+        STRATA_SNAPSHOT_EVERY: snapshotEvery,
         STRATA_STREAM_CACHE_ENTRIES: String(props.streamCacheEntries ?? 1000),
         // The stream publisher prunes old snapshots (below): off the command path.
         STRATA_SNAPSHOT_PRUNING: 'publisher',
         ...(props.commitFormat ? { STRATA_COMMIT_FORMAT: props.commitFormat } : {}),
       },
-      Duration.seconds(20),
+      { timeout: Duration.seconds(20), memorySize: 256 },
     );
     access.read(commandApi.function, []);
     access.put(commandApi.function, ['stream', 'data_key', 'idempotency']);
     grantTableKey(this.tableKey, commandApi.function, true);
     grantFieldKey(this.fieldKey, commandApi.function, true, isolatedTenant);
 
-    const queryApi = apiFunction('QueryApi', 'query-api', 'Strata queries: state, events, views', {
-      STRATA_ADMIN: 'false',
+    const apiDefaults = { timeout: Duration.seconds(10), memorySize: 256 };
+    const queryApi = fn(
+      'QueryApi',
+      'query',
+      'Strata queries: state, events, views',
       // The command side's interval: above 0, loads start from its snapshots.
-      STRATA_SNAPSHOT_EVERY: String(props.snapshotEvery ?? 100),
-    });
+      { ...tenancyEnv, STRATA_ADMIN: 'false', STRATA_SNAPSHOT_EVERY: snapshotEvery },
+      apiDefaults,
+    );
     access.read(queryApi.function, ['lookup', 'snapshots']); // view listings; ?at= from a snapshot
     grantTableKey(this.tableKey, queryApi.function, false);
     grantFieldKey(this.fieldKey, queryApi.function, false, isolatedTenant);
 
     let queryAdmin: StrataFunction | undefined;
     if (props.admin ?? true) {
-      queryAdmin = apiFunction('QueryAdmin', 'query-api', 'Strata admin: subject export and forget', {
-        STRATA_ADMIN: 'true',
-      });
+      queryAdmin = fn(
+        'QueryAdmin',
+        'admin',
+        'Strata admin: subject export and forget',
+        { ...tenancyEnv, STRATA_ADMIN: 'true' },
+        apiDefaults,
+      );
       access.read(queryAdmin.function, []);
       access.delete(queryAdmin.function, ['data_key']); // forget = delete the subject's data key
       grantTableKey(this.tableKey, queryAdmin.function, true);
       grantFieldKey(this.fieldKey, queryAdmin.function, false, isolatedTenant);
     }
 
-    const streamPublisher = new StrataFunction(this, 'StreamPublisher', {
-      ...common,
-      name: 'stream-publisher',
-      description: 'Relays committed events from the table stream to EventBridge',
-      environment: {
+    const streamPublisher = fn(
+      'StreamPublisher',
+      'publisher',
+      'Relays committed events from the table stream to EventBridge',
+      {
         STRATA_EVENT_BUS: this.bus.eventBusName,
         STRATA_EVENT_SOURCE: props.eventSource,
         // Pruning each stream's snapshots when one is written, off the command path.
-        STRATA_TABLE: this.table.tableName,
         STRATA_SNAPSHOT_KEEP: String(props.snapshotKeep ?? 2),
       },
-      timeout: Duration.seconds(60),
-      memorySize: 256,
-      extraWildcardReason: 'dynamodb:ListStreams (added by the event source mapping) has no resource-level permissions.',
-    });
+      { timeout: Duration.seconds(60), memorySize: 256 },
+      'dynamodb:ListStreams (added by the event source mapping) has no resource-level permissions.',
+    );
     this.bus.grantPutEventsTo(streamPublisher.function);
     // Pruning a stream's old snapshots: a Query of the snapshots index (keys only) and conditional
     // deletes in stream partitions; nothing else of the table.
@@ -348,27 +370,32 @@ export class EventSourcedService extends Construct {
       }),
     );
 
-    const projector = new StrataFunction(this, 'Projector', {
-      ...common,
-      name: 'projector',
-      description: 'Applies published events to read-model views',
-      environment: storeEnv,
-      timeout: projectorTimeout,
-      memorySize: 256,
-    });
-    access.read(projector.function, []);
-    access.put(projector.function, ['view']);
-    grantTableKey(this.tableKey, projector.function, true);
-    grantFieldKey(this.fieldKey, projector.function, false, isolatedTenant);
-    projector.function.addEventSource(
-      new sources.SqsEventSource(this.projectorQueue, {
-        batchSize: props.projector?.batchSize ?? 10,
-        reportBatchItemFailures: true,
-      }),
-    );
+    let projector: StrataFunction | undefined;
+    if (projections.length > 0) {
+      projector = fn('Projector', 'projector', 'Applies published events to read-model views', {}, {
+        timeout: Duration.seconds(60),
+        memorySize: 256,
+      });
+      access.read(projector.function, []);
+      access.put(projector.function, ['view']);
+      grantTableKey(this.tableKey, projector.function, true);
+      grantFieldKey(this.fieldKey, projector.function, false, isolatedTenant);
+      const fed = feedFromBus(this, 'Projector', {
+        bus: this.bus,
+        pattern: { source: [props.eventSource] },
+        description: 'Every event of the service to the projector',
+        fn: projector.function,
+        settings: props.projector ?? {},
+        visibility: Duration.seconds(projector.function.timeout!.toSeconds() * 6),
+        deliveryDeadLetters: this.deliveryDeadLetters,
+      });
+      this.projectorQueue = fed.queue;
+      this.projectorDeadLetters = fed.deadLetters;
+    }
     this.functions = { commandApi, queryApi, queryAdmin, streamPublisher, projector };
 
-    // HTTP API: commands and queries to their functions; admin routes to the admin function only.
+    // HTTP API: each aggregate's and read model's routes to their functions, admin routes to the
+    // admin function only; any other path is answered by API Gateway, never a function.
     this.api = new apigw.HttpApi(this, 'Api', {
       description: `HTTP API of ${props.eventSource}`,
       createDefaultStage: false,
@@ -377,7 +404,7 @@ export class EventSourcedService extends Construct {
     this.api.addStage('DefaultStage', {
       stageName: '$default',
       autoDeploy: true,
-      throttle: { rateLimit: 100, burstLimit: 200 },
+      throttle: props.throttle ?? { rateLimit: 100, burstLimit: 200 },
       accessLogSettings: { destination: new apigw.LogGroupLogDestination(accessLogs) },
     });
     const [authorizer, adminAuthorizer, adminScopes] =
@@ -389,38 +416,43 @@ export class EventSourcedService extends Construct {
               new HttpJwtAuthorizer(name, jwt.issuer, { jwtAudience: [...jwt.audience] });
             return [make('Jwt'), make('AdminJwt'), [jwt.adminScope ?? 'strata/admin']] as const;
           })();
-    const route = (path: string, methods: apigw.HttpMethod[], fn: StrataFunction, admin = false) =>
+    const integrations = new Map<StrataFunction, HttpLambdaIntegration>();
+    const route = (path: string, method: apigw.HttpMethod, target: StrataFunction, admin = false) => {
+      let integration = integrations.get(target);
+      if (!integration) {
+        integration = new HttpLambdaIntegration(`${target.node.id}Integration`, target.function);
+        integrations.set(target, integration);
+      }
       this.api.addRoutes({
         path,
-        methods,
-        integration: new HttpLambdaIntegration(`${fn.node.id}Integration`, fn.function),
+        methods: [method],
+        integration,
         authorizer: admin ? adminAuthorizer : authorizer,
         authorizationScopes: admin ? adminScopes && [...adminScopes] : undefined,
       });
-    route('/{category}/{id}/commands/{name}', [apigw.HttpMethod.POST], commandApi);
-    route('/{proxy+}', [apigw.HttpMethod.GET], queryApi);
+    };
+    for (const category of props.aggregates) {
+      route(`/${category}/{id}/commands/{name}`, apigw.HttpMethod.POST, commandApi);
+      route(`/${category}/{id}`, apigw.HttpMethod.GET, queryApi);
+      route(`/${category}/{id}/events`, apigw.HttpMethod.GET, queryApi);
+    }
+    for (const view of projections) {
+      route(`/views/${view}`, apigw.HttpMethod.GET, queryApi);
+      route(`/views/${view}/{id}`, apigw.HttpMethod.GET, queryApi);
+    }
     if (queryAdmin) {
-      route('/admin/subjects/{subject}/export', [apigw.HttpMethod.GET], queryAdmin, true);
-      route('/admin/subjects/{subject}', [apigw.HttpMethod.DELETE], queryAdmin, true);
+      route('/admin/subjects/{subject}/export', apigw.HttpMethod.GET, queryAdmin, true);
+      route('/admin/subjects/{subject}', apigw.HttpMethod.DELETE, queryAdmin, true);
     }
 
     // Alarms: anything in a dead-letter queue, any function error, a publisher falling behind.
-    const depth = (alarmId: string, q: sqs.Queue, what: string) =>
-      this.alarm(
-        q.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }).createAlarm(this, alarmId, {
-          alarmDescription: what,
-          threshold: 1,
-          evaluationPeriods: 1,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-        props.alarmAction,
-      );
-    depth('PublisherFailuresAlarm', this.publisherFailures, 'Stream batches the publisher gave up on: replay them from the table');
-    depth('DeliveryDeadLettersAlarm', this.deliveryDeadLetters, 'Events EventBridge could not deliver to the projector queue');
-    depth('ProjectorDeadLettersAlarm', this.projectorDeadLetters, 'Messages the projector failed repeatedly (poison events)');
-    for (const fn of [commandApi, queryApi, queryAdmin, streamPublisher, projector]) {
-      if (fn) this.alarms.push(fn.errorsAlarm);
+    this.depthAlarm('PublisherFailuresAlarm', this.publisherFailures, 'Stream batches the publisher gave up on: replay them from the table');
+    this.depthAlarm('DeliveryDeadLettersAlarm', this.deliveryDeadLetters, "Events EventBridge could not deliver to the projector's or a consumer's queue");
+    if (this.projectorDeadLetters) {
+      this.depthAlarm('ProjectorDeadLettersAlarm', this.projectorDeadLetters, 'Messages the projector failed repeatedly (poison events)');
+    }
+    for (const f of [commandApi, queryApi, queryAdmin, streamPublisher, projector]) {
+      if (f) this.alarms.push(f.errorsAlarm);
     }
     this.alarm(
       streamPublisher.function
@@ -432,7 +464,6 @@ export class EventSourcedService extends Construct {
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         }),
-      props.alarmAction,
     );
     this.alarm(
       this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'ApiServerErrorsAlarm', {
@@ -442,12 +473,150 @@ export class EventSourcedService extends Construct {
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
-      props.alarmAction,
     );
   }
 
-  private alarm(alarm: cloudwatch.Alarm, action: cloudwatch.IAlarmAction | undefined): void {
+  /**
+   * A consumer of the service's events (a `strata_eventbridge::Consumer` of the team's code, run by
+   * `Effects`): a rule on the bus (every event of the service, or `eventPattern`), its queue with a
+   * dead-letter queue, its function (`STRATA_ROLE=consumer`, `STRATA_CONSUMER={name}`) with a role
+   * that may read the table and write the consumer's effect records (and, with `issuesCommands`,
+   * commit to streams), and alarms on its dead letters and errors.
+   */
+  addConsumer(name: string, props: ConsumerProps = {}): ServiceConsumer {
+    if (name in this.consumers) throw new Error(`consumer '${name}' is added twice`);
+    const w = this.wiring;
+    const consumer = new ServiceConsumer(this, `Consumer${pascal(name)}`, {
+      ...props,
+      name,
+      code: props.code ?? w.props.code('consumer', name),
+      bus: this.bus,
+      eventSource: w.props.eventSource,
+      access: w.access,
+      tableKey: this.tableKey,
+      fieldKey: this.fieldKey,
+      isolatedTenant: w.isolatedTenant,
+      environment: { ...w.storeEnv, ...(props.environment ?? {}) },
+      logRetention: w.logRetention,
+      removalPolicy: w.removalPolicy,
+      alarmAction: w.props.alarmAction,
+      deliveryDeadLetters: this.deliveryDeadLetters,
+    });
+    this.consumers[name] = consumer;
+    this.alarms.push(consumer.function.errorsAlarm);
+    this.depthAlarm(`Consumer${pascal(name)}DeadLettersAlarm`, consumer.deadLetters, `Messages the consumer ${name} failed repeatedly`);
+    return consumer;
+  }
+
+  /**
+   * Stack outputs of what callers, operators and tests need (names in {@link SERVICE_OUTPUTS}, each
+   * consumer's as `Consumer{Name}QueueUrl`, `...QueueArn` and `...DeadLetterQueueUrl`): call it after
+   * the last `addConsumer`. The emulator's stack has the same outputs (see `emulatorTemplate`).
+   */
+  addOutputs(prefix = ''): Record<string, string> {
+    const values: Record<string, string | undefined> = {
+      TableName: this.table.tableName,
+      FieldKeyArn: this.fieldKey.keyArn,
+      EventBusName: this.bus.eventBusName,
+      EventSource: this.wiring.props.eventSource,
+      ProjectorQueueUrl: this.projectorQueue?.queueUrl,
+      ProjectorQueueArn: this.projectorQueue?.queueArn,
+      ProjectorDeadLetterQueueUrl: this.projectorDeadLetters?.queueUrl,
+      DeliveryDeadLetterQueueUrl: this.deliveryDeadLetters.queueUrl,
+      PublisherFailureQueueUrl: this.publisherFailures.queueUrl,
+      ApiUrl: this.api.apiEndpoint,
+    };
+    for (const consumer of Object.values(this.consumers)) {
+      const id = `Consumer${pascal(consumer.name)}`;
+      values[`${id}QueueUrl`] = consumer.queue.queueUrl;
+      values[`${id}QueueArn`] = consumer.queue.queueArn;
+      values[`${id}DeadLetterQueueUrl`] = consumer.deadLetters.queueUrl;
+    }
+    const made: Record<string, string> = {};
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) continue;
+      new CfnOutput(Stack.of(this), `${prefix}${name}`, { value });
+      made[`${prefix}${name}`] = value;
+    }
+    return made;
+  }
+
+  private depthAlarm(alarmId: string, q: sqs.Queue, what: string): void {
+    this.alarm(
+      q.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }).createAlarm(this, alarmId, {
+        alarmDescription: what,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+  }
+
+  private alarm(alarm: cloudwatch.Alarm): void {
+    const action = this.wiring.props.alarmAction;
     if (action) alarm.addAlarmAction(action);
     this.alarms.push(alarm);
   }
 }
+
+/** The outputs every service's stack has ({@link EventSourcedService.addOutputs}; the projector's only with read models). */
+export const SERVICE_OUTPUTS = [
+  'TableName',
+  'FieldKeyArn',
+  'EventBusName',
+  'EventSource',
+  'ProjectorQueueUrl',
+  'ProjectorQueueArn',
+  'ProjectorDeadLetterQueueUrl',
+  'DeliveryDeadLetterQueueUrl',
+  'PublisherFailureQueueUrl',
+  'ApiUrl',
+] as const;
+
+/** A name as a construct id part: `transfer-process` → `TransferProcess`. */
+function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0].toUpperCase() + part.slice(1))
+    .join('');
+}
+
+function checkProps(props: EventSourcedServiceProps, fixedTenant: string | undefined): void {
+  const cacheEntries = props.streamCacheEntries;
+  if (cacheEntries !== undefined && (!Number.isSafeInteger(cacheEntries) || cacheEntries < 0)) {
+    throw new Error(`streamCacheEntries ${cacheEntries}: use a whole number of streams, 0 to turn the cache off`);
+  }
+  if (props.commitFormat !== undefined && !['v3', 'v2', 'legacy'].includes(props.commitFormat)) {
+    throw new Error(`commitFormat ${JSON.stringify(props.commitFormat)}: use v3, v2 or legacy`);
+  }
+  const keep = props.snapshotKeep;
+  if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) {
+    throw new Error(`snapshotKeep ${keep}: keep at least 1 snapshot per stream, a whole number`);
+  }
+  if (props.tenantIsolation && !fixedTenant) {
+    throw new Error('tenantIsolation needs tenancy { fixed }: one role cannot be confined to a tenant named per request');
+  }
+  if ('iam' in props.auth && !fixedTenant) {
+    throw new Error('tenancy { claim } needs JWT auth: IAM-authorized requests carry no JWT claims');
+  }
+  if (fixedTenant !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(fixedTenant)) {
+    // The tenant goes into IAM StringLike patterns (where * and ? are wildcards) and into keys.
+    throw new Error(`tenant '${fixedTenant}': use 1 to 64 of A-Z a-z 0-9 . _ -`);
+  }
+  if (props.aggregates.length === 0) throw new Error('aggregates: name at least one category (Aggregate::CATEGORY)');
+  checkNames('aggregate category', props.aggregates);
+  for (const category of props.aggregates) {
+    if (RESERVED_CATEGORIES.includes(category)) {
+      throw new Error(`aggregate category '${category}' is reserved (${RESERVED_CATEGORIES.join(', ')} are routes of their own)`);
+    }
+  }
+  checkNames('projection', props.projections ?? []);
+  const throttle = props.throttle;
+  if (throttle && !(throttle.rateLimit > 0 && Number.isInteger(throttle.burstLimit) && throttle.burstLimit > 0)) {
+    throw new Error(`throttle ${JSON.stringify(throttle)}: rateLimit above 0 and a whole burstLimit above 0`);
+  }
+  checkQueue('projector', props.projector ?? {});
+}
+

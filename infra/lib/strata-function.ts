@@ -8,18 +8,25 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 
-/** The Lambda functions of `functions/`, by crate name. */
-export type FunctionName = 'command-api' | 'query-api' | 'stream-publisher' | 'projector';
-
-/** Where a function's code comes from. */
-export type FunctionCode = (name: FunctionName) => lambda.Code;
+/** The tunables of one function (every one has a default the construct documents). */
+export interface FunctionSettings {
+  /** Memory in MB (128 to 10240); CPU grows with it. */
+  readonly memorySize?: number;
+  /** Timeout. */
+  readonly timeout?: Duration;
+  /**
+   * Reserved concurrency: the most instances that run at once (and a share of the account's
+   * concurrency kept for this function). Default: none reserved (the account's pool).
+   */
+  readonly reservedConcurrency?: number;
+}
 
 /** Properties of {@link StrataFunction}. */
 export interface StrataFunctionProps {
-  /** Which crate of `functions/`. */
-  readonly name: FunctionName;
+  /** Its part of the service (`STRATA_ROLE`, and the name in its role's description). */
+  readonly role: string;
   /** Its code. */
-  readonly code: FunctionCode;
+  readonly code: lambda.Code;
   /** What the function does (its description). */
   readonly description: string;
   /** Environment (typed configuration of the function, see functions/README.md). */
@@ -28,6 +35,8 @@ export interface StrataFunctionProps {
   readonly timeout: Duration;
   /** Memory (MB). */
   readonly memorySize: number;
+  /** Reserved concurrency (default none). */
+  readonly reservedConcurrency?: number;
   /** Log retention. */
   readonly logRetention: logs.RetentionDays;
   /** Removal policy of the log group. */
@@ -51,13 +60,14 @@ export class StrataFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: StrataFunctionProps) {
     super(scope, id);
+    checkSettings(id, props);
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Execution role of ${props.name}`,
+      description: `Execution role of ${props.role}`,
     });
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -71,19 +81,20 @@ export class StrataFunction extends Construct {
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: lambda.Architecture.ARM_64,
       handler: 'bootstrap',
-      code: props.code(props.name),
+      code: props.code,
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       memorySize: props.memorySize,
       timeout: props.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       environment: { RUST_LOG: 'info', ...props.environment },
       tracing: lambda.Tracing.ACTIVE,
     });
     this.errorsAlarm = this.function
       .metricErrors({ period: Duration.minutes(5), statistic: 'Sum' })
       .createAlarm(this, 'Errors', {
-        alarmDescription: `${props.name}: an invocation failed (see its log group)`,
+        alarmDescription: `${props.role}: an invocation failed (see its log group)`,
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -104,5 +115,21 @@ export class StrataFunction extends Construct {
           (props.extraWildcardReason ? ` ${props.extraWildcardReason}` : ''),
       },
     );
+  }
+}
+
+/** Refuses settings Lambda would refuse at deploy time, at synth instead, naming the function. */
+export function checkSettings(id: string, settings: FunctionSettings): void {
+  const memory = settings.memorySize;
+  if (memory !== undefined && !(Number.isInteger(memory) && memory >= 128 && memory <= 10240)) {
+    throw new Error(`${id}: memorySize ${memory}: use whole MB from 128 to 10240`);
+  }
+  const timeout = settings.timeout?.toSeconds();
+  if (timeout !== undefined && !(timeout >= 1 && timeout <= 900)) {
+    throw new Error(`${id}: timeout ${timeout} s: use 1 to 900 seconds`);
+  }
+  const reserved = settings.reservedConcurrency;
+  if (reserved !== undefined && !(Number.isInteger(reserved) && reserved >= 1)) {
+    throw new Error(`${id}: reservedConcurrency ${reserved}: use a whole number of at least 1 (0 would stop the function)`);
   }
 }

@@ -1,13 +1,14 @@
 // The stack that deploys the example service (crates/orders) with EventSourcedService, and names what
-// callers and operators need as outputs (the emulator provisioning reads the same outputs).
-import * as fs from 'node:fs';
+// callers and operators need as outputs (the emulator provisioning reads the same outputs). One user
+// of the construct, as a team's own stack is (see examples/ledger/infra for a service of one binary).
 import * as path from 'node:path';
-import { App, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { App, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { placeholderCode } from './code';
-import { emulatorTemplate } from './emulator';
-import { type ApiAuth, EventSourcedService, type Tenancy } from './event-sourced-service';
-import type { FunctionCode } from './strata-function';
+import { type ApiAuth, EventSourcedService, SERVICE_OUTPUTS, type Tenancy } from './event-sourced-service';
+import { type FunctionCode, placeholderCode } from './function-code';
+import { cdkContext, synthesize, synthesizeEmulatorTemplate } from './outputs';
+
+export { cdkContext } from './outputs';
 
 /** Properties of {@link StrataStack}. */
 export interface StrataStackProps extends StackProps {
@@ -32,18 +33,7 @@ export interface StrataStackProps extends StackProps {
 }
 
 /** The names the stack outputs, shared with the emulator provisioning and the Rust tests. */
-export const OUTPUTS = [
-  'TableName',
-  'FieldKeyArn',
-  'EventBusName',
-  'EventSource',
-  'ProjectorQueueUrl',
-  'ProjectorQueueArn',
-  'ProjectorDeadLetterQueueUrl',
-  'DeliveryDeadLetterQueueUrl',
-  'PublisherFailureQueueUrl',
-  'ApiUrl',
-] as const;
+export const OUTPUTS = SERVICE_OUTPUTS;
 
 /** The example orders service. */
 export class StrataStack extends Stack {
@@ -52,8 +42,10 @@ export class StrataStack extends Stack {
 
   constructor(scope: Construct, id: string, props: StrataStackProps) {
     super(scope, id, props);
-    const service = new EventSourcedService(this, 'Orders', {
+    this.service = new EventSourcedService(this, 'Orders', {
       code: props.code,
+      aggregates: ['order'],
+      projections: ['order-summary'],
       eventSource: props.eventSource,
       tenancy: props.tenancy ?? { fixed: 'demo' },
       auth: props.auth ?? { iam: true },
@@ -63,20 +55,7 @@ export class StrataStack extends Stack {
       snapshotKeep: props.snapshotKeep,
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    this.service = service;
-    const outputs: Record<(typeof OUTPUTS)[number], string> = {
-      TableName: service.table.tableName,
-      FieldKeyArn: service.fieldKey.keyArn,
-      EventBusName: service.bus.eventBusName,
-      EventSource: props.eventSource,
-      ProjectorQueueUrl: service.projectorQueue.queueUrl,
-      ProjectorQueueArn: service.projectorQueue.queueArn,
-      ProjectorDeadLetterQueueUrl: service.projectorDeadLetters.queueUrl,
-      DeliveryDeadLetterQueueUrl: service.deliveryDeadLetters.queueUrl,
-      PublisherFailureQueueUrl: service.publisherFailures.queueUrl,
-      ApiUrl: service.api.apiEndpoint,
-    };
-    for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });
+    this.service.addOutputs();
   }
 }
 
@@ -86,20 +65,20 @@ export const EXAMPLE_EVENT_SOURCE = 'com.example.orders';
 /** Where the emulator's template is committed (generated; `STRATA_BLESS=1 npm test` rewrites it). */
 export const EMULATOR_TEMPLATE_FILE = path.join(__dirname, '..', 'emulator-template.json');
 
-/** The context of `cdk.json` (feature flags such as minimizePolicies), for apps made outside the CLI. */
-export function cdkContext(): Record<string, unknown> {
-  const file = path.join(__dirname, '..', 'cdk.json');
-  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { context: Record<string, unknown> }).context;
+function exampleApp(props: Partial<StrataStackProps>): { app: App; stack: StrataStack } {
+  const app = new App({ context: cdkContext() });
+  const stack = new StrataStack(app, 'Strata', { code: placeholderCode(), eventSource: EXAMPLE_EVENT_SOURCE, ...props });
+  return { app, stack };
 }
 
 /** The example stack's template as synthesized with placeholder code (no zips needed). */
 export function synthesizeExample(props: Partial<StrataStackProps> = {}): Record<string, unknown> {
-  const app = new App({ context: cdkContext() });
-  const stack = new StrataStack(app, 'Strata', { code: placeholderCode(), eventSource: EXAMPLE_EVENT_SOURCE, ...props });
-  return app.synth().getStackArtifact(stack.artifactId).template;
+  const { app, stack } = exampleApp(props);
+  return synthesize(app, stack);
 }
 
 /** The emulator's template of the example stack, as committed in `infra/emulator-template.json`. */
 export function exampleEmulatorTemplate(): string {
-  return `${JSON.stringify(emulatorTemplate(synthesizeExample() as never), null, 2)}\n`;
+  const { app, stack } = exampleApp({});
+  return synthesizeEmulatorTemplate(app, stack);
 }

@@ -1,7 +1,7 @@
 // Shared by the infra tests: the example stack synthesized with placeholder code.
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { placeholderCode } from '../lib/code';
+import { placeholderCode } from '../lib/function-code';
 import { cdkContext, EXAMPLE_EVENT_SOURCE, StrataStack, type StrataStackProps } from '../lib/strata-stack';
 
 /** A fresh app + example stack (placeholder code) and its template. */

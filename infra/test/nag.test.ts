@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { placeholderCode } from '../lib/code';
+import { placeholderCode } from '../lib/function-code';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { cdkContext, EXAMPLE_EVENT_SOURCE, StrataStack, type StrataStackProps } from '../lib/strata-stack';
 
@@ -47,6 +47,17 @@ for (const [name, props] of configurations) {
     assert.deepEqual(errors, []);
   });
 }
+
+test('cdk-nag AwsSolutions: no unacknowledged error (with consumers, one issuing commands)', () => {
+  const report = nag({}, (stack) => {
+    stack.service.addConsumer('mailer');
+    stack.service.addConsumer('process', { issuesCommands: true, eventPattern: { detailType: ['OrderPlaced'] } });
+  });
+  const errors = report.pluginReports.flatMap((r) =>
+    r.violations.filter((v) => v.severity === 'error' || v.severity === 'fatal').map((v) => `${r.pluginName}: ${v.ruleName}`),
+  );
+  assert.deepEqual(errors, []);
+});
 
 test('cdk-nag runs: a queue without a DLQ or TLS enforcement added to the stack is reported', () => {
   const report = nag({}, (stack) => new sqs.Queue(stack, 'Careless', { enforceSSL: false }));

@@ -255,8 +255,17 @@ describe('pipeline', () => {
     const env = (prefix: string) =>
       Object.entries(functions).find(([id]) => id.startsWith(prefix))?.[1].Properties.Environment.Variables;
     assert.deepEqual(Object.keys(env('OrdersCommandApi')).sort(), [
-      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_SNAPSHOT_EVERY', 'STRATA_SNAPSHOT_PRUNING', 'STRATA_STREAM_CACHE_ENTRIES',
-      'STRATA_TABLE', 'STRATA_TENANT',
+      'RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_ROLE', 'STRATA_SNAPSHOT_EVERY', 'STRATA_SNAPSHOT_PRUNING',
+      'STRATA_STREAM_CACHE_ENTRIES', 'STRATA_TABLE', 'STRATA_TENANT',
+    ]);
+    // Each function's part of the service, for a service's one binary (strata_lambda::runtime).
+    const roles = Object.entries(functions).map(([id, f]) => [id.replace(/Function.*/, ''), f.Properties.Environment.Variables.STRATA_ROLE]);
+    assert.deepEqual(roles.sort(), [
+      ['OrdersCommandApi', 'command'],
+      ['OrdersProjector', 'projector'],
+      ['OrdersQueryAdmin', 'admin'],
+      ['OrdersQueryApi', 'query'],
+      ['OrdersStreamPublisher', 'publisher'],
     ]);
     assert.equal(env('OrdersCommandApi').STRATA_STREAM_CACHE_ENTRIES, '1000');
     assert.equal(env('OrdersCommandApi').STRATA_SNAPSHOT_PRUNING, 'publisher');
@@ -269,7 +278,7 @@ describe('pipeline', () => {
     assert.equal(env('OrdersQueryApi').STRATA_ADMIN, 'false');
     assert.equal(env('OrdersQueryAdmin').STRATA_ADMIN, 'true');
     assert.equal(env('OrdersStreamPublisher').STRATA_EVENT_SOURCE, 'com.example.orders');
-    assert.deepEqual(Object.keys(env('OrdersProjector')).sort(), ['RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_TABLE']);
+    assert.deepEqual(Object.keys(env('OrdersProjector')).sort(), ['RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_ROLE', 'STRATA_TABLE']);
   });
 
   test('alarms: each DLQ, each function, the publisher lag and API 5xx', () => {
@@ -297,8 +306,11 @@ describe('HTTP API', () => {
     assert.deepEqual(all.map((r) => r.key).sort(), [
       'DELETE /admin/subjects/{subject}',
       'GET /admin/subjects/{subject}/export',
-      'GET /{proxy+}',
-      'POST /{category}/{id}/commands/{name}',
+      'GET /order/{id}',
+      'GET /order/{id}/events',
+      'GET /views/order-summary',
+      'GET /views/order-summary/{id}',
+      'POST /order/{id}/commands/{name}',
     ]);
     for (const r of all) assert.equal(r.auth, 'AWS_IAM', r.key);
     const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
@@ -307,8 +319,10 @@ describe('HTTP API', () => {
       const id = Object.keys(integrations).find((i) => route?.target.includes(i));
       return JSON.stringify(integrations[id as string].Properties.IntegrationUri);
     };
-    assert.match(targetOf('POST /{category}/{id}/commands/{name}'), /OrdersCommandApi/);
-    assert.match(targetOf('GET /{proxy+}'), /OrdersQueryApiFunction/);
+    assert.match(targetOf('POST /order/{id}/commands/{name}'), /OrdersCommandApi/);
+    for (const key of ['GET /order/{id}', 'GET /order/{id}/events', 'GET /views/order-summary', 'GET /views/order-summary/{id}']) {
+      assert.match(targetOf(key), /OrdersQueryApiFunction/, key);
+    }
     assert.match(targetOf('DELETE /admin/subjects/{subject}'), /OrdersQueryAdmin/);
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',

@@ -107,18 +107,7 @@ impl Pipeline {
     /// Like [`Pipeline::receive`], hiding what it receives for `seconds` (0: a message not deleted
     /// is received again at once, as after Lambda reports it failed and its visibility times out).
     pub async fn receive_hidden_for(&self, seconds: i32) -> Vec<Value> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(seconds)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        out.messages.unwrap_or_default().into_iter().map(|m| lambda_sqs_message(m, &self.queue_arn)).collect()
+        receive(&self.sqs, &self.queue_url, &self.queue_arn, seconds).await
     }
 
     /// Deletes messages by receipt handle (what Lambda does for the messages a batch did not fail).
@@ -169,6 +158,27 @@ impl Pipeline {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Receives up to 10 messages of a queue (long-polling up to 1 s), hiding them for `seconds`, as
+/// the JSON Lambda delivers.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    queue_arn: &str,
+    seconds: i32,
+) -> Vec<Value> {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(seconds)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    out.messages.unwrap_or_default().into_iter().map(|m| lambda_sqs_message(m, queue_arn)).collect()
 }
 
 /// An SQS message as Lambda's event source mapping hands it to a function.

@@ -190,92 +190,112 @@ async fn a_consumer_delivered_three_times_moves_the_money_once() {
     assert_eq!(<Transfer as Aggregate>::CATEGORY, transfer.category());
 }
 
-/// The ledger's one binary served locally (`cargo lambda watch`) on a stack of the emulator
-/// template, every role at once: commands and queries as API Gateway events, then the transfer's
-/// events as the queue delivers them (twice) to the projectors and the transfer process.
+/// The emulator's part of the ledger's own CDK stack (examples/ledger/infra, kept current by its
+/// tests): its table, bus, the projector's queue and the transfer process's queue with their rules.
+const LEDGER_TEMPLATE: &str = include_str!("../../examples/ledger/infra/emulator-template.json");
+
+/// The ledger deployed from its own template and its one binary served locally (`cargo lambda
+/// watch`, every role at once, the publisher's included): commands over HTTP events; the table's
+/// stream through the publisher to the bus; the transfer process's rule delivers only the transfer's
+/// request to its queue, delivered twice; the process's commits published in turn; the projector's
+/// queue drained until the views show the transfer settled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ledger_binary_walks_a_transfer_end_to_end() {
+async fn the_ledger_walks_a_transfer_end_to_end_on_its_own_stack() {
     use strata_tests::local::{Answer, LocalFunctions, apigw, functions_env};
     let sdk = strata_testing::sdk().await;
-    let stack = strata_testing::EmulatorStack::deploy(&sdk).await;
+    let stack = strata_testing::EmulatorStack::deploy_template(&sdk, LEDGER_TEMPLATE).await;
     let mut env = functions_env(&stack, "acme").unwrap();
     env.push(("STRATA_ROLE", "all".to_owned()));
     let table = stack.output("TableName").to_owned();
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    let transfer = StreamId::new("acme", "transfer", "t-1").unwrap();
-    let requested = tokio::task::spawn_blocking(move || {
-        let f = LocalFunctions::serve(&env);
-        let call = |method: &str, path: &str, query: &str, body: Option<Value>| {
-            Answer::of(&f.invoke("ledger-service", &apigw(method, path, query, &[], body.as_ref()))).unwrap()
-        };
-        for id in ["a-1", "a-2"] {
-            let opened = call(
-                "POST",
-                &format!("/account/{id}/commands/open"),
-                "",
-                Some(serde_json::json!({ "holder_id": "h-1", "holder_name": "Ada" })),
-            );
-            assert_eq!(opened.status, 200, "{}", opened.body);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = |name: &str| {
+        (
+            stack.output(&format!("{name}QueueUrl")).to_owned(),
+            stack.output(&format!("{name}QueueArn")).to_owned(),
+        )
+    };
+    let (process_url, process_arn) = queue("ConsumerTransferProcess");
+    let (views_url, views_arn) = queue("Projector");
+    let functions = Arc::new(tokio::task::spawn_blocking(move || LocalFunctions::serve(&env)).await.unwrap());
+    let invoke = |event: Value| {
+        let functions = Arc::clone(&functions);
+        async move {
+            tokio::task::spawn_blocking(move || functions.invoke("ledger-service", &event)).await.unwrap()
         }
-        let credited = call(
-            "POST",
-            "/account/a-1/commands/credit",
-            "",
-            Some(serde_json::json!({ "amount_minor": 100, "reference": "cash" })),
-        );
-        assert_eq!(credited.status, 200, "{}", credited.body);
-        let requested = call(
-            "POST",
-            "/transfer/t-1/commands/request",
-            "",
-            Some(serde_json::json!({ "from": "a-1", "to": "a-2", "amount_minor": 25 })),
-        );
-        assert_eq!(requested.status, 200, "{}", requested.body);
-        f
-    })
-    .await
-    .unwrap();
-    let functions = requested;
-    let event = store.read(&transfer, 1, 1).await.unwrap().events.remove(0);
-    let batch = serde_json::to_value(sqs_event(vec![sqs_message(&event, "m-1"), sqs_message(&event, "m-2")]))
-        .unwrap();
-    let accounts: Vec<StreamId> = ["a-1", "a-2"].iter().map(|id| account(id)).collect();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let response = functions.invoke("ledger-service", &batch);
-        (functions, response)
-    })
-    .await
-    .unwrap();
-    let (functions, response) = outcome;
-    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
-    // The process ran once: one debit, one credit; then the views of everything, through the queue.
-    let mut messages = messages(&store, &accounts, "views").await;
-    messages.extend(messages_of(&store, &transfer).await);
-    let batch = serde_json::to_value(sqs_event(messages)).unwrap();
-    tokio::task::spawn_blocking(move || {
-        let response = functions.invoke("ledger-service", &batch);
-        assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
-        let get = |path: &str, query: &str| {
-            Answer::of(&functions.invoke("ledger-service", &apigw("GET", path, query, &[], None))).unwrap()
-        };
-        let a1 = get("/views/balance/a-1", "");
-        assert_eq!((a1.status, a1.body["view"]["balance_minor"].as_u64()), (200, Some(75)), "{}", a1.body);
-        let listed = get("/views/balance", "lookup=h-1");
-        assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2), "{}", listed.body);
-        let status = get("/views/transfer-status/t-1", "");
-        assert_eq!(status.body["view"]["status"], "completed", "{}", status.body);
-        let state = get("/transfer/t-1", "");
-        assert_eq!(state.body["version"], 3, "{}", state.body);
-    })
-    .await
-    .unwrap();
-    let debits = store.read(&account("a-1"), 1, 10).await.unwrap().events;
-    assert_eq!(debits.iter().filter(|e| e.event_type == "Debited").count(), 1);
-}
+    };
+    let http = |method: &'static str, path: String, query: &'static str, body: Option<Value>| async move {
+        Answer::of(&invoke(apigw(method, &path, query, &[], body.as_ref())).await).unwrap()
+    };
+    for id in ["a-1", "a-2"] {
+        let body = serde_json::json!({ "holder_id": "h-1", "holder_name": "Ada" });
+        let opened = http("POST", format!("/account/{id}/commands/open"), "", Some(body)).await;
+        assert_eq!(opened.status, 200, "{}", opened.body);
+    }
+    let body = serde_json::json!({ "amount_minor": 100, "reference": "cash" });
+    let credited = http("POST", "/account/a-1/commands/credit".into(), "", Some(body)).await;
+    assert_eq!(credited.status, 200, "{}", credited.body);
+    let body = serde_json::json!({ "from": "a-1", "to": "a-2", "amount_minor": 25 });
+    let requested = http("POST", "/transfer/t-1/commands/request".into(), "", Some(body)).await;
+    assert_eq!(requested.status, 200, "{}", requested.body);
 
-async fn messages_of(
-    store: &DynamoStore,
-    stream: &StreamId,
-) -> Vec<aws_lambda_events::event::sqs::SqsMessage> {
-    messages(store, std::slice::from_ref(stream), "views").await
+    // The publisher: every commit so far, as its mapping's filter passes them.
+    let publish = |from: usize| {
+        let (sdk, store) = (sdk.clone(), store.clone());
+        async move {
+            let records = strata_testing::stream_records(&sdk, store.client(), store.table()).await;
+            let records = strata_tests::through_mapping_filter(&records);
+            let batch = serde_json::to_value(strata_tests::stream_event(&records[from..])).unwrap();
+            let response = invoke(batch).await;
+            assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+            records.len()
+        }
+    };
+    let published = publish(0).await;
+
+    // The process's queue holds the transfer's request only (its rule's pattern), delivered twice.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let request = loop {
+        let got = strata_tests::receive(&sqs, &process_url, &process_arn, 30).await;
+        if let Some(first) = got.first() {
+            assert_eq!(got.len(), 1, "{got:?}");
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no TransferRequested on the process's queue");
+    };
+    let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["detail-type"], "TransferRequested", "{body}");
+    let mut again = request.clone();
+    again["messageId"] = Value::from("redelivered");
+    let response = invoke(serde_json::json!({ "Records": [request, again] })).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    let debits = store.read(&account("a-1"), 1, 10).await.unwrap().events;
+    assert_eq!(debits.iter().filter(|e| e.event_type == "Debited").count(), 1, "the process ran once");
+    publish(published).await;
+
+    // The projector's queue: drained into the binary until the views show the transfer settled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = strata_tests::receive(&sqs, &views_url, &views_arn, 30).await;
+        if !got.is_empty() {
+            let response = invoke(serde_json::json!({ "Records": got })).await;
+            assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+            for message in &got {
+                let handle = message["receiptHandle"].as_str().unwrap();
+                sqs.delete_message().queue_url(&views_url).receipt_handle(handle).send().await.unwrap();
+            }
+        }
+        let status = http("GET", "/views/transfer-status/t-1".into(), "", None).await;
+        let a2 = http("GET", "/views/balance/a-2".into(), "", None).await;
+        if status.body["view"]["status"] == "completed" && a2.body["view"]["balance_minor"] == 25 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "views did not settle: {} {}", status.body, a2.body);
+    }
+    let a1 = http("GET", "/views/balance/a-1".into(), "", None).await;
+    assert_eq!((a1.status, a1.body["view"]["balance_minor"].as_u64()), (200, Some(75)), "{}", a1.body);
+    let listed = http("GET", "/views/balance".into(), "lookup=h-1", None).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2), "{}", listed.body);
+    let state = http("GET", "/transfer/t-1".into(), "", None).await;
+    assert_eq!(state.body["version"], 3, "{}", state.body);
 }

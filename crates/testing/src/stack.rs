@@ -27,13 +27,19 @@ impl EmulatorStack {
     /// stream is enabled ([`crate::stream_enabled`]). The name is short (`s-{ulid}`): moto names resources `{stack}-{logical id}-{random}`,
     /// and queue names stop at 80 characters.
     pub async fn try_deploy(sdk: &SdkConfig) -> Result<Self, String> {
+        Self::try_deploy_template(sdk, EMULATOR_TEMPLATE).await
+    }
+
+    /// [`EmulatorStack::try_deploy`] of another service's emulator template (its CDK app's
+    /// `synthesizeEmulatorTemplate`, e.g. `examples/ledger/infra/emulator-template.json`).
+    pub async fn try_deploy_template(sdk: &SdkConfig, template: &str) -> Result<Self, String> {
         use aws_sdk_cloudformation::error::DisplayErrorContext;
         let name = crate::unique("s");
         let client = aws_sdk_cloudformation::Client::new(sdk);
         client
             .create_stack()
             .stack_name(&name)
-            .template_body(EMULATOR_TEMPLATE)
+            .template_body(template)
             .send()
             .await
             .map_err(|e| format!("create stack {name}: {}", DisplayErrorContext(e)))?;
@@ -74,6 +80,11 @@ impl EmulatorStack {
     /// [`EmulatorStack::try_deploy`], panicking on failure (tests).
     pub async fn deploy(sdk: &SdkConfig) -> Self {
         Self::try_deploy(sdk).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`EmulatorStack::try_deploy_template`], panicking on failure (tests).
+    pub async fn deploy_template(sdk: &SdkConfig, template: &str) -> Self {
+        Self::try_deploy_template(sdk, template).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// An output of the stack, if it has it.

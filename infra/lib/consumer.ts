@@ -1,0 +1,124 @@
+// A consumer of a service's events: side effects (email, webhooks, another service) or a process
+// manager that sends commands. The team's code runs `strata_eventbridge::Effects` over its
+// `Consumer`: each event's effect between a claim record and a done record in the table, so
+// EventBridge's and SQS's at-least-once delivery becomes one effect per event.
+//
+//   bus ─rule (pattern)─► queue (DLQ) ─► consumer function (STRATA_ROLE=consumer, STRATA_CONSUMER=name)
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as events from 'aws-cdk-lib/aws-events';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { grantFieldKey, grantTableKey, type TableAccess } from './access';
+import { checkNames, feedFromBus, type QueueSettings } from './wiring';
+import { type FunctionSettings, StrataFunction } from './strata-function';
+
+/** What {@link EventSourcedService.addConsumer} takes. */
+export interface ConsumerProps {
+  /**
+   * Which events (an EventBridge pattern on the service's bus), e.g.
+   * `{ detailType: ['TransferRequested'] }`. Its `source` defaults to the service's. Default: every
+   * event of the service.
+   */
+  readonly eventPattern?: events.EventPattern;
+  /** Its code. Default: the service's code for role `consumer` (its one binary). */
+  readonly code?: lambda.Code;
+  /**
+   * It sends commands to the service's aggregates (a process manager): its role may also commit to
+   * streams and create subjects' data keys, as the command function may. Default false.
+   */
+  readonly issuesCommands?: boolean;
+  /**
+   * The claim lease of its `Effects` (`Effects::with_lease`; default 120 s, `DEFAULT_LEASE_SECS`). The
+   * function's timeout may not exceed it (a claim must outlive the attempt that holds it), and a
+   * failed message is seen again only after it (the queue's visibility timeout covers it).
+   */
+  readonly lease?: Duration;
+  /** Memory (default 256 MB), timeout (default 30 s) and reserved concurrency. */
+  readonly functionSettings?: FunctionSettings;
+  /** Its queue and event source mapping. */
+  readonly queue?: QueueSettings;
+  /** More environment for the team's own settings (a webhook URL, say; never a secret). */
+  readonly environment?: Record<string, string>;
+}
+
+/** What the service hands the consumer it wires. */
+export interface ServiceConsumerProps extends ConsumerProps {
+  readonly name: string;
+  readonly code: lambda.Code;
+  readonly bus: events.IEventBus;
+  readonly eventSource: string;
+  readonly access: TableAccess;
+  readonly tableKey: kms.IKey;
+  readonly fieldKey: kms.IKey;
+  readonly isolatedTenant: string | undefined;
+  readonly environment: Record<string, string>;
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly alarmAction?: cloudwatch.IAlarmAction;
+  readonly deliveryDeadLetters: sqs.IQueue;
+}
+
+/** A consumer's rule, queue, dead-letter queue and function. */
+export class ServiceConsumer extends Construct {
+  /** Its name (`Consumer::NAME`, `STRATA_CONSUMER`). */
+  readonly name: string;
+  /** Its function. */
+  readonly function: StrataFunction;
+  /** Its queue. */
+  readonly queue: sqs.Queue;
+  /** Messages it failed `maxReceiveCount` times. */
+  readonly deadLetters: sqs.Queue;
+  /** The rule that feeds its queue. */
+  readonly rule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: ServiceConsumerProps) {
+    super(scope, id);
+    checkNames('consumer', [props.name]);
+    this.name = props.name;
+    const lease = props.lease ?? Duration.seconds(120);
+    const timeout = props.functionSettings?.timeout ?? Duration.seconds(30);
+    if (timeout.toSeconds() > lease.toSeconds()) {
+      throw new Error(
+        `consumer '${props.name}': timeout ${timeout.toSeconds()} s exceeds its lease ${lease.toSeconds()} s: a second delivery could run the effect while the first still does`,
+      );
+    }
+    this.function = new StrataFunction(this, 'Function', {
+      role: `consumer ${props.name}`,
+      code: props.code,
+      description: `Strata consumer ${props.name}: one effect per event`,
+      environment: { STRATA_ROLE: 'consumer', STRATA_CONSUMER: props.name, ...props.environment },
+      timeout,
+      memorySize: props.functionSettings?.memorySize ?? 256,
+      reservedConcurrency: props.functionSettings?.reservedConcurrency,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+      alarmAction: props.alarmAction,
+    });
+    const fn = this.function.function;
+    // Effect records (claim, done) are idempotency items: read, written, and a failed claim released.
+    props.access.read(fn, []);
+    props.access.put(fn, props.issuesCommands ? ['stream', 'data_key', 'idempotency'] : ['idempotency']);
+    props.access.delete(fn, ['idempotency']);
+    grantTableKey(props.tableKey, fn, true);
+    grantFieldKey(props.fieldKey, fn, props.issuesCommands ?? false, props.isolatedTenant);
+    // Visibility: Lambda's six times the timeout, and never before the lease of a crashed attempt's
+    // claim has run out (else the redelivery finds the claim held and burns a receive).
+    const visibility = Math.max(timeout.toSeconds() * 6, lease.toSeconds() + timeout.toSeconds());
+    const fed = feedFromBus(this, 'Feed', {
+      bus: props.bus,
+      pattern: { source: [props.eventSource], ...(props.eventPattern ?? {}) },
+      description: `Events of ${props.eventSource} to the consumer ${props.name}`,
+      fn,
+      settings: props.queue ?? {},
+      visibility: Duration.seconds(visibility),
+      deliveryDeadLetters: props.deliveryDeadLetters,
+    });
+    this.queue = fed.queue;
+    this.deadLetters = fed.deadLetters;
+    this.rule = fed.rule;
+  }
+}

@@ -1,0 +1,102 @@
+// What the service and its consumers share: the names they accept, and queues fed by the bus.
+import { Duration } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+
+/** Settings of a queue-fed function's (the projector's, a consumer's) queue and event source mapping. */
+export interface QueueSettings {
+  /** Messages per invocation (default 10). */
+  readonly batchSize?: number;
+  /** Receives before a message moves to the dead-letter queue (default 5). */
+  readonly maxReceiveCount?: number;
+  /** The most instances the queue's mapping runs at once (2 to 1000; default: no limit but the function's). */
+  readonly maxConcurrency?: number;
+}
+
+/** A path segment the Rust side accepts as a category, read model or consumer name (and IAM and CloudFormation too). */
+export const NAME_PATTERN = /^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$/;
+
+/** Path segments of routes of their own (the query API's `RESERVED`): no aggregate may take them. */
+export const RESERVED_CATEGORIES: readonly string[] = ['views', 'admin'];
+
+/** Refuses a name that is not a lowercase path segment, and a name listed twice. */
+export function checkNames(what: string, names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!NAME_PATTERN.test(name)) {
+      throw new Error(`${what} '${name}': use 1 to 64 of a-z 0-9 _ -, starting and ending with a letter or digit`);
+    }
+    if (seen.has(name)) throw new Error(`${what} '${name}' is listed twice`);
+    seen.add(name);
+  }
+}
+
+/** Refuses queue settings SQS or Lambda would refuse at deploy time. */
+export function checkQueue(what: string, settings: QueueSettings): void {
+  const { batchSize, maxReceiveCount, maxConcurrency } = settings;
+  if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 10)) {
+    throw new Error(`${what}: batchSize ${batchSize}: use 1 to 10 (a larger batch needs a batching window)`);
+  }
+  if (maxReceiveCount !== undefined && !(Number.isInteger(maxReceiveCount) && maxReceiveCount >= 1 && maxReceiveCount <= 1000)) {
+    throw new Error(`${what}: maxReceiveCount ${maxReceiveCount}: use 1 to 1000`);
+  }
+  if (maxConcurrency !== undefined && !(Number.isInteger(maxConcurrency) && maxConcurrency >= 2 && maxConcurrency <= 1000)) {
+    throw new Error(`${what}: maxConcurrency ${maxConcurrency}: use 2 to 1000`);
+  }
+}
+
+/** An SQS queue as every queue of the service is made: encrypted, TLS only, 14 days' retention. */
+export function serviceQueue(scope: Construct, id: string, extra: Partial<sqs.QueueProps> = {}): sqs.Queue {
+  return new sqs.Queue(scope, id, {
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+    ...extra,
+  });
+}
+
+/** A queue (with its dead-letter queue) fed by a rule on the bus, read by a function. */
+export function feedFromBus(
+  scope: Construct,
+  id: string,
+  props: {
+    readonly bus: events.IEventBus;
+    readonly pattern: events.EventPattern;
+    readonly description: string;
+    readonly fn: lambda.IFunction;
+    readonly settings: QueueSettings;
+    readonly visibility: Duration;
+    readonly deliveryDeadLetters: sqs.IQueue;
+  },
+): { queue: sqs.Queue; deadLetters: sqs.Queue; rule: events.Rule } {
+  checkQueue(id, props.settings);
+  const deadLetters = serviceQueue(scope, `${id}DeadLetters`);
+  const queue = serviceQueue(scope, `${id}Queue`, {
+    visibilityTimeout: props.visibility,
+    deadLetterQueue: { queue: deadLetters, maxReceiveCount: props.settings.maxReceiveCount ?? 5 },
+  });
+  const rule = new events.Rule(scope, `To${id}`, {
+    eventBus: props.bus,
+    description: props.description,
+    eventPattern: props.pattern,
+    targets: [
+      new targets.SqsQueue(queue, {
+        deadLetterQueue: props.deliveryDeadLetters,
+        retryAttempts: 185,
+        maxEventAge: Duration.hours(24),
+      }),
+    ],
+  });
+  props.fn.addEventSource(
+    new sources.SqsEventSource(queue, {
+      batchSize: props.settings.batchSize ?? 10,
+      reportBatchItemFailures: true,
+      maxConcurrency: props.settings.maxConcurrency,
+    }),
+  );
+  return { queue, deadLetters, rule };
+}
