@@ -8,7 +8,7 @@ use crate::args::New;
 use crate::{CliError, Output};
 
 /// Each generated file: its path in the new workspace and its template.
-const FILES: [(&str, &str); 9] = [
+const FILES: [(&str, &str); 17] = [
     ("Cargo.toml", include_str!("../templates/new/Cargo.toml.tmpl")),
     ("README.md", include_str!("../templates/new/README.md.tmpl")),
     (".gitignore", include_str!("../templates/new/gitignore.tmpl")),
@@ -18,6 +18,14 @@ const FILES: [(&str, &str); 9] = [
     ("domain/tests/emulator.rs", include_str!("../templates/new/domain/tests/emulator.rs.tmpl")),
     ("function/Cargo.toml", include_str!("../templates/new/function/Cargo.toml.tmpl")),
     ("function/src/main.rs", include_str!("../templates/new/function/src/main.rs.tmpl")),
+    ("infra/package.json", include_str!("../templates/new/infra/package.json.tmpl")),
+    ("infra/.npmrc", include_str!("../templates/new/infra/npmrc.tmpl")),
+    ("infra/cdk.json", include_str!("../templates/new/infra/cdk.json.tmpl")),
+    ("infra/tsconfig.json", include_str!("../templates/new/infra/tsconfig.json.tmpl")),
+    ("infra/lib/stack.ts", include_str!("../templates/new/infra/lib/stack.ts.tmpl")),
+    ("infra/bin/app.ts", include_str!("../templates/new/infra/bin/app.ts.tmpl")),
+    ("infra/test/stack.test.ts", include_str!("../templates/new/infra/test/stack.test.ts.tmpl")),
+    ("infra/README.md", include_str!("../templates/new/infra/README.md.tmpl")),
 ];
 
 pub(crate) fn run(args: &New) -> Result<Output, CliError> {
@@ -63,13 +71,24 @@ pub(crate) fn run(args: &New) -> Result<Output, CliError> {
         strata.to_str().ok_or_else(|| CliError::Usage("the Strata path is not UTF-8".into()))?;
     // Written into TOML basic strings: escaped.
     let strata_toml = strata_text.replace('\\', "\\\\").replace('"', "\\\"");
+    // Written into a JSON string: escaped, without the quotes.
+    let strata_json = serde_json::to_string(strata_text)
+        .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
+        .map_err(|e| CliError::Usage(format!("the Strata path cannot be written as JSON: {e}")))?;
     let ident = name.replace('-', "_");
     for (path, template) in FILES {
+        let strata_here = if path.ends_with(".toml") {
+            &strata_toml
+        } else if path.ends_with(".json") {
+            &strata_json
+        } else {
+            strata_text
+        };
         let text = template
             .replace("{{name}}", name)
             .replace("{{crate}}", name)
             .replace("{{ident}}", &ident)
-            .replace("{{strata}}", if path.ends_with(".toml") { &strata_toml } else { strata_text });
+            .replace("{{strata}}", strata_here);
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)

@@ -21,9 +21,16 @@ fn a_new_service_builds_on_this_checkout_and_passes_its_tests() {
     let (code, stdout, stderr) = strata(&["new", "help-desk", "--dir", dir_text]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("created"), "{stdout}");
-    for file in
-        ["Cargo.toml", "Cargo.lock", "domain/src/lib.rs", "domain/tests/rules.rs", "function/src/main.rs"]
-    {
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "domain/src/lib.rs",
+        "domain/tests/rules.rs",
+        "function/src/main.rs",
+        "infra/package.json",
+        "infra/lib/stack.ts",
+        "infra/test/stack.test.ts",
+    ] {
         assert!(dir.join(file).is_file(), "{file} not written");
     }
     let (code, _, stderr) = strata(&["new", "help-desk", "--dir", dir_text]);
@@ -32,6 +39,15 @@ fn a_new_service_builds_on_this_checkout_and_passes_its_tests() {
         let (code, _, stderr) = strata(&["new", bad, "--dir", &format!("{dir_text}-{bad}")]);
         assert_eq!(code, 2, "{bad}: {stderr}");
     }
+
+    // Its CDK app names this checkout's packed construct (scripts/test installs it and runs its tests).
+    let package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("infra/package.json")).unwrap()).unwrap();
+    let tarball = package["dependencies"]["strata-cdk"].as_str().unwrap();
+    assert!(
+        tarball.starts_with("file:/") && tarball.ends_with("/target/npm/strata-cdk-0.1.0.tgz"),
+        "{tarball}"
+    );
 
     // Its tests, in this workspace's target directory (the same dev profile): what matches this
     // workspace's build is reused; crates whose features unify differently here are built again.
