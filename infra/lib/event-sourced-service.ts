@@ -23,6 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, TableAccess } from './access';
 import { ServiceConsumer, type ConsumerProps } from './consumer';
+import { EventContracts, type EventDocument } from './contracts';
 import { checkNames, checkQueue, feedFromBus, type QueueSettings, RESERVED_CATEGORIES, serviceQueue } from './wiring';
 import type { FunctionCode, FunctionRole } from './function-code';
 import { checkSettings, type FunctionSettings, StrataFunction } from './strata-function';
@@ -147,6 +148,12 @@ export interface EventSourcedServiceProps {
   readonly functionSettings?: ServiceFunctionSettings;
   /** Throttling of the HTTP API (default 100 requests per second, bursts of 200). */
   readonly throttle?: ApiThrottle;
+  /**
+   * The service's event contracts (`Service::event_document`, e.g. `loadEventDocument('events.schema.json')`):
+   * registered in an EventBridge schema registry of the service, one schema per detail-type, for
+   * consumers in other teams to find and generate code from. Default: no registry.
+   */
+  readonly eventContracts?: EventDocument;
   /** How long the bus archive keeps events for replay (default 365 days). */
   readonly archiveRetention?: Duration;
   /** Log retention of every function and of the API access log (default one month). */
@@ -187,6 +194,8 @@ export class EventSourcedService extends Construct {
   readonly consumers: Record<string, ServiceConsumer> = {};
   /** The HTTP API. */
   readonly api: apigw.HttpApi;
+  /** The schema registry of the service's events, with `eventContracts`. */
+  readonly contracts?: EventContracts;
   /** Every alarm of the service. */
   readonly alarms: cloudwatch.Alarm[] = [];
 
@@ -443,6 +452,14 @@ export class EventSourcedService extends Construct {
     if (queryAdmin) {
       route('/admin/subjects/{subject}/export', apigw.HttpMethod.GET, queryAdmin, true);
       route('/admin/subjects/{subject}', apigw.HttpMethod.DELETE, queryAdmin, true);
+    }
+
+    if (props.eventContracts) {
+      this.contracts = new EventContracts(this, 'EventContracts', {
+        eventSource: props.eventSource,
+        document: props.eventContracts,
+        description: `Events of ${props.eventSource}`,
+      });
     }
 
     // Alarms: anything in a dead-letter queue, any function error, a publisher falling behind.

@@ -1,6 +1,7 @@
 // strata-cdk: the CDK constructs of Strata, for a team's own CDK app.
 export { TableAccess, grantFieldKey, grantTableKey, type PartitionClassName } from './access';
 export { ServiceConsumer, type ConsumerProps } from './consumer';
+export { EventContracts, loadEventDocument, type EventContractsProps, type EventDocument } from './contracts';
 export { EMULATED_TYPES, emulatorTemplate } from './emulator';
 export {
   EventSourcedService,

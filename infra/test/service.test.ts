@@ -350,3 +350,22 @@ describe('HTTP API', () => {
     });
   });
 });
+
+describe('event contracts', () => {
+  test("a schema registry with each published event's schema, named source@detail-type", () => {
+    const { template } = example();
+    template.resourceCountIs('AWS::EventSchemas::Registry', 1);
+    const schemas = Object.values(template.findResources('AWS::EventSchemas::Schema'));
+    assert.deepEqual(
+      schemas.map((s) => s.Properties.SchemaName).sort(),
+      ['ItemAdded', 'ItemRemoved', 'OrderCancelled', 'OrderPaid', 'OrderPlaced', 'OrderShipped'].map((t) => `com.example.orders@${t}`),
+    );
+    const placed = schemas.find((s) => s.Properties.SchemaName === 'com.example.orders@OrderPlaced');
+    assert.equal(placed?.Properties.Type, 'JSONSchemaDraft4');
+    const content = JSON.parse(placed?.Properties.Content);
+    assert.deepEqual(content.properties['detail-type'], { enum: ['OrderPlaced'] });
+    const detail = content.definitions.Detail;
+    assert.deepEqual(detail.properties.event_type, { enum: ['OrderPlaced'] });
+    assert.equal(detail.properties.payload.properties.customer_email['x-strata-personal'], true, 'personal fields sealed');
+  });
+});

@@ -23,7 +23,9 @@ pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error, without_values};
 pub use event::{EncodedEvent, Event, decode_event, encode_event};
 pub use memory::{InMemoryPublisher, InMemoryStore};
-pub use personal::{Personal, PersonalData, REDACTED_KEY, is_redacted_marker, redacted_marker};
+pub use personal::{
+    PERSONAL_SCHEMA_MARK, Personal, PersonalData, REDACTED_KEY, is_redacted_marker, redacted_marker,
+};
 pub use repository::{
     CachePolicy, CommandContext, CommandError, CommandOutcome, Loaded, Repository, RetryPolicy,
 };

@@ -105,6 +105,36 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
     }
 }
 
+/// `Personal<T>` in a JSON Schema, whatever `T`: marked `x-strata-personal` (the event contracts of
+/// `strata_lambda::contracts` describe such a field as it travels and rests: sealed, or erased). This
+/// is how utoipa's derive composes a generic field's schema (`Personal<String>` in an event), and
+/// gives `Personal<T>` its `PartialSchema`.
+#[cfg(feature = "schema")]
+impl<T> utoipa::__dev::ComposeSchema for Personal<T> {
+    fn compose(
+        _generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::extensions::ExtensionsBuilder;
+        use utoipa::openapi::schema::ObjectBuilder;
+        ObjectBuilder::new()
+            .description(Some(
+                "Personal data of the event's subject: sealed under the subject's data key, or erased",
+            ))
+            .extensions(Some(ExtensionsBuilder::new().add(PERSONAL_SCHEMA_MARK, true).build()))
+            .into()
+    }
+}
+
+#[cfg(feature = "schema")]
+impl<T> utoipa::ToSchema for Personal<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Personal")
+    }
+}
+
+/// The extension that marks a personal field in a JSON Schema.
+pub const PERSONAL_SCHEMA_MARK: &str = "x-strata-personal";
+
 #[cfg(test)]
 mod tests {
     use super::*;

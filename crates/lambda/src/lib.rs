@@ -12,6 +12,7 @@
 //! ```
 
 pub mod command_api;
+pub mod contracts;
 pub mod env;
 pub mod http;
 pub mod openapi;

@@ -157,12 +157,14 @@ impl<S: Store> Service<S> {
     }
 
     /// Adds an aggregate: its commands in the command API, its state and events in the query API.
-    /// Its command type derives `utoipa::ToSchema` (the OpenAPI document's request bodies).
+    /// Its command and event types derive `utoipa::ToSchema` (the OpenAPI document's request bodies, the
+    /// event contracts of [`Service::event_document`]).
     pub fn aggregate<A>(self) -> Self
     where
         A: Aggregate + Serialize,
         A::Error: Rejection,
         A::Command: utoipa::ToSchema,
+        A::Event: utoipa::ToSchema,
     {
         self.aggregate_with::<A>(|repository| repository)
     }
@@ -180,6 +182,7 @@ impl<S: Store> Service<S> {
         A: Aggregate + Serialize,
         A::Error: Rejection,
         A::Command: utoipa::ToSchema,
+        A::Event: utoipa::ToSchema,
     {
         self.aggregates.push(Box::new(AggregateEntry { configure, aggregate: PhantomData }));
         self
@@ -256,6 +259,12 @@ impl<S: Store> Service<S> {
         crate::openapi::command_document(title, version, self.aggregates.iter().map(|a| a.command_paths()))
     }
 
+    /// The JSON Schemas (draft-04) of every published event's `detail`, by detail-type: the
+    /// envelope around each event type's payload, personal fields sealed (see [`crate::contracts`]).
+    pub fn event_document(&self, title: &str) -> serde_json::Value {
+        crate::contracts::event_document(title, self.aggregates.iter().map(|a| a.event_payloads()))
+    }
+
     /// The query API's OpenAPI document: every aggregate's state and events, every read model's
     /// views, and the admin routes when `admin`.
     pub fn query_document(&self, title: &str, version: &str, admin: bool) -> serde_json::Value {
@@ -315,6 +324,7 @@ impl<S: Store> Parts<'_, S> {
 trait AggregatePart<S>: Send + Sync {
     fn category(&self) -> &'static str;
     fn command_paths(&self) -> crate::openapi::CommandPaths;
+    fn event_payloads(&self) -> crate::contracts::EventPayloads;
     fn commands(&self, parts: &Parts<'_, S>, settings: &Settings) -> Box<dyn CommandHandler>;
     fn reader(&self, parts: &Parts<'_, S>, settings: &Settings) -> Box<dyn StateReader>;
     fn take_snapshot<'a>(
@@ -350,6 +360,7 @@ where
     A: Aggregate + Serialize,
     A::Error: Rejection,
     A::Command: utoipa::ToSchema,
+    A::Event: utoipa::ToSchema,
     S: Store,
     F: Fn(Repository<A, S>) -> Repository<A, S> + Send + Sync,
 {
@@ -359,6 +370,10 @@ where
 
     fn command_paths(&self) -> crate::openapi::CommandPaths {
         crate::openapi::command_paths::<A>()
+    }
+
+    fn event_payloads(&self) -> crate::contracts::EventPayloads {
+        crate::contracts::event_payloads::<A>()
     }
 
     fn commands(&self, parts: &Parts<'_, S>, settings: &Settings) -> Box<dyn CommandHandler> {

@@ -7,6 +7,7 @@ use crate::Address;
 
 /// An event of an [`Order`](crate::Order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderEvent {
     /// The order was opened. Name, email and address are personal data of `customer_id`.
     OrderPlaced {

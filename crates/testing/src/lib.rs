@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+pub mod schema;
 mod stack;
 pub use stack::{EMULATOR_TEMPLATE, EmulatorStack};
 

@@ -47,7 +47,7 @@ impl Command for AccountCommand {
 }
 
 /// What happened to an account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum AccountEvent {
     /// Opened; `holder_name` is personal data of `holder_id`.
     AccountOpened {

@@ -52,7 +52,7 @@ impl Command for TransferCommand {
 }
 
 /// What happened to a transfer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TransferEvent {
     /// Asked for.
     TransferRequested {

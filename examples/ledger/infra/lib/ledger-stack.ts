@@ -3,7 +3,8 @@
 // ledger's one binary (`ledger-service`), told its part by STRATA_ROLE.
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { EventSourcedService, type FunctionCode } from 'strata-cdk';
+import * as path from 'node:path';
+import { EventSourcedService, type FunctionCode, loadEventDocument } from 'strata-cdk';
 
 /** Properties of {@link LedgerStack}. */
 export interface LedgerStackProps extends StackProps {
@@ -33,6 +34,8 @@ export class LedgerStack extends Stack {
       tenancy: { fixed: props.tenant ?? 'acme' },
       auth: { iam: true },
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+      // Generated from the ledger's event types (`Service::event_document`; tests/tests/contracts.rs).
+      eventContracts: loadEventDocument(path.join(__dirname, '..', '..', 'events.schema.json')),
     });
     // The process moves money between accounts (commands to both aggregates): only transfers'
     // requests start it (`TransferProcess` acts on nothing else).
