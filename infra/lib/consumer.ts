@@ -13,7 +13,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, type TableAccess } from './access';
-import { checkNames, feedFromBus, type QueueSettings } from './wiring';
+import { checkNames, checkQueueConcurrency, feedFromBus, type QueueSettings } from './wiring';
 import { type FunctionSettings, StrataFunction } from './strata-function';
 
 /** What {@link EventSourcedService.addConsumer} takes. */
@@ -32,16 +32,17 @@ export interface ConsumerProps {
    */
   readonly issuesCommands?: boolean;
   /**
-   * The claim lease of its `Effects` (`Effects::with_lease`; default 120 s, `DEFAULT_LEASE_SECS`). The
-   * function's timeout may not exceed it (a claim must outlive the attempt that holds it), and a
-   * failed message is seen again only after it (the queue's visibility timeout covers it).
+   * The claim lease of its `Effects` (`Effects::with_lease`; default 120 s, `DEFAULT_LEASE_SECS`),
+   * passed as `STRATA_CONSUMER_LEASE_SECS`: the runtime refuses to start when the code's lease is
+   * another. The function's timeout may not exceed it (a claim must outlive the attempt that holds
+   * it), and a failed message is seen again only after it (the queue's visibility timeout covers it).
    */
   readonly lease?: Duration;
   /** Memory (default 256 MB), timeout (default 30 s) and reserved concurrency. */
   readonly functionSettings?: FunctionSettings;
   /** Its queue and event source mapping. */
   readonly queue?: QueueSettings;
-  /** More environment for the team's own settings (a webhook URL, say; never a secret). */
+  /** More environment for the team's own settings (a webhook URL, say; never a secret; no `STRATA_*`). */
   readonly environment?: Record<string, string>;
 }
 
@@ -55,7 +56,8 @@ export interface ServiceConsumerProps extends ConsumerProps {
   readonly tableKey: kms.IKey;
   readonly fieldKey: kms.IKey;
   readonly isolatedTenant: string | undefined;
-  readonly environment: Record<string, string>;
+  /** What every function of the service reads (table, key, commit format). */
+  readonly serviceEnvironment: Record<string, string>;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly alarmAction?: cloudwatch.IAlarmAction;
@@ -76,21 +78,22 @@ export class ServiceConsumer extends Construct {
   readonly rule: events.Rule;
 
   constructor(scope: Construct, id: string, props: ServiceConsumerProps) {
+    checkConsumer(props.name, props, props.eventSource);
     super(scope, id);
-    checkNames('consumer', [props.name]);
     this.name = props.name;
     const lease = props.lease ?? Duration.seconds(120);
     const timeout = props.functionSettings?.timeout ?? Duration.seconds(30);
-    if (timeout.toSeconds() > lease.toSeconds()) {
-      throw new Error(
-        `consumer '${props.name}': timeout ${timeout.toSeconds()} s exceeds its lease ${lease.toSeconds()} s: a second delivery could run the effect while the first still does`,
-      );
-    }
     this.function = new StrataFunction(this, 'Function', {
       role: `consumer ${props.name}`,
       code: props.code,
       description: `Strata consumer ${props.name}: one effect per event`,
-      environment: { STRATA_ROLE: 'consumer', STRATA_CONSUMER: props.name, ...props.environment },
+      environment: {
+        ...props.environment,
+        ...props.serviceEnvironment,
+        STRATA_ROLE: 'consumer',
+        STRATA_CONSUMER: props.name,
+        STRATA_CONSUMER_LEASE_SECS: String(lease.toSeconds()),
+      },
       timeout,
       memorySize: props.functionSettings?.memorySize ?? 256,
       reservedConcurrency: props.functionSettings?.reservedConcurrency,
@@ -110,7 +113,7 @@ export class ServiceConsumer extends Construct {
     const visibility = Math.max(timeout.toSeconds() * 6, lease.toSeconds() + timeout.toSeconds());
     const fed = feedFromBus(this, 'Feed', {
       bus: props.bus,
-      pattern: { source: [props.eventSource], ...(props.eventPattern ?? {}) },
+      pattern: { ...(props.eventPattern ?? {}), source: [props.eventSource] },
       description: `Events of ${props.eventSource} to the consumer ${props.name}`,
       fn,
       settings: props.queue ?? {},
@@ -120,5 +123,29 @@ export class ServiceConsumer extends Construct {
     this.queue = fed.queue;
     this.deadLetters = fed.deadLetters;
     this.rule = fed.rule;
+  }
+}
+
+/** Refuses, before anything is created, a consumer the runtime or the queue would trip over. */
+export function checkConsumer(name: string, props: ConsumerProps, eventSource: string): void {
+  checkNames('consumer', [name]);
+  checkQueueConcurrency(`consumer '${name}'`, props.functionSettings?.reservedConcurrency, props.queue ?? {});
+  const given = props.eventPattern?.source;
+  if (given !== undefined && !(given.length === 1 && given[0] === eventSource)) {
+    throw new Error(
+      `consumer '${name}': eventPattern.source ${JSON.stringify(given)}: the service's bus carries ${eventSource} only (omit source)`,
+    );
+  }
+  const lease = props.lease ?? Duration.seconds(120);
+  const timeout = props.functionSettings?.timeout ?? Duration.seconds(30);
+  if (timeout.toSeconds() > lease.toSeconds()) {
+    throw new Error(
+      `consumer '${name}': timeout ${timeout.toSeconds()} s exceeds its lease ${lease.toSeconds()} s: a second delivery could run the effect while the first still does`,
+    );
+  }
+  for (const key of Object.keys(props.environment ?? {})) {
+    if (key.startsWith('STRATA_')) {
+      throw new Error(`consumer '${name}': environment ${key} is the construct's to set (STRATA_* configures the runtime and the function's role)`);
+    }
   }
 }

@@ -22,9 +22,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, TableAccess } from './access';
-import { ServiceConsumer, type ConsumerProps } from './consumer';
+import { checkConsumer, ServiceConsumer, type ConsumerProps } from './consumer';
 import { EventContracts, type EventDocument } from './contracts';
-import { checkNames, checkQueue, feedFromBus, type QueueSettings, RESERVED_CATEGORIES, serviceQueue } from './wiring';
+import {
+  CATEGORY_PATTERN,
+  checkNames,
+  checkQueue,
+  checkQueueConcurrency,
+  feedFromBus,
+  pascal,
+  type QueueSettings,
+  RESERVED_CATEGORIES,
+  serviceQueue,
+} from './wiring';
 import type { FunctionCode, FunctionRole } from './function-code';
 import { checkSettings, type FunctionSettings, StrataFunction } from './strata-function';
 import { EventStoreTable, loadTableSpec, type TableSpec } from './table-spec';
@@ -102,9 +112,10 @@ export interface EventSourcedServiceProps {
   readonly aggregates: readonly string[];
   /**
    * The names of its read models (`Projection::NAME`), served at `GET /views/{name}` and
-   * `GET /views/{name}/{id}`. With none, there is no projector (nor its queue). Default none.
+   * `GET /views/{name}/{id}`. `[]`: the service has none, and no projector nor projector queue is
+   * deployed (required, so that leaving it out never removes a projector that was deployed).
    */
-  readonly projections?: readonly string[];
+  readonly projections: readonly string[];
   /** The EventBridge `source` of published events (`STRATA_EVENT_SOURCE`), e.g. `com.example.orders`. */
   readonly eventSource: string;
   /** Tenancy of the command and query functions. */
@@ -218,7 +229,7 @@ export class EventSourcedService extends Construct {
     checkProps(props, fixedTenant);
     const settings = props.functionSettings ?? {};
     for (const [role, given] of Object.entries(settings)) checkSettings(role, given ?? {});
-    const projections = props.projections ?? [];
+    const projections = props.projections;
     const isolatedTenant = props.tenantIsolation ? fixedTenant : undefined;
 
     // Keys: the table key is usable only through DynamoDB; the field key unwraps personal data and is
@@ -265,7 +276,13 @@ export class EventSourcedService extends Construct {
     const common = { logRetention, removalPolicy, alarmAction: props.alarmAction };
     const tenancyEnv: Record<string, string> =
       'fixed' in props.tenancy ? { STRATA_TENANT: props.tenancy.fixed } : { STRATA_TENANT_CLAIM: props.tenancy.claim };
-    const storeEnv = { STRATA_TABLE: this.table.tableName, STRATA_KMS_KEY_ID: this.fieldKey.keyArn };
+    // Every function that commits (the command function, a consumer that issues commands) writes the
+    // same item format.
+    const storeEnv: Record<string, string> = {
+      STRATA_TABLE: this.table.tableName,
+      STRATA_KMS_KEY_ID: this.fieldKey.keyArn,
+      ...(props.commitFormat ? { STRATA_COMMIT_FORMAT: props.commitFormat } : {}),
+    };
     this.wiring = { props, access, isolatedTenant, logRetention, removalPolicy, storeEnv };
     const fn = (
       fnId: string,
@@ -302,7 +319,6 @@ export class EventSourcedService extends Construct {
         STRATA_STREAM_CACHE_ENTRIES: String(props.streamCacheEntries ?? 1000),
         // The stream publisher prunes old snapshots (below): off the command path.
         STRATA_SNAPSHOT_PRUNING: 'publisher',
-        ...(props.commitFormat ? { STRATA_COMMIT_FORMAT: props.commitFormat } : {}),
       },
       { timeout: Duration.seconds(20), memorySize: 256 },
     );
@@ -429,7 +445,11 @@ export class EventSourcedService extends Construct {
     const route = (path: string, method: apigw.HttpMethod, target: StrataFunction, admin = false) => {
       let integration = integrations.get(target);
       if (!integration) {
-        integration = new HttpLambdaIntegration(`${target.node.id}Integration`, target.function);
+        // One invoke permission per function for the whole API, not one per route: a function's
+        // resource policy stops at 20 KB, which a service of a few dozen routes would pass.
+        integration = new HttpLambdaIntegration(`${target.node.id}Integration`, target.function, {
+          scopePermissionToRoute: false,
+        });
         integrations.set(target, integration);
       }
       this.api.addRoutes({
@@ -501,8 +521,11 @@ export class EventSourcedService extends Construct {
    * commit to streams), and alarms on its dead letters and errors.
    */
   addConsumer(name: string, props: ConsumerProps = {}): ServiceConsumer {
-    if (name in this.consumers) throw new Error(`consumer '${name}' is added twice`);
     const w = this.wiring;
+    if (name in this.consumers) throw new Error(`consumer '${name}' is added twice`);
+    const twin = Object.keys(this.consumers).find((other) => pascal(other) === pascal(name));
+    if (twin) throw new Error(`consumer '${name}' and '${twin}' would share construct ids: rename one`);
+    checkConsumer(name, props, w.props.eventSource);
     const consumer = new ServiceConsumer(this, `Consumer${pascal(name)}`, {
       ...props,
       name,
@@ -513,7 +536,7 @@ export class EventSourcedService extends Construct {
       tableKey: this.tableKey,
       fieldKey: this.fieldKey,
       isolatedTenant: w.isolatedTenant,
-      environment: { ...w.storeEnv, ...(props.environment ?? {}) },
+      serviceEnvironment: w.storeEnv,
       logRetention: w.logRetention,
       removalPolicy: w.removalPolicy,
       alarmAction: w.props.alarmAction,
@@ -591,15 +614,6 @@ export const SERVICE_OUTPUTS = [
   'ApiUrl',
 ] as const;
 
-/** A name as a construct id part: `transfer-process` → `TransferProcess`. */
-function pascal(name: string): string {
-  return name
-    .split(/[^A-Za-z0-9]+/)
-    .filter(Boolean)
-    .map((part) => part[0].toUpperCase() + part.slice(1))
-    .join('');
-}
-
 function checkProps(props: EventSourcedServiceProps, fixedTenant: string | undefined): void {
   const cacheEntries = props.streamCacheEntries;
   if (cacheEntries !== undefined && (!Number.isSafeInteger(cacheEntries) || cacheEntries < 0)) {
@@ -623,13 +637,14 @@ function checkProps(props: EventSourcedServiceProps, fixedTenant: string | undef
     throw new Error(`tenant '${fixedTenant}': use 1 to 64 of A-Z a-z 0-9 . _ -`);
   }
   if (props.aggregates.length === 0) throw new Error('aggregates: name at least one category (Aggregate::CATEGORY)');
-  checkNames('aggregate category', props.aggregates);
+  checkNames('aggregate category', props.aggregates, CATEGORY_PATTERN);
   for (const category of props.aggregates) {
     if (RESERVED_CATEGORIES.includes(category)) {
       throw new Error(`aggregate category '${category}' is reserved (${RESERVED_CATEGORIES.join(', ')} are routes of their own)`);
     }
   }
-  checkNames('projection', props.projections ?? []);
+  checkNames('projection', props.projections);
+  checkQueueConcurrency('projector', props.functionSettings?.projector?.reservedConcurrency, props.projector ?? {});
   const throttle = props.throttle;
   if (throttle && !(throttle.rateLimit > 0 && Number.isInteger(throttle.burstLimit) && throttle.burstLimit > 0)) {
     throw new Error(`throttle ${JSON.stringify(throttle)}: rateLimit above 0 and a whole burstLimit above 0`);

@@ -24,6 +24,6 @@ export {
   type FunctionRole,
 } from './function-code';
 export { StrataFunction, type FunctionSettings, type StrataFunctionProps } from './strata-function';
-export { NAME_PATTERN, RESERVED_CATEGORIES, type QueueSettings } from './wiring';
+export { CATEGORY_PATTERN, NAME_PATTERN, RESERVED_CATEGORIES, type QueueSettings } from './wiring';
 export { EventStoreTable, loadTableSpec, type TableSpec } from './table-spec';
 export { cdkContext, synthesize, synthesizeEmulatorTemplate } from './outputs';

@@ -17,21 +17,54 @@ export interface QueueSettings {
   readonly maxConcurrency?: number;
 }
 
-/** A path segment the Rust side accepts as a category, read model or consumer name (and IAM and CloudFormation too). */
-export const NAME_PATTERN = /^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$/;
+/**
+ * A read model's or consumer's name (`Projection::NAME`, `Consumer::NAME`): a path segment of the
+ * HTTP API or an environment value, 1 to 64 URL-safe characters.
+ */
+export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * An aggregate category (`Aggregate::CATEGORY`): as {@link NAME_PATTERN} without `-`, which
+ * `StreamId` refuses (the partition key joins category and id with `-`).
+ */
+export const CATEGORY_PATTERN = /^[A-Za-z0-9_.]{1,64}$/;
 
 /** Path segments of routes of their own (the query API's `RESERVED`): no aggregate may take them. */
 export const RESERVED_CATEGORIES: readonly string[] = ['views', 'admin'];
 
-/** Refuses a name that is not a lowercase path segment, and a name listed twice. */
-export function checkNames(what: string, names: readonly string[]): void {
+/** Refuses a name the Rust side or a route would refuse, and a name listed twice. */
+export function checkNames(what: string, names: readonly string[], pattern: RegExp = NAME_PATTERN): void {
   const seen = new Set<string>();
   for (const name of names) {
-    if (!NAME_PATTERN.test(name)) {
-      throw new Error(`${what} '${name}': use 1 to 64 of a-z 0-9 _ -, starting and ending with a letter or digit`);
+    if (!pattern.test(name)) {
+      const allowed = pattern === CATEGORY_PATTERN ? 'A-Z a-z 0-9 _ . (no -: StreamId refuses it)' : 'A-Z a-z 0-9 _ . -';
+      throw new Error(`${what} '${name}': use 1 to 64 of ${allowed}`);
     }
     if (seen.has(name)) throw new Error(`${what} '${name}' is listed twice`);
     seen.add(name);
+  }
+}
+
+/** A name as a construct id part: `transfer-process` → `TransferProcess`. */
+export function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0].toUpperCase() + part.slice(1))
+    .join('');
+}
+
+/**
+ * Refuses reserved concurrency a queue's event source mapping would be throttled by: Lambda polls
+ * with at least five instances (or `maxConcurrency`), and a throttled receive still counts toward
+ * the message's `maxReceiveCount`, sending it to the dead-letter queue.
+ */
+export function checkQueueConcurrency(what: string, reserved: number | undefined, queue: QueueSettings): void {
+  const needed = queue.maxConcurrency ?? 5;
+  if (reserved !== undefined && reserved < needed) {
+    throw new Error(
+      `${what}: reservedConcurrency ${reserved} is below ${queue.maxConcurrency !== undefined ? `maxConcurrency ${needed}` : "the queue mapping's 5 pollers"}: throttled receives would send messages to the dead-letter queue (set maxConcurrency at most ${reserved}, or reserve more)`,
+    );
   }
 }
 

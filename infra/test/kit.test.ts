@@ -136,6 +136,39 @@ describe('a service of its own', () => {
   });
 });
 
+describe('what each function starts with', () => {
+  // What strata_lambda::runtime reads at start, by role (its module docs' table).
+  const required: Record<string, string[]> = {
+    command: ['STRATA_TABLE', 'STRATA_KMS_KEY_ID', 'STRATA_TENANT', 'STRATA_SNAPSHOT_PRUNING'],
+    query: ['STRATA_TABLE', 'STRATA_KMS_KEY_ID', 'STRATA_TENANT'],
+    admin: ['STRATA_TABLE', 'STRATA_KMS_KEY_ID', 'STRATA_TENANT'],
+    projector: ['STRATA_TABLE', 'STRATA_KMS_KEY_ID'],
+    consumer: ['STRATA_TABLE', 'STRATA_KMS_KEY_ID', 'STRATA_CONSUMER', 'STRATA_CONSUMER_LEASE_SECS'],
+    publisher: ['STRATA_TABLE', 'STRATA_KMS_KEY_ID', 'STRATA_EVENT_BUS', 'STRATA_EVENT_SOURCE', 'STRATA_SNAPSHOT_KEEP'],
+  };
+
+  test('every role has the variables it reads at start; everything that commits writes one format', () => {
+    const { template } = service({ commitFormat: 'v2' });
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    assert.equal(functions.length, 7);
+    for (const f of functions) {
+      const vars = f.Properties.Environment.Variables;
+      for (const name of required[vars.STRATA_ROLE]) assert.ok(vars[name] !== undefined, `${vars.STRATA_ROLE} lacks ${name}`);
+      assert.equal(vars.STRATA_COMMIT_FORMAT, 'v2', vars.STRATA_ROLE);
+    }
+    const consumer = functions.find((f) => f.Properties.Environment.Variables.STRATA_CONSUMER === 'transfer-process');
+    assert.equal(consumer?.Properties.Environment.Variables.STRATA_CONSUMER_LEASE_SECS, '120');
+  });
+
+  test('one invoke permission per API function, whatever the number of routes', () => {
+    const { template } = service();
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
+      (p) => p.Properties.Principal === 'apigateway.amazonaws.com',
+    );
+    assert.equal(permissions.length, 3, 'command, query and admin');
+  });
+});
+
 describe('tunables', () => {
   test('memory, timeout, reserved concurrency and throttles as props', () => {
     const { template } = service(
@@ -175,6 +208,7 @@ describe('tunables', () => {
         return lambda.Code.fromAsset(`${__dirname}/../placeholder`);
       },
       aggregates: ['ticket'],
+      projections: [],
       eventSource: 'com.example.desk',
       tenancy: { fixed: 'acme' },
       auth: { iam: true },
@@ -188,11 +222,14 @@ describe('tunables', () => {
       assert.throws(() => service(extra, false), pattern);
     refused({ aggregates: [] }, /at least one category/);
     refused({ aggregates: ['views'] }, /reserved/);
-    refused({ aggregates: ['Order'] }, /use 1 to 64 of a-z/);
+    refused({ aggregates: ['sales-order'] }, /no -: StreamId refuses it/);
+    refused({ aggregates: ['a/b'] }, /aggregate category 'a\/b'/);
     refused({ aggregates: ['order', 'order'] }, /listed twice/);
     refused({ projections: ['bad/name'] }, /projection 'bad\/name'/);
     refused({ functionSettings: { query: { memorySize: 64 } } }, /memorySize 64/);
     refused({ functionSettings: { command: { reservedConcurrency: 0 } } }, /reservedConcurrency 0/);
+    // Rust allows upper case in names (a category `SalesOrder`, a consumer `TransferProcess`).
+    service({ aggregates: ['SalesOrder'], projections: ['OrderSummary'] }, false);
     refused({ functionSettings: { publisher: { timeout: Duration.minutes(20) } } }, /timeout 1200 s/);
     refused({ throttle: { rateLimit: 0, burstLimit: 1 } }, /throttle/);
     refused({ projector: { maxConcurrency: 1 } }, /maxConcurrency 1/);
@@ -201,5 +238,18 @@ describe('tunables', () => {
     svc.addConsumer('once');
     assert.throws(() => svc.addConsumer('once'), /added twice/);
     assert.throws(() => svc.addConsumer('Bad Name'), /consumer 'Bad Name'/);
+    assert.throws(() => svc.addConsumer('once_'), /share construct ids/);
+    assert.throws(() => svc.addConsumer('elsewhere', { eventPattern: { source: ['com.example.payments'] } }), /carries com.example.ledger only/);
+    assert.throws(() => svc.addConsumer('sneaky', { environment: { STRATA_ROLE: 'all' } }), /STRATA_ROLE is the construct's/);
+    assert.throws(
+      () => svc.addConsumer('starved', { functionSettings: { reservedConcurrency: 3 } }),
+      /reservedConcurrency 3 is below the queue mapping's 5 pollers/,
+    );
+    assert.throws(
+      () => svc.addConsumer('capped', { functionSettings: { reservedConcurrency: 4 }, queue: { maxConcurrency: 8 } }),
+      /below maxConcurrency 8/,
+    );
+    svc.addConsumer('capped', { functionSettings: { reservedConcurrency: 4 }, queue: { maxConcurrency: 4 } });
+    refused({ functionSettings: { projector: { reservedConcurrency: 2 } } }, /projector: reservedConcurrency 2/);
   });
 });

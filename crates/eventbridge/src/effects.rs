@@ -342,6 +342,9 @@ pub trait AnyEffects: Send + Sync {
     /// The consumer's name ([`Consumer::NAME`]).
     fn name(&self) -> &'static str;
 
+    /// How long a claim holds off another delivery ([`Effects::with_lease`]).
+    fn lease(&self) -> chrono::Duration;
+
     /// [`Effects::handle_batch`].
     fn handle_batch<'a>(
         &'a self,
@@ -356,6 +359,10 @@ where
 {
     fn name(&self) -> &'static str {
         C::NAME
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        self.lease
     }
 
     fn handle_batch<'a>(

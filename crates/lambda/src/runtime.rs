@@ -29,7 +29,7 @@
 //! | `query` | API Gateway HTTP events: the query API | as `command` |
 //! | `admin` | the query API with the admin routes (export, forget) | as `command` |
 //! | `projector` | SQS batches of the bus's events: every projection | |
-//! | `consumer` | SQS batches: the consumer `STRATA_CONSUMER` names (every consumer when unset) | |
+//! | `consumer` | SQS batches: the consumer `STRATA_CONSUMER` names (every consumer when unset) | optional `STRATA_CONSUMER_LEASE_SECS`: refuses to start unless it is the consumer's lease |
 //! | `publisher` | DynamoDB stream batches of the table: published to EventBridge | see [`crate::publisher`] |
 //! | `all` (local serving, tests) | HTTP: POST to the command API, the rest to the query API (with admin routes when `STRATA_ADMIN`); SQS: every projection and every consumer; stream batches when `STRATA_EVENT_BUS` is set | as `command` |
 //!
@@ -183,7 +183,31 @@ impl Handler {
         let http = matches!(role, Role::Command | Role::Query | Role::Admin | Role::All);
         let tenancy = if http { Some(Tenancy::from_env()?) } else { None };
         let consumer = env::optional("STRATA_CONSUMER")?;
-        Self::new(role, functions, tenancy, &mut settings, consumer.as_deref())
+        let lease: Option<i64> = match env::optional("STRATA_CONSUMER_LEASE_SECS")? {
+            Some(text) => Some(env::parse("STRATA_CONSUMER_LEASE_SECS", &text)?),
+            None => None,
+        };
+        let handler = Self::new(role, functions, tenancy, &mut settings, consumer.as_deref())?;
+        handler.check_lease(lease)?;
+        Ok(handler)
+    }
+
+    /// Refuses to serve consumers whose claim lease is not the one the queue was made for
+    /// (`STRATA_CONSUMER_LEASE_SECS`, from the construct's `lease`): the queue's visibility timeout
+    /// and the function's timeout were chosen against it.
+    pub fn check_lease(&self, seconds: Option<i64>) -> Result<(), Error> {
+        let Some(seconds) = seconds else { return Ok(()) };
+        for consumer in &self.consumers {
+            let lease = consumer.lease().num_seconds();
+            if lease != seconds {
+                return Err(format!(
+                    "consumer {}: its Effects lease is {lease} s, the deployment's STRATA_CONSUMER_LEASE_SECS {seconds} s: give addConsumer lease {lease} s (or the code with_lease {seconds} s)",
+                    consumer.name()
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The parts `role` serves; `tenancy` is needed by the HTTP roles.

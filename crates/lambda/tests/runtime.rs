@@ -147,3 +147,35 @@ fn store() -> DynamoStore {
         .build();
     DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "unused")
 }
+
+/// A consumer that does nothing: its runner's lease is what the checks compare.
+struct Mailer;
+
+impl strata_eventbridge::effects::Consumer for Mailer {
+    type Event = strata_orders::OrderEvent;
+    const NAME: &'static str = "mailer";
+    const CATEGORY: &'static str = "order";
+
+    async fn handle(
+        &self,
+        _event: strata_orders::OrderEvent,
+        _delivery: &strata_eventbridge::effects::Delivery,
+    ) -> Result<(), strata_core::BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_whose_lease_is_not_the_deployments_stops_the_start() {
+    let with_lease = |seconds: i64| {
+        let effects =
+            strata_eventbridge::Effects::new(Mailer, store()).with_lease(chrono::Duration::seconds(seconds));
+        let functions = functions().consumer(effects);
+        Handler::new(Role::Consumer, functions, None, &mut Settings::default(), Some("mailer")).unwrap()
+    };
+    let handler = with_lease(120);
+    assert!(handler.check_lease(Some(120)).is_ok());
+    assert!(handler.check_lease(None).is_ok(), "no deployment lease: nothing to compare");
+    let refused = with_lease(60).check_lease(Some(120)).unwrap_err().to_string();
+    assert!(refused.contains("consumer mailer: its Effects lease is 60 s"), "{refused}");
+}

@@ -1,6 +1,7 @@
 //! `ledger-service`: the whole ledger in one binary, deployed once per role (`STRATA_ROLE`: command,
-//! query, admin, projector, consumer), each function with its own IAM role; all roles at once with
-//! `STRATA_ROLE=all` (local serving). See `strata_lambda::runtime`.
+//! query, admin, projector, consumer, publisher), each function with its own IAM role, by the ledger's
+//! CDK app (`examples/ledger/infra`); all roles at once with `STRATA_ROLE=all` (local serving). See
+//! `strata_lambda::runtime`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
