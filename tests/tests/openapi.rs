@@ -56,6 +56,11 @@ fn a_service_of_two_aggregates_documents_both() {
         assert!(queries["paths"][path]["get"].is_object(), "{path}");
     }
     assert!(queries["paths"]["/admin/subjects/{subject}"].is_null());
+    // The read model over both aggregates names the stream's category; the others need not.
+    let parameters = |path: &str| queries["paths"][path]["get"]["parameters"].as_array().unwrap().clone();
+    let category = parameters("/views/activity/{id}").into_iter().find(|p| p["name"] == "category").unwrap();
+    assert_eq!(category["schema"]["enum"], serde_json::json!(["account", "transfer"]));
+    assert!(parameters("/views/balance/{id}").iter().all(|p| p["name"] != "category"));
     let mut ids: Vec<&str> = commands["paths"]
         .as_object()
         .unwrap()

@@ -131,19 +131,21 @@ async fn one_projection_failing_for_a_stream_holds_back_neither_the_other_nor_it
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed.len(), 2, "a-1's two messages are retried: {failed:?}");
     assert!(failing.failed.load(Ordering::SeqCst) >= 1);
-    // movements of a-1 and a-2 (2 + 2) and the balance of a-2 (2); not the balance of a-1.
-    assert_eq!((outcome.applied, outcome.failed), (6, 2), "{outcome:?}");
+    // movements and activity of a-1 and a-2 (4 + 4) and the balance of a-2 (2); not the balance of
+    // a-1.
+    assert_eq!((outcome.applied, outcome.failed), (10, 2), "{outcome:?}");
     let views = |name: &str| service.projector(name).unwrap();
     assert_eq!(views("movements").view_json(&account("a-1")).await.unwrap().map(|(_, v)| v), Some(2));
     assert_eq!(views("balance").view_json(&account("a-1")).await.unwrap(), None);
     assert_eq!(views("balance").view_json(&account("a-2")).await.unwrap().map(|(_, v)| v), Some(2));
 
-    // The queue delivers a-1's messages again: the balance catches up, movements skip them.
+    // The queue delivers a-1's messages again: the balance catches up, movements and activity skip
+    // them.
     failing.on.store(false, Ordering::SeqCst);
     let retry = messages(&store, &[account("a-1")], "retry").await;
     let (response, outcome) = project_batch_each(&projectors, sqs_event(retry)).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!((outcome.applied, outcome.duplicates), (2, 2), "{outcome:?}");
+    assert_eq!((outcome.applied, outcome.duplicates), (2, 4), "{outcome:?}");
     let (movements, _) = views("movements").view_json(&account("a-1")).await.unwrap().unwrap();
     assert_eq!(movements["events"], 2, "each event once");
     let (balance, version) = views("balance").view_json(&account("a-1")).await.unwrap().unwrap();
@@ -298,4 +300,13 @@ async fn the_ledger_walks_a_transfer_end_to_end_on_its_own_stack() {
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2), "{}", listed.body);
     let state = http("GET", "/transfer/t-1".into(), "", None).await;
     assert_eq!(state.body["version"], 3, "{}", state.body);
+    // The read model over both aggregates: the account and the transfer it sent, in one listing.
+    let activity = http("GET", "/views/activity".into(), "lookup=a-1", None).await;
+    let kinds: Vec<&str> = activity.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["view"]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["account", "transfer_sent"], "{}", activity.body);
 }

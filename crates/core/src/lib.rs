@@ -4,6 +4,7 @@ mod aggregate;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod crypto;
+mod either;
 mod envelope;
 mod error;
 mod event;
@@ -19,6 +20,7 @@ mod upcast;
 
 pub use aggregate::{Aggregate, Command, Rejection};
 pub use crypto::{FieldCipher, KeyProvider, LocalKeys};
+pub use either::Either;
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error, without_values};
 pub use event::{EncodedEvent, Event, decode_event, encode_event};

@@ -90,7 +90,7 @@ pub fn query_document(
     title: &str,
     version: &str,
     categories: &[&str],
-    projections: &[&str],
+    projections: &[(&str, Vec<&str>)],
     admin: bool,
 ) -> Value {
     let object = json!({ "type": "object" });
@@ -122,12 +122,21 @@ pub fn query_document(
             })), &["400", "403", "404", "405", "503"]),
         }}));
     }
-    for projection in projections {
+    for (projection, followed) in projections {
+        // A read model over several aggregates names the stream's category (default the first).
+        let mut parameters = vec![id_parameter("id")];
+        if followed.len() > 1 {
+            parameters.push(query_parameter(
+                "category",
+                "The stream's category (default the first).",
+                json!({ "type": "string", "enum": followed }),
+            ));
+        }
         paths.insert(format!("/views/{projection}/{{id}}"), json!({ "get": {
             "operationId": format!("get_{projection}_view"),
             "summary": format!("The {projection} read model of one stream"),
             "tags": ["views"],
-            "parameters": [id_parameter("id")],
+            "parameters": parameters,
             "responses": with_problems(ok("The view and the version it includes.", json!({
                 "type": "object", "required": ["stream", "version", "view"],
                 "properties": { "stream": { "$ref": "#/components/schemas/StreamId" }, "version": { "type": "integer" }, "view": object }

@@ -365,7 +365,18 @@ impl QueryApi {
         request: &Request,
         id: &str,
     ) -> Result<Response<Body>, Problem> {
-        let stream = self.stream(request, projector.category(), id)?;
+        // A read model over several aggregates: `?category=` names the stream's (default the first).
+        let followed = projector.categories();
+        let category = match query(request, "category") {
+            Some(asked) => followed.iter().copied().find(|c| *c == asked).ok_or_else(|| {
+                Problem::new(
+                    ProblemKind::BadRequest,
+                    format!("{} follows the categories {followed:?}, not {asked:?}", projector.name()),
+                )
+            })?,
+            None => projector.category(),
+        };
+        let stream = self.stream(request, category, id)?;
         match projector.view_json(&stream).await.map_err(|e| Problem::from(&e))? {
             Some((view, version)) => {
                 let body = json!({ "stream": stream, "version": version, "view": view });

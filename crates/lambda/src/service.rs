@@ -268,7 +268,9 @@ impl<S: Store> Service<S> {
     /// The query API's OpenAPI document: every aggregate's state and events, every read model's
     /// views, and the admin routes when `admin`.
     pub fn query_document(&self, title: &str, version: &str, admin: bool) -> serde_json::Value {
-        crate::openapi::query_document(title, version, &self.categories(), &self.projection_names(), admin)
+        let projections: Vec<(&str, Vec<&str>)> =
+            self.projections.iter().map(|p| (p.name(), p.categories())).collect();
+        crate::openapi::query_document(title, version, &self.categories(), &projections, admin)
     }
 
     /// The projector of the read model `name`, if registered (for operators: a rebuild).
@@ -399,12 +401,17 @@ where
 
 trait ProjectionPart<S>: Send + Sync {
     fn name(&self) -> &'static str;
+    fn categories(&self) -> Vec<&'static str>;
     fn projector(&self, parts: &Parts<'_, S>) -> Box<dyn AnyProjector>;
 }
 
 impl<P: Projection + Clone, S: Store> ProjectionPart<S> for P {
     fn name(&self) -> &'static str {
         P::NAME
+    }
+
+    fn categories(&self) -> Vec<&'static str> {
+        std::iter::once(P::CATEGORY).chain(P::OTHER_CATEGORIES.iter().copied()).collect()
     }
 
     fn projector(&self, parts: &Parts<'_, S>) -> Box<dyn AnyProjector> {

@@ -6,7 +6,8 @@
 //!   credited and debited, never below zero.
 //! - [`Transfer`] (category `transfer`): asks to move an amount from one account to another, then
 //!   records the debit and the credit (or the failure) as they happen.
-//! - [`Balances`] and [`TransferStatuses`]: read models of each.
+//! - [`Balances`] and [`TransferStatuses`]: read models of each; [`Activity`]: one over both (an
+//!   account and the transfers it sent, listed together).
 //! - [`TransferProcess`]: a consumer of transfer events that moves the money between accounts.
 //! - [`service`]: the aggregates and read models, listed once for the functions.
 
@@ -18,15 +19,16 @@ mod views;
 pub use account::{Account, AccountCommand, AccountError, AccountEvent};
 pub use process::{TransferProcess, step_key};
 pub use transfer::{Transfer, TransferCommand, TransferError, TransferEvent, TransferStatus};
-pub use views::{Balance, Balances, TransferStatuses, TransferView};
+pub use views::{Activity, ActivityView, Balance, Balances, TransferStatuses, TransferView};
 
-/// The ledger service: both aggregates and both read models.
+/// The ledger service: both aggregates and their three read models.
 pub fn service<S: strata_lambda::service::Store>(store: S) -> strata_lambda::Service<S> {
     strata_lambda::Service::new(store)
         .aggregate::<Account>()
         .aggregate::<Transfer>()
         .projection(Balances)
         .projection(TransferStatuses)
+        .projection(Activity)
 }
 
 /// Everything one ledger binary serves (`strata_lambda::runtime::serve`): the service and the

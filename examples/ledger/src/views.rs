@@ -1,9 +1,10 @@
 //! Read models of the ledger: each account's balance (listed by holder), each transfer's status
-//! (listed by the account it debits).
+//! (listed by the account it debits), and each account's activity (the account and the transfers it
+//! sent: a read model over both aggregates' streams).
 
 use serde::{Deserialize, Serialize};
 use strata_core::projection::{Lookup, Projection};
-use strata_core::{Aggregate, EventEnvelope, Personal, PersonalData};
+use strata_core::{Aggregate, Either, EventEnvelope, Personal, PersonalData};
 
 use crate::{Account, AccountEvent, Transfer, TransferEvent, TransferStatus};
 
@@ -134,5 +135,100 @@ impl Projection for TransferStatuses {
 
     fn lookup(&self, view: &TransferView) -> Option<Lookup> {
         Some(Lookup { partition: view.from.clone(), sort: view.transfer_id.clone() })
+    }
+}
+
+/// Each account and the transfers it sent, listed together under the account
+/// (`?lookup=<account id>`): one read model over the streams of both aggregates (a view per stream,
+/// as every read model keeps, listed across categories).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Activity;
+
+/// One line of an account's activity: the account itself, or a transfer it sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActivityView {
+    /// The account (a stream of `account`).
+    Account {
+        /// The account id.
+        account_id: String,
+        /// Minor units.
+        balance_minor: u64,
+    },
+    /// A transfer out of the account (a stream of `transfer`).
+    TransferSent {
+        /// The transfer id.
+        transfer_id: String,
+        /// The debited account: the listing's partition.
+        from: String,
+        /// The credited account.
+        to: String,
+        /// Minor units.
+        amount_minor: u64,
+        /// Where it is.
+        status: TransferStatus,
+    },
+}
+
+impl Projection for Activity {
+    type Event = Either<AccountEvent, TransferEvent>;
+    type View = ActivityView;
+    const NAME: &'static str = "activity";
+    const CATEGORY: &'static str = Account::CATEGORY;
+    const OTHER_CATEGORIES: &'static [&'static str] = &[Transfer::CATEGORY];
+
+    fn apply(
+        &self,
+        view: Option<ActivityView>,
+        event: &Either<AccountEvent, TransferEvent>,
+        envelope: &EventEnvelope,
+    ) -> Option<ActivityView> {
+        use ActivityView::{Account as Line, TransferSent};
+        let id = envelope.stream.id().to_owned();
+        match (view, event) {
+            (None, Either::Left(AccountEvent::AccountOpened { .. })) => {
+                Some(Line { account_id: id, balance_minor: 0 })
+            }
+            (
+                Some(Line { account_id, balance_minor }),
+                Either::Left(AccountEvent::Credited { amount_minor, .. }),
+            ) => Some(Line { account_id, balance_minor: balance_minor.saturating_add(*amount_minor) }),
+            (
+                Some(Line { account_id, balance_minor }),
+                Either::Left(AccountEvent::Debited { amount_minor, .. }),
+            ) => Some(Line { account_id, balance_minor: balance_minor.saturating_sub(*amount_minor) }),
+            (None, Either::Right(TransferEvent::TransferRequested { from, to, amount_minor })) => {
+                Some(TransferSent {
+                    transfer_id: id,
+                    from: from.clone(),
+                    to: to.clone(),
+                    amount_minor: *amount_minor,
+                    status: TransferStatus::Requested,
+                })
+            }
+            (Some(TransferSent { transfer_id, from, to, amount_minor, status }), Either::Right(event)) => {
+                let status = match event {
+                    TransferEvent::TransferRequested { .. } => status,
+                    TransferEvent::TransferDebited => TransferStatus::Debited,
+                    TransferEvent::TransferCreditRefused { .. } => TransferStatus::Refunding,
+                    TransferEvent::TransferCompleted => TransferStatus::Completed,
+                    TransferEvent::TransferFailed { .. } => TransferStatus::Failed,
+                };
+                Some(TransferSent { transfer_id, from, to, amount_minor, status })
+            }
+            (view, _) => view,
+        }
+    }
+
+    fn lookup(&self, view: &ActivityView) -> Option<Lookup> {
+        Some(match view {
+            // The account first, then its transfers by id.
+            ActivityView::Account { account_id, .. } => {
+                Lookup { partition: account_id.clone(), sort: "0".into() }
+            }
+            ActivityView::TransferSent { from, transfer_id, .. } => {
+                Lookup { partition: from.clone(), sort: format!("1#{transfer_id}") }
+            }
+        })
     }
 }

@@ -155,6 +155,28 @@ async fn a_transfer_moves_money_once_however_often_its_event_is_delivered() {
     let (_, out_of_a1) = ledger.get("/views/transfer-status", "lookup=a-1").await;
     assert_eq!(out_of_a1["items"].as_array().unwrap().len(), 1);
 
+    // One read model over both aggregates' streams: the account and the transfer it sent, listed
+    // together; each view also by its stream (`?category=` for the other category).
+    let (status, activity) = ledger.get("/views/activity", "lookup=a-1").await;
+    assert_eq!(status, 200, "{activity}");
+    let lines: Vec<(&str, &str)> = activity["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| (item["stream"]["category"].as_str().unwrap(), item["view"]["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [("account", "account"), ("transfer", "transfer_sent")], "{activity}");
+    assert_eq!(activity["items"][0]["view"]["balance_minor"], 40, "{activity}");
+    assert_eq!(activity["items"][1]["view"]["status"], "completed", "{activity}");
+    let (_, sent) = ledger.get("/views/activity/t-1", "category=transfer").await;
+    assert_eq!((sent["view"]["to"].as_str(), sent["version"].as_u64()), (Some("a-2"), Some(3)), "{sent}");
+    let (_, own) = ledger.get("/views/activity/a-2", "").await;
+    assert_eq!(own["view"]["balance_minor"], 60, "{own}");
+    let (status, refused) = ledger.get("/views/activity/t-1", "category=order").await;
+    assert_eq!(status, 400, "{refused}");
+    let (_, listed) = ledger.get("/views/activity", "lookup=a-2").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "a-2 sent nothing: {listed}");
+
     // Each aggregate's state through the same query function.
     let (_, account) = ledger.get("/account/a-2", "").await;
     assert_eq!(account["state"]["balance_minor"], 60);

@@ -16,9 +16,14 @@ pub trait AnyProjector: Send + Sync {
     /// The stream category it follows ([`Projection::CATEGORY`]).
     fn category(&self) -> &'static str;
 
+    /// Every category it follows: [`Projection::CATEGORY`], then [`Projection::OTHER_CATEGORIES`].
+    fn categories(&self) -> Vec<&'static str> {
+        vec![self.category()]
+    }
+
     /// Whether it follows `stream`.
     fn follows(&self, stream: &StreamId) -> bool {
-        stream.category() == self.category()
+        self.categories().contains(&stream.category())
     }
 
     /// [`Projector::project`].
@@ -55,6 +60,14 @@ where
 
     fn category(&self) -> &'static str {
         P::CATEGORY
+    }
+
+    fn categories(&self) -> Vec<&'static str> {
+        std::iter::once(P::CATEGORY).chain(P::OTHER_CATEGORIES.iter().copied()).collect()
+    }
+
+    fn follows(&self, stream: &StreamId) -> bool {
+        Projector::follows(self, stream)
     }
 
     fn project<'a>(

@@ -9,8 +9,11 @@
 //! reordered delivery heals on the next one.
 //!
 //! A view is per stream (one order's summary); views are listed across streams by a [`Lookup`]
-//! (all orders of one customer). Views that aggregate many streams into one row need a checkpoint
-//! per stream inside the row and are not covered here.
+//! (all orders of one customer). A read model may follow the streams of several aggregates
+//! ([`Projection::OTHER_CATEGORIES`], its events an [`crate::Either`]): still a view per stream,
+//! and one lookup listing views of every category it follows (an account and the transfers it
+//! sent). Views that aggregate many streams into one row need a checkpoint per stream inside the
+//! row and are not covered here.
 
 mod any;
 mod projector;
@@ -56,14 +59,19 @@ pub use projector::{Delivered, LookupPage, Projected, Projector};
 /// }
 /// ```
 pub trait Projection: Send + Sync + 'static {
-    /// The events it reads (of streams of [`Projection::CATEGORY`]).
+    /// The events it reads (of streams of [`Projection::CATEGORY`] and any
+    /// [`Projection::OTHER_CATEGORIES`]).
     type Event: Event;
     /// What it keeps per stream.
     type View: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync;
     /// Its name, part of the view's table key: no `#`, no control characters.
     const NAME: &'static str;
-    /// The stream category it follows.
+    /// The stream category it follows (the category of `GET /views/{name}/{id}`).
     const CATEGORY: &'static str;
+    /// Other categories it follows, for a read model over the streams of several aggregates: its
+    /// `Event` decodes theirs too (`Either<AccountEvent, TransferEvent>`, see [`crate::Either`]).
+    /// Default none.
+    const OTHER_CATEGORIES: &'static [&'static str] = &[];
     /// Version of the view's shape. A stored view of another version is rebuilt from the stream.
     const SCHEMA_VERSION: u32 = 1;
 

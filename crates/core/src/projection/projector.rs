@@ -122,9 +122,9 @@ impl<P: Projection, S: EventStore + ViewStore> Projector<P, S> {
         &self.store
     }
 
-    /// Whether this projector follows `stream` (its category).
+    /// Whether this projector follows `stream` (its category, or one of its other categories).
     pub fn follows(&self, stream: &StreamId) -> bool {
-        stream.category() == P::CATEGORY
+        stream.category() == P::CATEGORY || P::OTHER_CATEGORIES.contains(&stream.category())
     }
 
     /// Applies delivered events of one stream, in any order and with duplicates, exactly once each and

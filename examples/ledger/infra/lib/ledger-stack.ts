@@ -29,7 +29,7 @@ export class LedgerStack extends Stack {
     this.service = new EventSourcedService(this, 'Ledger', {
       code: props.code,
       aggregates: ['account', 'transfer'],
-      projections: ['balance', 'transfer-status'],
+      projections: ['balance', 'transfer-status', 'activity'],
       eventSource: LEDGER_EVENT_SOURCE,
       tenancy: { fixed: props.tenant ?? 'acme' },
       auth: { iam: true },
