@@ -61,11 +61,24 @@ export function emulatorTemplate(template: Template): Template {
   for (const resource of Object.values(resources)) {
     resource.Properties = replaceRefs(resource.Properties ?? null, busNames);
   }
-  const outputs = Object.fromEntries(
+  const outputs: Record<string, Json> = Object.fromEntries(
     Object.entries((template.Outputs ?? {}) as Record<string, Json>)
       .filter(([, o]) => references(o).every((r) => r in kept))
       .map(([id, o]) => [id, replaceRefs(o, busNames)]),
   );
+  // Each function's environment as deployed (JSON text resolved by the emulator's CloudFormation),
+  // named after its part (`EnvCommand`, `EnvConsumerTransferProcess`): a test starts the service's
+  // binary with exactly what the construct gives each function.
+  for (const resource of Object.values(template.Resources)) {
+    if (resource.Type !== 'AWS::Lambda::Function') continue;
+    const variables = ((resource.Properties as { [key: string]: Json }).Environment as { Variables?: Json } | undefined)?.Variables;
+    if (!variables || typeof variables !== 'object' || Array.isArray(variables)) continue;
+    const role = variables.STRATA_ROLE;
+    if (typeof role !== 'string' || !references(variables).every((r) => r in kept)) continue;
+    const consumer = typeof variables.STRATA_CONSUMER === 'string' ? `-${variables.STRATA_CONSUMER}` : '';
+    const name = `Env${`${role}${consumer}`.split(/[^A-Za-z0-9]+/).filter(Boolean).map((p) => p[0].toUpperCase() + p.slice(1)).join('')}`;
+    outputs[name] = { Value: jsonString(replaceRefs(variables, busNames)) };
+  }
   return {
     AWSTemplateFormatVersion: '2010-09-09',
     Description:

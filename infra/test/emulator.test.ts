@@ -39,8 +39,23 @@ test('it keeps every data-plane resource of the stack unchanged but for the emul
     if (expected.Type === 'AWS::KMS::Key') delete expected.Properties.KeyPolicy;
     assert.deepEqual(undo(emulated.Resources[id]), expected, id);
   }
-  // Every output but the API's URL (no API in the emulator) is there for the tests to read.
-  assert.deepEqual(Object.keys(emulated.Outputs).sort(), OUTPUTS.filter((o) => o !== 'ApiUrl').sort());
+  // Every output but the API's URL (no API in the emulator) is there for the tests to read, and each
+  // function's environment as deployed.
+  const envs = ['EnvAdmin', 'EnvCommand', 'EnvProjector', 'EnvPublisher', 'EnvQuery'];
+  assert.deepEqual(Object.keys(emulated.Outputs).sort(), [...OUTPUTS.filter((o) => o !== 'ApiUrl'), ...envs].sort());
+  const functions = Object.values(full.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+  const command = functions.find((f) => (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables.STRATA_ROLE === 'command');
+  const joined = (emulated.Outputs.EnvCommand as { Value: { 'Fn::Join': [string, unknown[]] } }).Value['Fn::Join'][1];
+  // The JSON text, with each reference in place of its value, is the function's environment.
+  const text = joined.map((part) => (typeof part === 'string' ? part : `@${JSON.stringify(part).replace(/"/g, "'")}@`)).join('');
+  const decoded = JSON.parse(text.replace(/"@([^@]*)@"/g, (_, ref: string) => JSON.stringify(`@${ref}@`)));
+  const expected = Object.fromEntries(
+    Object.entries((command?.Properties.Environment as { Variables: Record<string, unknown> }).Variables).map(([k, v]) => [
+      k,
+      typeof v === 'string' ? v : `@${JSON.stringify(v).replace(/"/g, "'")}@`,
+    ]),
+  );
+  assert.deepEqual(decoded, expected);
 });
 
 test('a key policy becomes one string (moto) with the account still resolved by CloudFormation', () => {

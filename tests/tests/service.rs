@@ -310,3 +310,90 @@ async fn the_ledger_walks_a_transfer_end_to_end_on_its_own_stack() {
         .collect();
     assert_eq!(kinds, ["account", "transfer_sent"], "{}", activity.body);
 }
+
+/// Every function of the ledger's stack starts with the environment the construct gives it: the
+/// ledger's binary, run with each function's deployed environment (the emulator template's `Env*`
+/// outputs, resolved by the emulator's CloudFormation), gets past its configuration and asks the
+/// Lambda runtime API (here a local listener) for its first event. A variable the construct forgot,
+/// or a lease it disagrees on, stops the binary first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ledger_function_starts_with_its_deployed_environment() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let sdk = strata_testing::sdk().await;
+    let stack = strata_testing::EmulatorStack::deploy_template(&sdk, LEDGER_TEMPLATE).await;
+    let mut functions: Vec<(String, serde_json::Map<String, Value>)> = stack
+        .outputs()
+        .iter()
+        .filter(|(name, _)| name.starts_with("Env"))
+        .map(|(name, text)| (name.clone(), serde_json::from_str(text).unwrap()))
+        .collect();
+    functions.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = functions.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["EnvAdmin", "EnvCommand", "EnvConsumerTransferProcess", "EnvProjector", "EnvPublisher", "EnvQuery"]
+    );
+
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "ledger-service"])
+        .current_dir(&workspace)
+        .status();
+    assert!(built.unwrap().success(), "cargo build -p ledger-service");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(workspace.join("target"));
+    let binary = target.join("debug").join("ledger-service");
+
+    tokio::task::spawn_blocking(move || {
+        for (name, variables) in functions {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let mut command = Command::new(&binary);
+            command.env_clear().stdout(Stdio::null()).stderr(Stdio::piped());
+            for (key, value) in &variables {
+                command.env(key, value.as_str().unwrap());
+            }
+            for key in
+                ["PATH", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+            {
+                if let Ok(value) = std::env::var(key) {
+                    command.env(key, value);
+                }
+            }
+            command
+                .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_RUNTIME_API", listener.local_addr().unwrap().to_string());
+            let mut child = command.spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let request = loop {
+                if let Ok((mut socket, _)) = listener.accept() {
+                    socket.set_nonblocking(false).unwrap();
+                    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut head = [0u8; 64];
+                    let read = socket.read(&mut head).unwrap_or(0);
+                    break String::from_utf8_lossy(&head[..read]).into_owned();
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut stderr = String::new();
+                    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                    panic!("{name}: the binary stopped ({status}) before asking for an event:\n{stderr}");
+                }
+                assert!(Instant::now() < deadline, "{name}: no request for an event within 60 s");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(request.starts_with("GET /2018-06-01/runtime/invocation/next"), "{name}: {request}");
+        }
+    })
+    .await
+    .unwrap();
+}

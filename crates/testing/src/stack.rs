@@ -96,6 +96,11 @@ impl EmulatorStack {
         })
     }
 
+    /// Every output of the stack, by name.
+    pub fn outputs(&self) -> &HashMap<String, String> {
+        &self.outputs
+    }
+
     /// An output of the stack (`TableName`, `FieldKeyArn`, `EventBusName`, `EventSource`,
     /// `ProjectorQueueUrl`, `ProjectorQueueArn`, `ProjectorDeadLetterQueueUrl`,
     /// `DeliveryDeadLetterQueueUrl`, `PublisherFailureQueueUrl`).
