@@ -50,9 +50,10 @@ export class EventContracts extends Construct {
         properties: {
           source: { enum: [props.eventSource] },
           'detail-type': { enum: [detailType] },
-          detail: { $ref: '#/definitions/Detail' },
+          detail: { $ref: '#/definitions/StrataDetail' },
         },
-        definitions: { ...(definitions ?? {}), Detail: rest },
+        // A name no derived type takes (utoipa names definitions after Rust types).
+        definitions: { ...(definitions ?? {}), StrataDetail: rest },
       };
       this.schemas[detailType] = new eventschemas.CfnSchema(this, `Schema${detailType.replace(/[^A-Za-z0-9]/g, '')}`, {
         registryName: this.registry.attrRegistryName,

@@ -77,6 +77,7 @@ export function emulatorTemplate(template: Template): Template {
     if (typeof role !== 'string' || !references(variables).every((r) => r in kept)) continue;
     const consumer = typeof variables.STRATA_CONSUMER === 'string' ? `-${variables.STRATA_CONSUMER}` : '';
     const name = `Env${`${role}${consumer}`.split(/[^A-Za-z0-9]+/).filter(Boolean).map((p) => p[0].toUpperCase() + p.slice(1)).join('')}`;
+    if (name in outputs) throw new Error(`two functions would share the output ${name}: give each its own STRATA_ROLE (and STRATA_CONSUMER)`);
     outputs[name] = { Value: jsonString(replaceRefs(variables, busNames)) };
   }
   return {
@@ -97,6 +98,19 @@ function replaceRefs(value: Json, names: Record<string, Json>): Json {
     return structuredClone(names[value.Ref]);
   }
   return Object.fromEntries(keys.map((k) => [k, replaceRefs(value[k], names)]));
+}
+
+/** An intrinsic whose literal parts (of `Fn::Join`, at any depth) are escaped for a JSON string. */
+function escapedIntrinsic(value: Json): Json {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const join = value['Fn::Join'];
+  if (Array.isArray(join) && join.length === 2 && typeof join[0] === 'string' && Array.isArray(join[1])) {
+    const escape = (text: string) => JSON.stringify(text).slice(1, -1);
+    return {
+      'Fn::Join': [escape(join[0]), join[1].map((part) => (typeof part === 'string' ? escape(part) : escapedIntrinsic(part)))],
+    };
+  }
+  return value;
 }
 
 /** Logical ids a JSON value refers to (Ref, Fn::GetAtt, Fn::Sub's ${Id}). */
@@ -124,8 +138,10 @@ function references(value: Json): string[] {
 
 /**
  * A JSON value with intrinsic functions inside, as one `Fn::Join` that CloudFormation resolves to its
- * JSON text. An intrinsic is placed inside quotes unescaped: it must resolve to a string without `"` or
- * `\\` (ARNs, names and ids do). A value that is already a string is returned as it is.
+ * JSON text. An intrinsic is placed inside quotes: the literal parts of an `Fn::Join` (a token inside
+ * a longer string, such as JSON text of its own) are escaped here; what a `Ref` or `Fn::GetAtt`
+ * resolves to must hold no `"` or `\\` (ARNs, names and ids do not). A value that is already a
+ * string is returned as it is.
  */
 function jsonString(value: Json): Json {
   if (typeof value === 'string') return value;
@@ -140,7 +156,7 @@ function jsonString(value: Json): Json {
       const keys = Object.keys(v);
       if (keys.length === 1 && (keys[0] === 'Ref' || keys[0].startsWith('Fn::'))) {
         literal('"');
-        parts.push(v);
+        parts.push(escapedIntrinsic(v));
         literal('"');
         return;
       }

@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
+import { App, Stack } from 'aws-cdk-lib';
 import { EMULATED_TYPES, emulatorTemplate } from '../lib/emulator';
+import { EventSourcedService } from '../lib/event-sourced-service';
+import { placeholderCode } from '../lib/function-code';
+import { cdkContext, synthesize } from '../lib/outputs';
 import { EMULATOR_TEMPLATE_FILE, exampleEmulatorTemplate, OUTPUTS, synthesizeExample } from '../lib/strata-stack';
 
 test('infra/emulator-template.json is the current emulator part of the stack', () => {
@@ -96,4 +100,28 @@ test('a kept resource that needs a dropped one is refused', () => {
     },
   };
   assert.throws(() => emulatorTemplate(template as never), /Queue \(AWS::SQS::Queue\) refers to Fn/);
+});
+
+test("a function's environment reaches the emulator as JSON, a token inside a longer value included", () => {
+  const app = new App({ context: cdkContext() });
+  const stack = new Stack(app, 'Tokens');
+  const service = new EventSourcedService(stack, 'S', {
+    code: placeholderCode(),
+    aggregates: ['ticket'],
+    projections: [],
+    eventSource: 'com.example.desk',
+    tenancy: { fixed: 'acme' },
+    auth: { iam: true },
+  });
+  service.addConsumer('mailer', { environment: { MAILER_TARGETS: JSON.stringify({ queue: service.deliveryDeadLetters.queueUrl }) } });
+  const emulated = emulatorTemplate(synthesize(app, stack) as never) as unknown as { Outputs: Record<string, { Value: unknown }> };
+  // Resolve the Fn::Join as CloudFormation would, each intrinsic as a quote-free stand-in.
+  const resolve = (value: unknown): string => {
+    if (typeof value === 'string') return value;
+    const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+    return join ? join[1].map(resolve).join(join[0]) : 'RESOLVED';
+  };
+  const env = JSON.parse(resolve(emulated.Outputs.EnvConsumerMailer.Value)) as Record<string, string>;
+  assert.deepEqual(JSON.parse(env.MAILER_TARGETS), { queue: 'RESOLVED' });
+  assert.equal(env.STRATA_CONSUMER, 'mailer');
 });

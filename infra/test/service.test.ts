@@ -364,7 +364,7 @@ describe('event contracts', () => {
     assert.equal(placed?.Properties.Type, 'JSONSchemaDraft4');
     const content = JSON.parse(placed?.Properties.Content);
     assert.deepEqual(content.properties['detail-type'], { enum: ['OrderPlaced'] });
-    const detail = content.definitions.Detail;
+    const detail = content.definitions.StrataDetail;
     assert.deepEqual(detail.properties.event_type, { enum: ['OrderPlaced'] });
     assert.equal(detail.properties.payload.properties.customer_email['x-strata-personal'], true, 'personal fields sealed');
   });

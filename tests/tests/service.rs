@@ -341,7 +341,7 @@ async fn every_ledger_function_starts_with_its_deployed_environment() {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "ledger-service"])
+        .args(["build", "--quiet", "--locked", "-p", "ledger-service"])
         .current_dir(&workspace)
         .status();
     assert!(built.unwrap().success(), "cargo build -p ledger-service");

@@ -1,6 +1,8 @@
 //! An event of one of two aggregates: what a read model over the streams of both reads.
 
-use serde::de::{DeserializeOwned, Error as _};
+use std::cell::Cell;
+
+use serde::de::{DeserializeOwned, Error as _, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -10,9 +12,10 @@ use crate::{Event, PersonalData};
 /// [`Projection`](crate::projection::Projection) that follows both categories
 /// (`Projection::OTHER_CATEGORIES`).
 ///
-/// It decodes as the left type's when the event type is one of the left's variants, else as the
-/// right's; a name both types use is the left's (name the variants apart). Encoded, it is the inner
-/// event.
+/// It decodes by the event type's name: the left type's when it is one of the left enum's variants,
+/// else the right's. A name both types use cannot be told apart: [`Event::ambiguous_types`] lists
+/// it, and a service refuses a read model over such events when it starts (name the variants
+/// apart). Encoded, it is the inner event. Three categories nest: `Either<A, Either<B, C>>`.
 ///
 /// ```
 /// use strata_core::{Either, decode_event, fixture::tally::TallyEvent};
@@ -56,6 +59,50 @@ impl<L: Event, R: Event> Event for Either<L, R> {
             Self::Right(event) => event.schema_version(),
         }
     }
+
+    fn ambiguous_types() -> Vec<&'static str> {
+        let mut shared: Vec<&'static str> = match (variant_names::<L>(), variant_names::<R>()) {
+            (Some(left), Some(right)) => left.iter().copied().filter(|name| right.contains(name)).collect(),
+            _ => Vec::new(),
+        };
+        shared.extend(L::ambiguous_types());
+        shared.extend(R::ambiguous_types());
+        shared
+    }
+}
+
+/// The variant names serde's derive declares for an enum (`None` for any other type, an `Either`
+/// included).
+pub fn variant_names<E: DeserializeOwned>() -> Option<&'static [&'static str]> {
+    let found = Cell::new(None);
+    let _ = E::deserialize(VariantProbe(&found));
+    found.get()
+}
+
+/// A deserializer that only records the variants an enum asks for.
+struct VariantProbe<'a>(&'a Cell<Option<&'static [&'static str]>>);
+
+impl<'de> Deserializer<'de> for VariantProbe<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+        Err(Self::Error::custom("not an enum"))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.set(Some(variants));
+        Err(Self::Error::custom("probed"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
 }
 
 impl<L: Serialize, R: Serialize> Serialize for Either<L, R> {
@@ -76,21 +123,34 @@ impl<'de, L: DeserializeOwned, R: DeserializeOwned> Deserialize<'de> for Either<
             Value::String(name) => name.clone(),
             _ => return Err(D::Error::custom("an event is one variant: {\"Type\": fields} or \"Type\"")),
         };
-        // serde's own message for an unknown tag (see `decode_event`): the only way to tell it from a
-        // payload that does not fit.
-        let unknown =
-            |error: &serde_json::Error| error.to_string().starts_with(&format!("unknown variant `{tag}`"));
+        // By name when the left type's variants are known (an enum); else (a nested `Either`) the
+        // left is tried first, an unknown tag told by serde's own message (see `decode_event`).
+        if let Some(names) = variant_names::<L>() {
+            if names.contains(&tag.as_str()) {
+                return serde_json::from_value::<L>(value).map(Self::Left).map_err(D::Error::custom);
+            }
+            return match serde_json::from_value::<R>(value) {
+                Ok(event) => Ok(Self::Right(event)),
+                Err(error) if unknown(&error, &tag) => Err(D::Error::unknown_variant(&tag, &[])),
+                Err(error) => Err(D::Error::custom(error)),
+            };
+        }
         match serde_json::from_value::<L>(value.clone()) {
             Ok(event) => return Ok(Self::Left(event)),
-            Err(error) if !unknown(&error) => return Err(D::Error::custom(error)),
+            Err(error) if !unknown(&error, &tag) => return Err(D::Error::custom(error)),
             Err(_) => {}
         }
         match serde_json::from_value::<R>(value) {
             Ok(event) => Ok(Self::Right(event)),
-            Err(error) if unknown(&error) => Err(D::Error::unknown_variant(&tag, &[])),
+            Err(error) if unknown(&error, &tag) => Err(D::Error::unknown_variant(&tag, &[])),
             Err(error) => Err(D::Error::custom(error)),
         }
     }
+}
+
+/// serde's message for an unknown enum tag (`de::Error::unknown_variant`).
+fn unknown(error: &serde_json::Error, tag: &str) -> bool {
+    error.to_string().starts_with(&format!("unknown variant `{tag}`"))
 }
 
 #[cfg(test)]
@@ -133,6 +193,30 @@ mod tests {
         let left = encode_event(&TallyEvent::Bumped { n: 3 }).unwrap();
         let decoded: Both = decode_event(&left.event_type, left.schema_version, left.payload).unwrap();
         assert_eq!(decoded, Either::Left(TallyEvent::Bumped { n: 3 }));
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum OtherNoteEvent {
+        Noted { text: String },
+    }
+
+    impl Event for OtherNoteEvent {
+        fn event_type(&self) -> &'static str {
+            "Noted"
+        }
+    }
+
+    #[test]
+    fn names_both_sides_use_are_listed_and_three_categories_nest() {
+        assert_eq!(variant_names::<NoteEvent>(), Some(&["Noted", "Cleared"][..]));
+        assert_eq!(variant_names::<Both>(), None);
+        assert!(Both::ambiguous_types().is_empty());
+        assert_eq!(Either::<NoteEvent, OtherNoteEvent>::ambiguous_types(), ["Noted"]);
+        type Three = Either<TallyEvent, Either<OtherNoteEvent, NoteEvent>>;
+        assert_eq!(Three::ambiguous_types(), ["Noted"], "found inside the nested pair too");
+        let cleared: Three = decode_event("Cleared", 2, Value::Null).unwrap();
+        assert_eq!(cleared, Either::Right(Either::Right(NoteEvent::Cleared)));
+        assert!(matches!(decode_event::<Three>("Nope", 1, Value::Null), Err(Error::UnknownEventType { .. })));
     }
 
     #[test]

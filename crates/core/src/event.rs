@@ -53,6 +53,16 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
     fn schema_version(&self) -> u32 {
         1
     }
+
+    /// Event type names this type cannot tell apart when it decodes (an [`crate::Either`] of two
+    /// enums with a variant of the same name): a service refuses a read model over such events when
+    /// it starts. None for an enum.
+    fn ambiguous_types() -> Vec<&'static str>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
 }
 
 /// An event turned into what the store keeps: type, schema version, JSON payload.

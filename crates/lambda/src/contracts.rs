@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default)]
 pub struct EventPayloads {
     category: &'static str,
-    payloads: Vec<(String, Value)>,
+    payloads: Option<Vec<(String, Value)>>,
     definitions: Map<String, Value>,
 }
 
@@ -44,10 +44,9 @@ where
         .filter(|(name, _)| !sealed.contains(&format!("#/definitions/{name}")))
         .map(|(name, schema)| (name, inline_sealed(schema, &sealed)))
         .collect();
-    let payloads = variants(&schema)
-        .into_iter()
-        .map(|(name, payload)| (name, inline_sealed(payload, &sealed)))
-        .collect();
+    let payloads = variants(&schema).map(|found| {
+        found.into_iter().map(|(name, payload)| (name, inline_sealed(payload, &sealed))).collect()
+    });
     EventPayloads { category: A::CATEGORY, payloads, definitions }
 }
 
@@ -75,66 +74,103 @@ fn inline_sealed(value: Value, sealed: &[String]) -> Value {
 }
 
 /// The externally tagged variants of an enum's schema: `{"Name": {fields}}` objects, and unit
-/// variants (a string enum).
-fn variants(schema: &Value) -> Vec<(String, Value)> {
+/// variants (a string enum). `None` when a variant has another shape (nothing is left out silently).
+fn variants(schema: &Value) -> Option<Vec<(String, Value)>> {
     let all = schema.get("oneOf").and_then(Value::as_array).cloned().unwrap_or_else(|| vec![schema.clone()]);
     let mut found = Vec::new();
     for variant in &all {
         if let Some(names) = variant.get("enum").and_then(Value::as_array) {
-            found.extend(
-                names.iter().filter_map(Value::as_str).map(|n| (n.to_owned(), json!({ "type": "null" }))),
-            );
-        } else if let Some((name, fields)) =
-            variant.get("properties").and_then(Value::as_object).and_then(|p| p.iter().next())
-        {
+            for name in names {
+                found.push((name.as_str()?.to_owned(), json!({ "type": "null" })));
+            }
+        } else {
+            let properties = variant.get("properties").and_then(Value::as_object)?;
+            let [(name, fields)] = properties.iter().collect::<Vec<_>>()[..] else { return None };
             found.push((name.clone(), draft4(fields.clone())));
         }
     }
-    found
+    Some(found)
+}
+
+/// Why a service's event document cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    /// An event type whose derived schema is not an externally tagged enum's.
+    #[error("the events of {category} are not an externally tagged enum (derive ToSchema on the event enum)")]
+    NotAnEnum {
+        /// The aggregate's category.
+        category: &'static str,
+    },
+    /// Two aggregates' events name different types alike (utoipa names a type by its Rust name).
+    #[error("two types named {name} describe different shapes: rename one (#[schema(as = ...)])")]
+    NameClash {
+        /// The schema name both use.
+        name: String,
+    },
 }
 
 /// The service's event document: `{"events": {detail-type: schema}}`, each schema whole (its own
-/// `definitions`). Two aggregates with an event type of the same name share its entry: either
-/// payload, either category.
-pub fn event_document(title: &str, aggregates: impl IntoIterator<Item = EventPayloads>) -> Value {
+/// `definitions`). An event type two aggregates share is one of two details, each with its own
+/// category and payload.
+pub fn event_document(
+    title: &str,
+    aggregates: impl IntoIterator<Item = EventPayloads>,
+) -> Result<Value, ContractError> {
     let mut by_type: std::collections::BTreeMap<String, Vec<(&'static str, Value)>> = Default::default();
     let mut definitions = Map::new();
     for aggregate in aggregates {
-        definitions.extend(aggregate.definitions);
-        for (event_type, payload) in aggregate.payloads {
+        let Some(payloads) = aggregate.payloads else {
+            return Err(ContractError::NotAnEnum { category: aggregate.category });
+        };
+        for (name, schema) in aggregate.definitions {
+            match definitions.get(&name) {
+                Some(existing) if *existing != schema => return Err(ContractError::NameClash { name }),
+                _ => {
+                    definitions.insert(name, schema);
+                }
+            }
+        }
+        for (event_type, payload) in payloads {
             by_type.entry(event_type).or_default().push((aggregate.category, payload));
         }
     }
     let events: Map<String, Value> = by_type
         .into_iter()
         .map(|(event_type, shapes)| {
-            let categories: Vec<&str> = shapes.iter().map(|(c, _)| *c).collect();
-            let payload = match shapes.as_slice() {
-                [(_, one)] => one.clone(),
-                many => json!({ "oneOf": many.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>() }),
-            };
-            let schema = detail_schema(&event_type, &categories, payload, &definitions);
+            let mut details: Vec<Value> = shapes
+                .iter()
+                .map(|(category, payload)| detail(&event_type, category, payload.clone()))
+                .collect();
+            let mut schema = if details.len() == 1 { details.remove(0) } else { json!({ "oneOf": details }) };
+            let used = used_definitions(&schema, &definitions);
+            if let Some(object) = schema.as_object_mut() {
+                let mut head = Map::new();
+                head.insert("$schema".into(), json!("http://json-schema.org/draft-04/schema#"));
+                head.insert("title".into(), json!(event_type));
+                head.insert(
+                    "description".into(),
+                    json!(format!("The detail of a {event_type} event (detail-type {event_type}).")),
+                );
+                head.append(object);
+                if !used.is_empty() {
+                    head.insert("definitions".into(), Value::Object(used));
+                }
+                *object = head;
+            }
             (event_type, schema)
         })
         .collect();
-    json!({
+    Ok(json!({
         "title": title,
-        "description": "JSON Schemas (draft-04) of the detail of every event the service publishes, by detail-type. Generated from the domain's types; personal fields are sealed (x-strata-personal). A detail with claim_check true has no payload: read the event from the store.",
+        "description": "JSON Schemas (draft-04) of the detail of every event the service publishes, by detail-type. Generated from the domain's types; personal fields are sealed (x-strata-personal). A detail with claim_check true has no payload: read the event from the store. The payload is the event type's current schema version; a replay of older stored events carries their own version and shape. New members may be added to the envelope and metadata.",
         "events": events,
-    })
+    }))
 }
 
-/// The `detail` of one event type: the publisher's envelope around its payload.
-fn detail_schema(
-    event_type: &str,
-    categories: &[&str],
-    payload: Value,
-    definitions: &Map<String, Value>,
-) -> Value {
-    let payload_text = payload.to_string();
-    // Only the definitions this payload names (directly or through another definition).
+/// The definitions a schema names, directly or through another definition.
+fn used_definitions(schema: &Value, definitions: &Map<String, Value>) -> Map<String, Value> {
     let mut used = Map::new();
-    let mut pending: Vec<String> = references(&payload_text);
+    let mut pending: Vec<String> = references(&schema.to_string());
     while let Some(name) = pending.pop() {
         if used.contains_key(&name) {
             continue;
@@ -144,10 +180,13 @@ fn detail_schema(
             used.insert(name, definition.clone());
         }
     }
-    let mut schema = json!({
-        "$schema": "http://json-schema.org/draft-04/schema#",
-        "title": event_type,
-        "description": format!("The detail of a {event_type} event (detail-type {event_type})."),
+    used
+}
+
+/// The `detail` of one event type of one category: the publisher's envelope around its payload.
+/// The envelope and metadata stay open to new members (a later release may add one).
+fn detail(event_type: &str, category: &str, payload: Value) -> Value {
+    json!({
         "type": "object",
         "required": ["event_id", "stream", "version", "event_type", "schema_version", "metadata"],
         "properties": {
@@ -157,24 +196,18 @@ fn detail_schema(
                 "required": ["tenant", "category", "id"],
                 "properties": {
                     "tenant": { "type": "string" },
-                    "category": { "enum": categories },
+                    "category": { "enum": [category] },
                     "id": { "type": "string" }
-                },
-                "additionalProperties": false
+                }
             },
             "version": { "type": "integer", "minimum": 1, "description": "Its position in the stream: consumers deduplicate and order by (stream, version)." },
             "event_type": { "enum": [event_type] },
-            "schema_version": { "type": "integer", "minimum": 1 },
+            "schema_version": { "type": "integer", "minimum": 1, "description": "The payload's schema version: the payload here is the current one's." },
             "payload": payload,
             "metadata": metadata_schema(),
             "claim_check": { "type": "boolean", "description": "true: the payload was left out for size; read the event from the store." }
-        },
-        "additionalProperties": false
-    });
-    if !used.is_empty() {
-        schema["definitions"] = Value::Object(used);
-    }
-    schema
+        }
+    })
 }
 
 /// `strata_core::Metadata` as the publisher writes it (a claim check's has no `user`).
@@ -191,8 +224,7 @@ fn metadata_schema() -> Value {
             "trace_id": text("The distributed trace id."),
             "committed_at": { "type": "string", "format": "date-time" },
             "user": { "type": "object", "additionalProperties": { "type": "string" } }
-        },
-        "additionalProperties": false
+        }
     })
 }
 
@@ -234,6 +266,15 @@ fn sealed_schema() -> Value {
 fn draft4(value: Value) -> Value {
     match value {
         Value::Object(map) if map.get(PERSONAL_SCHEMA_MARK) == Some(&Value::Bool(true)) => sealed_schema(),
+        // OpenAPI 3.1 (2020-12) tuples: `prefixItems` with `items: false`; draft-04 says `items: [...]`
+        // with `additionalItems: false`.
+        Value::Object(mut map) if map.contains_key("prefixItems") => {
+            if let Some(prefix) = map.remove("prefixItems") {
+                map.insert("items".into(), draft4(prefix));
+                map.insert("additionalItems".into(), Value::Bool(false));
+            }
+            draft4(Value::Object(map))
+        }
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(key, inner)| match (key.as_str(), inner) {

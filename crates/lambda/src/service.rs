@@ -37,6 +37,17 @@ pub enum RegistryError {
     /// The admin routes (export, forget) need the service's field cipher.
     #[error("the admin routes need a service with a field cipher (Service::with_cipher)")]
     AdminWithoutCipher,
+    /// A read model over several aggregates whose events share a type name: which aggregate's
+    /// event it is could not be told.
+    #[error(
+        "the read model {projection:?} reads events of the same name from two aggregates ({types:?}): name them apart"
+    )]
+    AmbiguousEvents {
+        /// The read model.
+        projection: &'static str,
+        /// The type names both sides use.
+        types: Vec<&'static str>,
+    },
 }
 
 /// What a function reads from its environment to build its part of a service: the command side's
@@ -226,6 +237,7 @@ impl<S: Store> Service<S> {
             api = api.insert_reader(aggregate.reader(&parts, settings))?;
         }
         for projection in &self.projections {
+            check_events(projection.as_ref())?;
             api = api.insert_projector(projection.projector(&parts))?;
         }
         if settings.admin {
@@ -242,6 +254,7 @@ impl<S: Store> Service<S> {
         let parts = self.parts();
         let mut projectors: Vec<Box<dyn AnyProjector>> = Vec::with_capacity(self.projections.len());
         for projection in &self.projections {
+            check_events(projection.as_ref())?;
             let projector = projection.projector(&parts);
             if projectors.iter().any(|p| p.name() == projector.name()) {
                 return Err(RegistryError::Duplicate {
@@ -261,7 +274,7 @@ impl<S: Store> Service<S> {
 
     /// The JSON Schemas (draft-04) of every published event's `detail`, by detail-type: the
     /// envelope around each event type's payload, personal fields sealed (see [`crate::contracts`]).
-    pub fn event_document(&self, title: &str) -> serde_json::Value {
+    pub fn event_document(&self, title: &str) -> Result<serde_json::Value, crate::contracts::ContractError> {
         crate::contracts::event_document(title, self.aggregates.iter().map(|a| a.event_payloads()))
     }
 
@@ -399,9 +412,20 @@ where
     }
 }
 
+/// Refuses a read model whose events cannot be told apart by type name.
+fn check_events<S>(projection: &dyn ProjectionPart<S>) -> Result<(), RegistryError> {
+    let types = projection.ambiguous_types();
+    if types.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::AmbiguousEvents { projection: projection.name(), types })
+    }
+}
+
 trait ProjectionPart<S>: Send + Sync {
     fn name(&self) -> &'static str;
     fn categories(&self) -> Vec<&'static str>;
+    fn ambiguous_types(&self) -> Vec<&'static str>;
     fn projector(&self, parts: &Parts<'_, S>) -> Box<dyn AnyProjector>;
 }
 
@@ -412,6 +436,10 @@ impl<P: Projection + Clone, S: Store> ProjectionPart<S> for P {
 
     fn categories(&self) -> Vec<&'static str> {
         std::iter::once(P::CATEGORY).chain(P::OTHER_CATEGORIES.iter().copied()).collect()
+    }
+
+    fn ambiguous_types(&self) -> Vec<&'static str> {
+        <P::Event as strata_core::Event>::ambiguous_types()
     }
 
     fn projector(&self, parts: &Parts<'_, S>) -> Box<dyn AnyProjector> {
