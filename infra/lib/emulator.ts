@@ -100,17 +100,17 @@ function replaceRefs(value: Json, names: Record<string, Json>): Json {
   return Object.fromEntries(keys.map((k) => [k, replaceRefs(value[k], names)]));
 }
 
-/** An intrinsic whose literal parts (of `Fn::Join`, at any depth) are escaped for a JSON string. */
+/**
+ * An intrinsic with every string inside it escaped for a place inside a JSON string: the literal
+ * parts of `Fn::Join` (and its delimiter), `Fn::Sub`'s template (`${...}` needs no escaping), and the
+ * arguments of `Fn::If`, `Fn::Select` and the rest, at any depth. Logical ids, attribute names and
+ * condition names hold nothing JSON escapes, so escaping them changes nothing.
+ */
 function escapedIntrinsic(value: Json): Json {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
-  const join = value['Fn::Join'];
-  if (Array.isArray(join) && join.length === 2 && typeof join[0] === 'string' && Array.isArray(join[1])) {
-    const escape = (text: string) => JSON.stringify(text).slice(1, -1);
-    return {
-      'Fn::Join': [escape(join[0]), join[1].map((part) => (typeof part === 'string' ? escape(part) : escapedIntrinsic(part)))],
-    };
-  }
-  return value;
+  if (typeof value === 'string') return JSON.stringify(value).slice(1, -1);
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(escapedIntrinsic);
+  return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, escapedIntrinsic(inner)]));
 }
 
 /** Logical ids a JSON value refers to (Ref, Fn::GetAtt, Fn::Sub's ${Id}). */
@@ -138,8 +138,8 @@ function references(value: Json): string[] {
 
 /**
  * A JSON value with intrinsic functions inside, as one `Fn::Join` that CloudFormation resolves to its
- * JSON text. An intrinsic is placed inside quotes: the literal parts of an `Fn::Join` (a token inside
- * a longer string, such as JSON text of its own) are escaped here; what a `Ref` or `Fn::GetAtt`
+ * JSON text. An intrinsic is placed inside quotes with its own strings escaped (a token inside a
+ * longer string, such as JSON text of its own, see `escapedIntrinsic`); what a `Ref` or `Fn::GetAtt`
  * resolves to must hold no `"` or `\\` (ARNs, names and ids do not). A value that is already a
  * string is returned as it is.
  */

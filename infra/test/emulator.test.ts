@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Fn, Stack } from 'aws-cdk-lib';
 import { EMULATED_TYPES, emulatorTemplate } from '../lib/emulator';
 import { EventSourcedService } from '../lib/event-sourced-service';
 import { placeholderCode } from '../lib/function-code';
@@ -113,15 +113,24 @@ test("a function's environment reaches the emulator as JSON, a token inside a lo
     tenancy: { fixed: 'acme' },
     auth: { iam: true },
   });
-  service.addConsumer('mailer', { environment: { MAILER_TARGETS: JSON.stringify({ queue: service.deliveryDeadLetters.queueUrl }) } });
+  service.addConsumer('mailer', {
+    environment: {
+      MAILER_TARGETS: JSON.stringify({ queue: service.deliveryDeadLetters.queueUrl }),
+      MAILER_TOPIC: Fn.sub('{"arn":"${Arn}"}', { Arn: service.fieldKey.keyArn }),
+    },
+  });
   const emulated = emulatorTemplate(synthesize(app, stack) as never) as unknown as { Outputs: Record<string, { Value: unknown }> };
   // Resolve the Fn::Join as CloudFormation would, each intrinsic as a quote-free stand-in.
   const resolve = (value: unknown): string => {
     if (typeof value === 'string') return value;
     const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
-    return join ? join[1].map(resolve).join(join[0]) : 'RESOLVED';
+    if (join) return join[1].map(resolve).join(join[0]);
+    const sub = (value as { 'Fn::Sub'?: [string, unknown] })['Fn::Sub'];
+    if (sub) return sub[0].replace(/\$\{[^}]*\}/g, 'RESOLVED');
+    return 'RESOLVED';
   };
   const env = JSON.parse(resolve(emulated.Outputs.EnvConsumerMailer.Value)) as Record<string, string>;
   assert.deepEqual(JSON.parse(env.MAILER_TARGETS), { queue: 'RESOLVED' });
+  assert.deepEqual(JSON.parse(env.MAILER_TOPIC), { arn: 'RESOLVED' });
   assert.equal(env.STRATA_CONSUMER, 'mailer');
 });

@@ -237,4 +237,7 @@ fn a_read_model_over_events_of_one_name_is_refused_at_start() {
     let service = strata_example_ledger::service(InMemoryStore::new()).projection(Confused);
     let refused = service.projectors().err().unwrap().to_string();
     assert!(refused.contains("\"confused\"") && refused.contains("TransferCompleted"), "{refused}");
+    // The operator's rebuild of it too.
+    assert!(service.projector("confused").is_err());
+    assert!(service.projector("balance").unwrap().is_some());
 }

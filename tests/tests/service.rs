@@ -134,7 +134,7 @@ async fn one_projection_failing_for_a_stream_holds_back_neither_the_other_nor_it
     // movements and activity of a-1 and a-2 (4 + 4) and the balance of a-2 (2); not the balance of
     // a-1.
     assert_eq!((outcome.applied, outcome.failed), (10, 2), "{outcome:?}");
-    let views = |name: &str| service.projector(name).unwrap();
+    let views = |name: &str| service.projector(name).unwrap().unwrap();
     assert_eq!(views("movements").view_json(&account("a-1")).await.unwrap().map(|(_, v)| v), Some(2));
     assert_eq!(views("balance").view_json(&account("a-1")).await.unwrap(), None);
     assert_eq!(views("balance").view_json(&account("a-2")).await.unwrap().map(|(_, v)| v), Some(2));

@@ -47,7 +47,8 @@ pub(crate) async fn run(sdk: &SdkConfig, args: Rebuild, registry: Registry) -> R
             )));
         }
     }
-    let projector = service.projector(&args.projection).ok_or_else(|| {
+    let projector = service.projector(&args.projection).map_err(|e| CliError::Usage(e.to_string()))?;
+    let projector = projector.ok_or_else(|| {
         CliError::Usage(format!(
             "unknown projection '{}' (known: {})",
             args.projection,

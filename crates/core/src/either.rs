@@ -60,16 +60,30 @@ impl<L: Event, R: Event> Event for Either<L, R> {
         }
     }
 
+    fn type_names() -> Option<Vec<&'static str>> {
+        let mut names = L::type_names()?;
+        names.extend(R::type_names()?);
+        Some(names)
+    }
+
     fn ambiguous_types() -> Vec<&'static str> {
-        let mut shared: Vec<&'static str> = match (variant_names::<L>(), variant_names::<R>()) {
-            (Some(left), Some(right)) => left.iter().copied().filter(|name| right.contains(name)).collect(),
-            _ => Vec::new(),
-        };
-        shared.extend(L::ambiguous_types());
-        shared.extend(R::ambiguous_types());
-        shared
+        match (L::type_names(), R::type_names()) {
+            (Some(left), Some(right)) => {
+                let mut shared: Vec<&'static str> =
+                    left.iter().copied().filter(|name| right.contains(name)).collect();
+                shared.extend(L::ambiguous_types());
+                shared.extend(R::ambiguous_types());
+                shared
+            }
+            // A side whose names cannot be listed cannot be told apart from the other by name.
+            _ => vec![UNLISTED],
+        }
     }
 }
+
+/// What [`Event::ambiguous_types`] reports for an `Either` with a side whose type names cannot be
+/// listed (not a serde-derived, externally tagged enum).
+pub const UNLISTED: &str = "(the type names of a side that is not a serde-derived enum)";
 
 /// The variant names serde's derive declares for an enum (`None` for any other type, an `Either`
 /// included).
@@ -114,7 +128,7 @@ impl<L: Serialize, R: Serialize> Serialize for Either<L, R> {
     }
 }
 
-impl<'de, L: DeserializeOwned, R: DeserializeOwned> Deserialize<'de> for Either<L, R> {
+impl<'de, L: Event, R: Event> Deserialize<'de> for Either<L, R> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         // An externally tagged variant: `{"Name": fields}`, or `"Name"` for a unit variant.
@@ -123,9 +137,10 @@ impl<'de, L: DeserializeOwned, R: DeserializeOwned> Deserialize<'de> for Either<
             Value::String(name) => name.clone(),
             _ => return Err(D::Error::custom("an event is one variant: {\"Type\": fields} or \"Type\"")),
         };
-        // By name when the left type's variants are known (an enum); else (a nested `Either`) the
-        // left is tried first, an unknown tag told by serde's own message (see `decode_event`).
-        if let Some(names) = variant_names::<L>() {
+        // By name: the left's when it declares the tag (its variants, or both sides' of a nested
+        // `Either`). A side whose names cannot be listed is refused by the registry; here the left
+        // is then tried first, an unknown tag told by serde's own message (see `decode_event`).
+        if let Some(names) = L::type_names() {
             if names.contains(&tag.as_str()) {
                 return serde_json::from_value::<L>(value).map(Self::Left).map_err(D::Error::custom);
             }
@@ -210,10 +225,18 @@ mod tests {
     fn names_both_sides_use_are_listed_and_three_categories_nest() {
         assert_eq!(variant_names::<NoteEvent>(), Some(&["Noted", "Cleared"][..]));
         assert_eq!(variant_names::<Both>(), None);
+        assert_eq!(Both::type_names().map(|n| n.len()), Some(3));
         assert!(Both::ambiguous_types().is_empty());
         assert_eq!(Either::<NoteEvent, OtherNoteEvent>::ambiguous_types(), ["Noted"]);
         type Three = Either<TallyEvent, Either<OtherNoteEvent, NoteEvent>>;
         assert_eq!(Three::ambiguous_types(), ["Noted"], "found inside the nested pair too");
+        type Across = Either<NoteEvent, Either<TallyEvent, OtherNoteEvent>>;
+        assert_eq!(Across::ambiguous_types(), ["Noted"], "found across levels");
+        type Outer = Either<Either<TallyEvent, OtherNoteEvent>, NoteEvent>;
+        assert_eq!(Outer::ambiguous_types(), ["Noted"], "found across levels, nested on the left");
+        assert_eq!(Outer::type_names().map(|n| n.len()), Some(4));
+        let bumped: Outer = decode_event("Bumped", 1, json!({ "n": 1 })).unwrap();
+        assert_eq!(bumped, Either::Left(Either::Left(TallyEvent::Bumped { n: 1 })));
         let cleared: Three = decode_event("Cleared", 2, Value::Null).unwrap();
         assert_eq!(cleared, Either::Right(Either::Right(NoteEvent::Cleared)));
         assert!(matches!(decode_event::<Three>("Nope", 1, Value::Null), Err(Error::UnknownEventType { .. })));

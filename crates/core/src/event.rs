@@ -54,9 +54,18 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
         1
     }
 
+    /// The event type names it decodes: an enum's variant names as serde declares them, `None` when
+    /// they cannot be listed (a type that is not a serde-derived, externally tagged enum).
+    fn type_names() -> Option<Vec<&'static str>>
+    where
+        Self: Sized,
+    {
+        crate::either::variant_names::<Self>().map(<[&str]>::to_vec)
+    }
+
     /// Event type names this type cannot tell apart when it decodes (an [`crate::Either`] of two
-    /// enums with a variant of the same name): a service refuses a read model over such events when
-    /// it starts. None for an enum.
+    /// enums with a variant of the same name, at any depth): a service refuses a read model over
+    /// such events when it starts. None for an enum.
     fn ambiguous_types() -> Vec<&'static str>
     where
         Self: Sized,

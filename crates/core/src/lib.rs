@@ -20,7 +20,7 @@ mod upcast;
 
 pub use aggregate::{Aggregate, Command, Rejection};
 pub use crypto::{FieldCipher, KeyProvider, LocalKeys};
-pub use either::Either;
+pub use either::{Either, UNLISTED};
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error, without_values};
 pub use event::{EncodedEvent, Event, decode_event, encode_event};

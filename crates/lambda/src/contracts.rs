@@ -44,9 +44,21 @@ where
         .filter(|(name, _)| !sealed.contains(&format!("#/definitions/{name}")))
         .map(|(name, schema)| (name, inline_sealed(schema, &sealed)))
         .collect();
-    let payloads = variants(&schema).map(|found| {
-        found.into_iter().map(|(name, payload)| (name, inline_sealed(payload, &sealed))).collect()
-    });
+    // Exactly the type names the event decodes (serde's variants), or the document is refused.
+    let declared = <A::Event as strata_core::Event>::type_names();
+    let payloads = variants(&schema)
+        .filter(|found| {
+            let mut names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
+            names.sort_unstable();
+            declared.as_ref().is_some_and(|declared| {
+                let mut declared = declared.clone();
+                declared.sort_unstable();
+                declared == names
+            })
+        })
+        .map(|found| {
+            found.into_iter().map(|(name, payload)| (name, inline_sealed(payload, &sealed))).collect()
+        });
     EventPayloads { category: A::CATEGORY, payloads, definitions }
 }
 
@@ -278,10 +290,10 @@ fn draft4(value: Value) -> Value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(key, inner)| match (key.as_str(), inner) {
-                    ("$ref", Value::String(target)) => {
-                        let name = target.trim_start_matches("#/components/schemas/");
-                        (key, Value::String(format!("#/definitions/{name}")))
-                    }
+                    ("$ref", Value::String(target)) => match target.strip_prefix("#/components/schemas/") {
+                        Some(name) => (key, Value::String(format!("#/definitions/{name}"))),
+                        None => (key, Value::String(target)),
+                    },
                     (_, inner) => (key, draft4(inner)),
                 })
                 .collect(),
@@ -298,4 +310,71 @@ fn references(text: &str) -> Vec<String> {
         .filter_map(|rest| rest.split('"').next())
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn payloads(
+        category: &'static str,
+        payloads: Vec<(&str, Value)>,
+        definitions: Map<String, Value>,
+    ) -> EventPayloads {
+        EventPayloads {
+            category,
+            payloads: Some(payloads.into_iter().map(|(n, p)| (n.to_owned(), p)).collect()),
+            definitions,
+        }
+    }
+
+    fn detail(category: &str, payload: Value) -> Value {
+        json!({
+            "event_id": "01J", "stream": { "tenant": "acme", "category": category, "id": "x-1" },
+            "version": 1, "event_type": "Archived", "schema_version": 1, "payload": payload,
+            "metadata": { "correlation_id": "c", "committed_at": "2026-12-01T00:00:00Z" }
+        })
+    }
+
+    #[test]
+    fn a_type_two_aggregates_share_is_one_of_two_details_each_with_its_category() {
+        let account = payloads("account", vec![("Archived", json!({ "type": "null" }))], Map::new());
+        let reason = json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } });
+        let transfer = payloads("transfer", vec![("Archived", reason)], Map::new());
+        let document = event_document("t", [account, transfer]).unwrap();
+        let schema = &document["events"]["Archived"];
+        assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(2), "{schema}");
+        // Unit payloads of both would be indistinguishable but for the category each branch pins.
+        strata_testing::schema::check(schema, &detail("account", Value::Null)).unwrap();
+        strata_testing::schema::check(schema, &detail("transfer", json!({ "reason": "done" }))).unwrap();
+        assert!(strata_testing::schema::check(schema, &detail("transfer", Value::Null)).is_err());
+        assert!(strata_testing::schema::check(schema, &detail("order", Value::Null)).is_err());
+    }
+
+    #[test]
+    fn two_shapes_of_one_name_and_events_that_are_no_enum_are_refused() {
+        let one = |shape: Value| {
+            let definitions = Map::from_iter([("Address".to_owned(), shape)]);
+            payloads("a", vec![("Moved", json!({ "$ref": "#/definitions/Address" }))], definitions)
+        };
+        let clash = event_document("t", [one(json!({ "type": "string" })), one(json!({ "type": "object" }))]);
+        assert_eq!(clash.unwrap_err(), ContractError::NameClash { name: "Address".into() });
+        let same = event_document("t", [one(json!({ "type": "string" })), one(json!({ "type": "string" }))]);
+        assert!(same.is_ok(), "one type used by two aggregates");
+        let no_enum = EventPayloads { category: "a", payloads: None, definitions: Map::new() };
+        assert_eq!(event_document("t", [no_enum]).unwrap_err(), ContractError::NotAnEnum { category: "a" });
+    }
+
+    #[test]
+    fn tuples_and_references_become_draft_04() {
+        let tuple = json!({ "type": "array", "items": false, "prefixItems": [{ "type": "integer" }, { "$ref": "#/components/schemas/Sku" }] });
+        assert_eq!(
+            draft4(tuple),
+            json!({ "type": "array", "items": [{ "type": "integer" }, { "$ref": "#/definitions/Sku" }], "additionalItems": false })
+        );
+    }
 }

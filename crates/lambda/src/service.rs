@@ -286,10 +286,13 @@ impl<S: Store> Service<S> {
         crate::openapi::query_document(title, version, &self.categories(), &projections, admin)
     }
 
-    /// The projector of the read model `name`, if registered (for operators: a rebuild).
-    pub fn projector(&self, name: &str) -> Option<Box<dyn AnyProjector>> {
+    /// The projector of the read model `name`, if registered (for operators: a rebuild); refused
+    /// like the projector function's when its events cannot be told apart.
+    pub fn projector(&self, name: &str) -> Result<Option<Box<dyn AnyProjector>>, RegistryError> {
         let parts = self.parts();
-        self.projections.iter().find(|p| p.name() == name).map(|p| p.projector(&parts))
+        let Some(projection) = self.projections.iter().find(|p| p.name() == name) else { return Ok(None) };
+        check_events(projection.as_ref())?;
+        Ok(Some(projection.projector(&parts)))
     }
 
     /// Takes a snapshot of `stream` now (its aggregate found by category, with the service's cipher
