@@ -181,6 +181,18 @@ pub async fn receive(
     out.messages.unwrap_or_default().into_iter().map(|m| lambda_sqs_message(m, queue_arn)).collect()
 }
 
+/// Fails unless the file at `relative` (to the repository root) holds exactly `generated` as pretty
+/// JSON; `STRATA_BLESS=1` rewrites it first. For documents committed beside the code they come from.
+pub fn assert_committed(relative: &str, generated: &Value, regenerate: &str) {
+    let path = format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"));
+    let text = serde_json::to_string_pretty(generated).unwrap() + "\n";
+    if std::env::var_os("STRATA_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(on_disk == text, "{path} is stale: regenerate with STRATA_BLESS=1 {regenerate}");
+}
+
 /// An SQS message as Lambda's event source mapping hands it to a function.
 pub(crate) fn lambda_sqs_message(message: aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
     let attributes: HashMap<String, String> =

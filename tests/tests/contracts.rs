@@ -18,16 +18,7 @@ use strata_orders::{Order, OrderCommand, samples};
 use strata_testing::schema::{check, personal_pointers};
 
 fn committed(relative: &str, generated: &Value) {
-    let path = format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"));
-    let text = serde_json::to_string_pretty(generated).unwrap() + "\n";
-    if std::env::var_os("STRATA_BLESS").is_some() {
-        std::fs::write(&path, &text).unwrap();
-    }
-    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        on_disk == text,
-        "{path} is stale: regenerate with STRATA_BLESS=1 cargo test -p strata-tests --test contracts"
-    );
+    strata_tests::assert_committed(relative, generated, "cargo test -p strata-tests --test contracts");
 }
 
 /// Every metadata member the publisher can write.

@@ -6,15 +6,10 @@ use serde_json::Value;
 use strata_core::InMemoryStore;
 
 fn check(function: &str, generated: &Value) {
-    let path = format!("{}/../functions/{function}/openapi.json", env!("CARGO_MANIFEST_DIR"));
-    let text = serde_json::to_string_pretty(generated).unwrap() + "\n";
-    if std::env::var_os("STRATA_BLESS").is_some() {
-        std::fs::write(&path, &text).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == text,
-        "{path} is stale: regenerate with STRATA_BLESS=1 cargo test -p strata-tests --test openapi"
+    strata_tests::assert_committed(
+        &format!("functions/{function}/openapi.json"),
+        generated,
+        "cargo test -p strata-tests --test openapi",
     );
 }
 
