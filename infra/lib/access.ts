@@ -122,6 +122,8 @@ export function grantTableKey(key: kms.IKey, grantee: iam.IGrantable, write: boo
  * Use of the key that wraps the per-subject data keys of personal fields (strata-kms): `Decrypt`, and
  * `GenerateDataKey` when the function may create a subject's key. Every call must carry the
  * `tenant` and `subject` encryption context strata-kms sends (and the deployment's tenant, when fixed).
+ * Granted twice: in the key's own policy (which names each role, since it trusts no IAM policy of the
+ * account) and in the role's policy (what the role says it does, for review and cdk-nag).
  */
 export function grantFieldKey(
   key: kms.IKey,
@@ -130,17 +132,17 @@ export function grantFieldKey(
   tenant: string | undefined,
 ): void {
   const actions = generate ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'];
+  const conditions = {
+    StringLike: {
+      'kms:EncryptionContext:tenant': tenant ?? '?*',
+      'kms:EncryptionContext:subject': '?*',
+    },
+  };
+  const sid = generate ? 'WrapAndUnwrapDataKeys' : 'UnwrapDataKeys';
   grantee.grantPrincipal.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      sid: generate ? 'WrapAndUnwrapDataKeys' : 'UnwrapDataKeys',
-      actions,
-      resources: [key.keyArn],
-      conditions: {
-        StringLike: {
-          'kms:EncryptionContext:tenant': tenant ?? '?*',
-          'kms:EncryptionContext:subject': '?*',
-        },
-      },
-    }),
+    new iam.PolicyStatement({ sid, actions, resources: [key.keyArn], conditions }),
+  );
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({ principals: [grantee.grantPrincipal], actions, resources: ['*'], conditions }),
   );
 }

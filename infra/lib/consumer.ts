@@ -13,6 +13,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, type TableAccess } from './access';
+import { onlySenders } from './security';
 import { checkNames, checkQueueConcurrency, feedFromBus, type QueueSettings } from './wiring';
 import { type FunctionSettings, StrataFunction } from './strata-function';
 
@@ -62,6 +63,8 @@ export interface ServiceConsumerProps extends ConsumerProps {
   readonly removalPolicy: RemovalPolicy;
   readonly alarmAction?: cloudwatch.IAlarmAction;
   readonly deliveryDeadLetters: sqs.IQueue;
+  /** Operators, who may send to its queue besides its rule (a redrive). */
+  readonly operators: readonly string[];
 }
 
 /** A consumer's rule, queue, dead-letter queue and function. */
@@ -123,6 +126,7 @@ export class ServiceConsumer extends Construct {
     this.queue = fed.queue;
     this.deadLetters = fed.deadLetters;
     this.rule = fed.rule;
+    onlySenders(fed.queue, { rules: () => [fed.rule.ruleArn], principals: () => [...props.operators] });
   }
 }
 

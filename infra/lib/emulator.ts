@@ -9,7 +9,8 @@
 // a pattern given as one, as CloudFormation allows); an archive gets a name of its own ("archive-" + the stack's
 // UUID), because moto names it `{stack}-{logical id}-{random}`, past EventBridge's 48 characters (AWS
 // generates a short one); a `Ref` to an event bus becomes the bus's name (moto's Ref yields its internal
-// object, not the name); and the CDK bootstrap version check goes (no bootstrap in an emulator).
+// object, not the name); a key policy's statements that name a role go (no roles in the emulator,
+// which enforces no key policy); and the CDK bootstrap version check goes (no bootstrap in an emulator).
 
 /** The resource types the emulator provisions. */
 export const EMULATED_TYPES: readonly string[] = [
@@ -32,6 +33,12 @@ export function emulatorTemplate(template: Template): Template {
   const resources: Record<string, { [key: string]: Json }> = {};
   for (const [id, resource] of Object.entries(kept)) {
     const copy = structuredClone(resource);
+    if (copy.Type === 'AWS::KMS::Key') {
+      // A key policy names the roles that may use the key; the emulator has no roles (and enforces no
+      // key policy), so statements naming one go and the rest stay.
+      const policy = (copy.Properties as { [key: string]: Json }).KeyPolicy as { Statement?: Json[] } | undefined;
+      if (policy?.Statement) policy.Statement = policy.Statement.filter((st) => references(st).every((r) => r in kept));
+    }
     for (const ref of references(copy.Properties ?? null)) {
       if (!(ref in kept)) throw new Error(`${id} (${String(resource.Type)}) refers to ${ref}, which the emulator does not run`);
     }

@@ -10,11 +10,10 @@
 // part by STRATA_ROLE, or code per role), with its own least-privilege role.
 import { Aws, CfnOutput, Duration, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
-import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
-import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -24,6 +23,8 @@ import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, TableAccess } from './access';
 import { checkConsumer, ServiceConsumer, type ConsumerProps } from './consumer';
 import { EventContracts, type EventDocument } from './contracts';
+import { type ApiAuth, type ApiThrottle, type ApiThrottles, type RouteKind, ServiceApis } from './http-api';
+import { fieldKey, keyChangeAlarm, onlyPutters, onlySenders, type ServiceSecurityProps } from './security';
 import {
   CATEGORY_PATTERN,
   checkNames,
@@ -41,22 +42,6 @@ import { EventStoreTable, loadTableSpec, type TableSpec } from './table-spec';
 
 /** Whose data a request touches: one tenant per deployment, or the tenant named by a JWT claim. */
 export type Tenancy = { readonly fixed: string } | { readonly claim: string };
-
-/** How callers of the HTTP API authenticate. */
-export type ApiAuth =
-  | {
-      /** AWS SigV4 (IAM). Grant `execute-api:Invoke` per route; admin routes are separate ARNs. */
-      readonly iam: true;
-    }
-  | {
-      /** A JWT issuer (Cognito user pool, Auth0, ...): tokens are verified by API Gateway. */
-      readonly jwt: {
-        readonly issuer: string;
-        readonly audience: readonly string[];
-        /** The OAuth scope the admin routes require (default `strata/admin`). */
-        readonly adminScope?: string;
-      };
-    };
 
 /** Settings of the stream → EventBridge publisher's event source mapping. */
 export interface PublisherSettings {
@@ -87,14 +72,6 @@ export interface ServiceFunctionSettings {
   readonly projector?: FunctionSettings;
   /** The stream publisher (256 MB, 60 s). */
   readonly publisher?: FunctionSettings;
-}
-
-/** Throttling of the HTTP API's default stage (API Gateway's token bucket). */
-export interface ApiThrottle {
-  /** Requests per second, steady (default 100). */
-  readonly rateLimit: number;
-  /** Requests at once, in a burst (default 200). */
-  readonly burstLimit: number;
 }
 
 /** Properties of {@link EventSourcedService}. */
@@ -151,14 +128,27 @@ export interface EventSourcedServiceProps {
    * format is always read.
    */
   readonly commitFormat?: 'v3' | 'v2' | 'legacy';
+  /**
+   * Days a point-in-time restore of the table reaches back (1 to 35; default 35): a forgotten
+   * subject's wrapped data key remains in the table's recovery window this long (README, "Erasure
+   * timeline"). Only the service's roles may unwrap it, so a restored copy reveals nothing to whoever
+   * restores it.
+   */
+  readonly recoveryPeriodDays?: number;
   /** Publisher event source mapping. */
   readonly publisher?: PublisherSettings;
   /** Projector queue. */
   readonly projector?: ProjectorSettings;
   /** Memory, timeout and reserved concurrency of each function. */
   readonly functionSettings?: ServiceFunctionSettings;
-  /** Throttling of the HTTP API (default 100 requests per second, bursts of 200). */
+  /** @deprecated use `throttles.default`. */
   readonly throttle?: ApiThrottle;
+  /**
+   * Throttles of the routes: every route of the main API (default 100 per second, bursts of 200),
+   * command and query routes each (default: the main API's), admin routes (default 1 per second,
+   * bursts of 2).
+   */
+  readonly throttles?: ApiThrottles;
   /**
    * The service's event contracts (`Service::event_document`, e.g. `loadEventDocument('events.schema.json')`):
    * registered in an EventBridge schema registry of the service, one schema per detail-type, for
@@ -173,6 +163,12 @@ export interface EventSourcedServiceProps {
   readonly removalPolicy?: RemovalPolicy;
   /** Where alarms notify (an SNS topic action, say). Default: alarms without actions. */
   readonly alarmAction?: cloudwatch.IAlarmAction;
+  /**
+   * Operators, key administrators, the break-glass role and the deployment role (see
+   * infra/README.md, "Threat model"). Default: no operators nor key administrators, a break-glass
+   * role of the stack (MFA to assume), the CDK bootstrap's deployment role.
+   */
+  readonly security?: ServiceSecurityProps;
 }
 
 /** The event store table, keys, bus, queues, functions, HTTP API and alarms of one Strata service. */
@@ -183,6 +179,8 @@ export class EventSourcedService extends Construct {
   readonly tableKey: kms.Key;
   /** Wraps the per-subject data keys that seal personal fields (`STRATA_KMS_KEY_ID`). */
   readonly fieldKey: kms.Key;
+  /** The only role that may disable the field key, schedule its deletion or change its policy. */
+  readonly breakGlass: iam.IRole;
   /** The bus events are published to. */
   readonly bus: events.EventBus;
   /** The projector's queue (fed by a rule on the bus), when the service has read models. */
@@ -203,12 +201,18 @@ export class EventSourcedService extends Construct {
   };
   /** The consumers added with {@link EventSourcedService.addConsumer}, by name. */
   readonly consumers: Record<string, ServiceConsumer> = {};
-  /** The HTTP API. */
+  /** The HTTP API: commands, state, events, views. */
   readonly api: apigw.HttpApi;
+  /** The admin HTTP API (subject export and forget), with the admin function. */
+  readonly adminApi?: apigw.HttpApi;
+  /** Both APIs, their routes and the grants on them. */
+  readonly apis: ServiceApis;
   /** The schema registry of the service's events, with `eventContracts`. */
   readonly contracts?: EventContracts;
   /** Every alarm of the service. */
   readonly alarms: cloudwatch.Alarm[] = [];
+  /** The rules that feed the projector's and consumers' queues (the delivery dead-letter queue's senders). */
+  private readonly feedRules: events.Rule[] = [];
 
   /** Everything {@link EventSourcedService.addConsumer} wires a consumer to. */
   private readonly wiring: {
@@ -239,12 +243,20 @@ export class EventSourcedService extends Construct {
       enableKeyRotation: true,
       removalPolicy,
     });
-    this.fieldKey = new kms.Key(this, 'FieldKey', {
-      description: 'Wraps the per-subject data keys that seal personal fields (crypto-shredding)',
-      enableKeyRotation: true,
+    const security = props.security ?? {};
+    const field = fieldKey(this, 'FieldKey', {
+      ...security,
       removalPolicy,
+      destroyable: removalPolicy === RemovalPolicy.DESTROY,
     });
-    this.table = new EventStoreTable(this, 'EventStore', { spec, encryptionKey: this.tableKey, removalPolicy }).table;
+    this.fieldKey = field.key;
+    this.breakGlass = field.breakGlass;
+    this.table = new EventStoreTable(this, 'EventStore', {
+      spec,
+      encryptionKey: this.tableKey,
+      removalPolicy,
+      recoveryPeriodDays: props.recoveryPeriodDays,
+    }).table;
     const access = new TableAccess(this.table, spec, isolatedTenant);
 
     // Publishing: bus with an archive for replay; rules to the projector's and consumers' queues, each
@@ -369,6 +381,12 @@ export class EventSourcedService extends Construct {
       'dynamodb:ListStreams (added by the event source mapping) has no resource-level permissions.',
     );
     this.bus.grantPutEventsTo(streamPublisher.function);
+    // Forged events: no other principal of the account puts events on the bus, whatever its identity
+    // policy (operators may, for `strata replay`).
+    const operators = [...(security.operators ?? [])];
+    onlyPutters(this.bus, () => [streamPublisher.role.roleArn, ...operators]);
+    onlySenders(this.publisherFailures, { principals: () => [streamPublisher.role.roleArn, ...operators] });
+    onlySenders(this.deliveryDeadLetters, { rules: () => this.feedRules.map((r) => r.ruleArn), principals: () => operators });
     // Pruning a stream's old snapshots: a Query of the snapshots index (keys only) and conditional
     // deletes in stream partitions; nothing else of the table.
     access.queryIndex(streamPublisher.function, 'snapshots', ['stream']);
@@ -416,62 +434,37 @@ export class EventSourcedService extends Construct {
       });
       this.projectorQueue = fed.queue;
       this.projectorDeadLetters = fed.deadLetters;
+      onlySenders(fed.queue, { rules: () => [fed.rule.ruleArn], principals: () => operators });
+      this.feedRules.push(fed.rule);
     }
     this.functions = { commandApi, queryApi, queryAdmin, streamPublisher, projector };
 
-    // HTTP API: each aggregate's and read model's routes to their functions, admin routes to the
-    // admin function only; any other path is answered by API Gateway, never a function.
-    this.api = new apigw.HttpApi(this, 'Api', {
-      description: `HTTP API of ${props.eventSource}`,
-      createDefaultStage: false,
+    // HTTP APIs: each aggregate's and read model's routes to their functions, admin routes on an API
+    // of their own; any other path is answered by API Gateway, never a function.
+    this.apis = new ServiceApis(this, 'Apis', {
+      eventSource: props.eventSource,
+      auth: props.auth,
+      throttles: { ...(props.throttle ? { default: props.throttle } : {}), ...props.throttles },
+      logRetention,
+      removalPolicy,
+      admin: queryAdmin !== undefined,
     });
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
-    this.api.addStage('DefaultStage', {
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: props.throttle ?? { rateLimit: 100, burstLimit: 200 },
-      accessLogSettings: { destination: new apigw.LogGroupLogDestination(accessLogs) },
-    });
-    const [authorizer, adminAuthorizer, adminScopes] =
-      'iam' in props.auth
-        ? [new HttpIamAuthorizer(), new HttpIamAuthorizer(), undefined]
-        : (() => {
-            const jwt = props.auth.jwt;
-            const make = (name: string) =>
-              new HttpJwtAuthorizer(name, jwt.issuer, { jwtAudience: [...jwt.audience] });
-            return [make('Jwt'), make('AdminJwt'), [jwt.adminScope ?? 'strata/admin']] as const;
-          })();
-    const integrations = new Map<StrataFunction, HttpLambdaIntegration>();
-    const route = (path: string, method: apigw.HttpMethod, target: StrataFunction, admin = false) => {
-      let integration = integrations.get(target);
-      if (!integration) {
-        // One invoke permission per function for the whole API, not one per route: a function's
-        // resource policy stops at 20 KB, which a service of a few dozen routes would pass.
-        integration = new HttpLambdaIntegration(`${target.node.id}Integration`, target.function, {
-          scopePermissionToRoute: false,
-        });
-        integrations.set(target, integration);
-      }
-      this.api.addRoutes({
-        path,
-        methods: [method],
-        integration,
-        authorizer: admin ? adminAuthorizer : authorizer,
-        authorizationScopes: admin ? adminScopes && [...adminScopes] : undefined,
-      });
-    };
+    this.api = this.apis.api;
+    this.adminApi = this.apis.adminApi;
+    const route = (path: string, method: apigw.HttpMethod, kind: RouteKind, target: StrataFunction) =>
+      this.apis.route(path, method, kind, target.function, target.node.id);
     for (const category of props.aggregates) {
-      route(`/${category}/{id}/commands/{name}`, apigw.HttpMethod.POST, commandApi);
-      route(`/${category}/{id}`, apigw.HttpMethod.GET, queryApi);
-      route(`/${category}/{id}/events`, apigw.HttpMethod.GET, queryApi);
+      route(`/${category}/{id}/commands/{name}`, apigw.HttpMethod.POST, 'write', commandApi);
+      route(`/${category}/{id}`, apigw.HttpMethod.GET, 'read', queryApi);
+      route(`/${category}/{id}/events`, apigw.HttpMethod.GET, 'read', queryApi);
     }
     for (const view of projections) {
-      route(`/views/${view}`, apigw.HttpMethod.GET, queryApi);
-      route(`/views/${view}/{id}`, apigw.HttpMethod.GET, queryApi);
+      route(`/views/${view}`, apigw.HttpMethod.GET, 'read', queryApi);
+      route(`/views/${view}/{id}`, apigw.HttpMethod.GET, 'read', queryApi);
     }
     if (queryAdmin) {
-      route('/admin/subjects/{subject}/export', apigw.HttpMethod.GET, queryAdmin, true);
-      route('/admin/subjects/{subject}', apigw.HttpMethod.DELETE, queryAdmin, true);
+      route('/admin/subjects/{subject}/export', apigw.HttpMethod.GET, 'admin', queryAdmin);
+      route('/admin/subjects/{subject}', apigw.HttpMethod.DELETE, 'admin', queryAdmin);
     }
 
     if (props.eventContracts) {
@@ -483,6 +476,7 @@ export class EventSourcedService extends Construct {
     }
 
     // Alarms: anything in a dead-letter queue, any function error, a publisher falling behind.
+    this.alarm(keyChangeAlarm(this, 'FieldKeyChanged', this.fieldKey));
     this.depthAlarm('PublisherFailuresAlarm', this.publisherFailures, 'Stream batches the publisher gave up on: replay them from the table');
     this.depthAlarm('DeliveryDeadLettersAlarm', this.deliveryDeadLetters, "Events EventBridge could not deliver to the projector's or a consumer's queue");
     if (this.projectorDeadLetters) {
@@ -541,8 +535,10 @@ export class EventSourcedService extends Construct {
       removalPolicy: w.removalPolicy,
       alarmAction: w.props.alarmAction,
       deliveryDeadLetters: this.deliveryDeadLetters,
+      operators: w.props.security?.operators ?? [],
     });
     this.consumers[name] = consumer;
+    this.feedRules.push(consumer.rule);
     this.alarms.push(consumer.function.errorsAlarm);
     this.depthAlarm(`Consumer${pascal(name)}DeadLettersAlarm`, consumer.deadLetters, `Messages the consumer ${name} failed repeatedly`);
     return consumer;
@@ -565,6 +561,7 @@ export class EventSourcedService extends Construct {
       DeliveryDeadLetterQueueUrl: this.deliveryDeadLetters.queueUrl,
       PublisherFailureQueueUrl: this.publisherFailures.queueUrl,
       ApiUrl: this.api.apiEndpoint,
+      AdminApiUrl: this.adminApi?.apiEndpoint,
     };
     for (const consumer of Object.values(this.consumers)) {
       const id = `Consumer${pascal(consumer.name)}`;
@@ -600,7 +597,7 @@ export class EventSourcedService extends Construct {
   }
 }
 
-/** The outputs every service's stack has ({@link EventSourcedService.addOutputs}; the projector's only with read models). */
+/** The outputs every service's stack has ({@link EventSourcedService.addOutputs}; the projector's only with read models, the admin API's only with `admin`). */
 export const SERVICE_OUTPUTS = [
   'TableName',
   'FieldKeyArn',
@@ -612,6 +609,7 @@ export const SERVICE_OUTPUTS = [
   'DeliveryDeadLetterQueueUrl',
   'PublisherFailureQueueUrl',
   'ApiUrl',
+  'AdminApiUrl',
 ] as const;
 
 function checkProps(props: EventSourcedServiceProps, fixedTenant: string | undefined): void {
@@ -645,10 +643,6 @@ function checkProps(props: EventSourcedServiceProps, fixedTenant: string | undef
   }
   checkNames('projection', props.projections);
   checkQueueConcurrency('projector', props.functionSettings?.projector?.reservedConcurrency, props.projector ?? {});
-  const throttle = props.throttle;
-  if (throttle && !(throttle.rateLimit > 0 && Number.isInteger(throttle.burstLimit) && throttle.burstLimit > 0)) {
-    throw new Error(`throttle ${JSON.stringify(throttle)}: rateLimit above 0 and a whole burstLimit above 0`);
-  }
   checkQueue('projector', props.projector ?? {});
 }
 

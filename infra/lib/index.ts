@@ -6,8 +6,6 @@ export { EMULATED_TYPES, emulatorTemplate } from './emulator';
 export {
   EventSourcedService,
   SERVICE_OUTPUTS,
-  type ApiAuth,
-  type ApiThrottle,
   type EventSourcedServiceProps,
   type ProjectorSettings,
   type PublisherSettings,
@@ -27,3 +25,15 @@ export { StrataFunction, type FunctionSettings, type StrataFunctionProps } from 
 export { CATEGORY_PATTERN, NAME_PATTERN, RESERVED_CATEGORIES, type QueueSettings } from './wiring';
 export { EventStoreTable, loadTableSpec, type TableSpec } from './table-spec';
 export { cdkContext, synthesize, synthesizeEmulatorTemplate } from './outputs';
+export {
+  ACCESS_LOG_FORMAT,
+  DEFAULT_THROTTLES,
+  ServiceApis,
+  type ApiAuth,
+  type ApiScopes,
+  type ApiThrottle,
+  type ApiThrottles,
+  type RouteKind,
+  type ServiceRoute,
+} from './http-api';
+export { KEY_ADMIN_ACTIONS, KEY_GUARDED_ACTIONS, type ServiceSecurityProps } from './security';

@@ -4,7 +4,9 @@
 import * as path from 'node:path';
 import { App, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { type ApiAuth, EventSourcedService, SERVICE_OUTPUTS, type Tenancy } from './event-sourced-service';
+import { EventSourcedService, SERVICE_OUTPUTS, type Tenancy } from './event-sourced-service';
+import type { ApiAuth, ApiThrottles } from './http-api';
+import type { ServiceSecurityProps } from './security';
 import { type FunctionCode, placeholderCode } from './function-code';
 import { loadEventDocument } from './contracts';
 import { cdkContext, synthesize, synthesizeEmulatorTemplate } from './outputs';
@@ -31,6 +33,10 @@ export interface StrataStackProps extends StackProps {
   readonly commitFormat?: 'v3' | 'v2' | 'legacy';
   /** Snapshots kept per stream (see `EventSourcedServiceProps.snapshotKeep`). */
   readonly snapshotKeep?: number;
+  /** Route throttles (see `EventSourcedServiceProps.throttles`). */
+  readonly throttles?: ApiThrottles;
+  /** Operators, key administrators, break-glass and deployment roles (see `EventSourcedServiceProps.security`). */
+  readonly security?: ServiceSecurityProps;
 }
 
 /** The names the stack outputs, shared with the emulator provisioning and the Rust tests. */
@@ -54,6 +60,8 @@ export class StrataStack extends Stack {
       streamCacheEntries: props.streamCacheEntries,
       commitFormat: props.commitFormat,
       snapshotKeep: props.snapshotKeep,
+      throttles: props.throttles,
+      security: props.security,
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       eventContracts: loadEventDocument(EVENT_CONTRACTS_FILE),
     });

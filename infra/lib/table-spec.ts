@@ -73,6 +73,11 @@ export interface EventStoreTableProps {
   readonly encryptionKey: kms.IKey;
   /** What happens to the table when the stack is deleted. */
   readonly removalPolicy: RemovalPolicy;
+  /**
+   * Days a point-in-time restore reaches back (1 to 35; default 35, DynamoDB's): also how long a
+   * forgotten subject's wrapped data key stays in the table's backups (see README, "Erasure timeline").
+   */
+  readonly recoveryPeriodDays?: number;
 }
 
 /** The single-table event store, exactly as the TableSpec describes it. */
@@ -83,13 +88,20 @@ export class EventStoreTable extends Construct {
   constructor(scope: Construct, id: string, props: EventStoreTableProps) {
     super(scope, id);
     const { spec } = props;
+    const days = props.recoveryPeriodDays;
+    if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 35)) {
+      throw new Error(`recoveryPeriodDays ${days}: use 1 to 35 whole days`);
+    }
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: attribute(spec.partition_key),
       sortKey: attribute(spec.sort_key),
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       stream: dynamodb.StreamViewType[spec.stream_view_type],
       timeToLiveAttribute: spec.ttl_attribute,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: spec.point_in_time_recovery },
+      pointInTimeRecoverySpecification: {
+        pointInTimeRecoveryEnabled: spec.point_in_time_recovery,
+        ...(props.recoveryPeriodDays !== undefined ? { recoveryPeriodInDays: props.recoveryPeriodDays } : {}),
+      },
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: props.encryptionKey,
       deletionProtection: props.removalPolicy === RemovalPolicy.RETAIN,

@@ -13,9 +13,19 @@ export interface QueueSettings {
   readonly batchSize?: number;
   /** Receives before a message moves to the dead-letter queue (default 5). */
   readonly maxReceiveCount?: number;
-  /** The most instances the queue's mapping runs at once (2 to 1000; default: no limit but the function's). */
+  /**
+   * The most instances the queue's mapping runs at once (2 to 1000; default 5, {@link DEFAULT_MAX_CONCURRENCY}).
+   */
   readonly maxConcurrency?: number;
 }
+
+/**
+ * The default `maxConcurrency` of a queue's mapping: without one, Lambda scales a queue's pollers to
+ * 1,250 instances, as many writers on the table (views, effect records) and callers of whatever a
+ * consumer calls. Five instances of ten messages keep up with hundreds of events a second; a
+ * service that needs more says so.
+ */
+export const DEFAULT_MAX_CONCURRENCY = 5;
 
 /**
  * A read model's or consumer's name (`Projection::NAME`, `Consumer::NAME`): a path segment of the
@@ -60,10 +70,10 @@ export function pascal(name: string): string {
  * the message's `maxReceiveCount`, sending it to the dead-letter queue.
  */
 export function checkQueueConcurrency(what: string, reserved: number | undefined, queue: QueueSettings): void {
-  const needed = queue.maxConcurrency ?? 5;
+  const needed = queue.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
   if (reserved !== undefined && reserved < needed) {
     throw new Error(
-      `${what}: reservedConcurrency ${reserved} is below ${queue.maxConcurrency !== undefined ? `maxConcurrency ${needed}` : "the queue mapping's 5 pollers"}: throttled receives would send messages to the dead-letter queue (set maxConcurrency at most ${reserved}, or reserve more)`,
+      `${what}: reservedConcurrency ${reserved} is below ${queue.maxConcurrency !== undefined ? `maxConcurrency ${needed}` : `the queue mapping's default maxConcurrency ${needed}`}: throttled receives would send messages to the dead-letter queue (set maxConcurrency at most ${reserved}, or reserve more)`,
     );
   }
 }
@@ -128,7 +138,7 @@ export function feedFromBus(
     new sources.SqsEventSource(queue, {
       batchSize: props.settings.batchSize ?? 10,
       reportBatchItemFailures: true,
-      maxConcurrency: props.settings.maxConcurrency,
+      maxConcurrency: props.settings.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
     }),
   );
   return { queue, deadLetters, rule };

@@ -131,7 +131,8 @@ describe('a service of its own', () => {
   test("the emulator's template keeps the consumers' rules and queues with their outputs", () => {
     const emulated = JSON.parse(synthesizeEmulatorTemplate(app, stack));
     const types = Object.values(emulated.Resources as Record<string, { Type: string }>).map((r) => r.Type);
-    assert.equal(types.filter((t) => t === 'AWS::Events::Rule').length, 3);
+    // The projector's, two consumers' and the field key's change rule.
+    assert.equal(types.filter((t) => t === 'AWS::Events::Rule').length, 4);
     assert.ok(emulated.Outputs.ConsumerTransferProcessQueueArn);
   });
 });
@@ -243,7 +244,7 @@ describe('tunables', () => {
     assert.throws(() => svc.addConsumer('sneaky', { environment: { STRATA_ROLE: 'all' } }), /STRATA_ROLE is the construct's/);
     assert.throws(
       () => svc.addConsumer('starved', { functionSettings: { reservedConcurrency: 3 } }),
-      /reservedConcurrency 3 is below the queue mapping's 5 pollers/,
+      /reservedConcurrency 3 is below the queue mapping's default maxConcurrency 5/,
     );
     assert.throws(
       () => svc.addConsumer('capped', { functionSettings: { reservedConcurrency: 4 }, queue: { maxConcurrency: 8 } }),

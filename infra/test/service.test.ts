@@ -2,7 +2,11 @@
 // bus, alarms, logs and the HTTP API's routes and authorizers.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { App } from 'aws-cdk-lib';
+import { placeholderCode } from '../lib/function-code';
+import { cdkContext, EXAMPLE_EVENT_SOURCE, StrataStack } from '../lib/strata-stack';
 import { actionsOf, example, logicalId, statementsOf } from './helpers';
 
 const WRITES = /^(dynamodb:(Put|Update|Delete|BatchWrite)|kms:(Encrypt|GenerateDataKey|ReEncrypt)|events:Put|sqs:Send)/;
@@ -295,23 +299,29 @@ describe('HTTP API', () => {
   const routes = (template: Template) =>
     Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => ({
       key: r.Properties.RouteKey as string,
+      api: JSON.stringify(r.Properties.ApiId),
       auth: r.Properties.AuthorizationType as string,
       scopes: r.Properties.AuthorizationScopes as string[] | undefined,
       target: JSON.stringify(r.Properties.Target),
     }));
+  const MAIN = [
+    'GET /order/{id}',
+    'GET /order/{id}/events',
+    'GET /views/order-summary',
+    'GET /views/order-summary/{id}',
+    'POST /order/{id}/commands/{name}',
+  ];
+  const ADMIN = ['DELETE /admin/subjects/{subject}', 'GET /admin/subjects/{subject}/export'];
 
-  test('IAM: commands, queries and admin routes to their own functions', () => {
+  test('IAM: commands and queries on the main API, admin routes on an API of their own, each to its function', () => {
     const { template } = example();
     const all = routes(template);
-    assert.deepEqual(all.map((r) => r.key).sort(), [
-      'DELETE /admin/subjects/{subject}',
-      'GET /admin/subjects/{subject}/export',
-      'GET /order/{id}',
-      'GET /order/{id}/events',
-      'GET /views/order-summary',
-      'GET /views/order-summary/{id}',
-      'POST /order/{id}/commands/{name}',
-    ]);
+    const admin = logicalId(template, 'AWS::ApiGatewayV2::Api', 'OrdersApisAdmin');
+    const main = Object.keys(template.findResources('AWS::ApiGatewayV2::Api')).filter((id) => id !== admin);
+    assert.equal(main.length, 1);
+    const apiId = (id: string) => JSON.stringify({ Ref: id });
+    assert.deepEqual(all.filter((r) => r.api === apiId(main[0])).map((r) => r.key).sort(), MAIN);
+    assert.deepEqual(all.filter((r) => r.api === apiId(admin)).map((r) => r.key).sort(), ADMIN);
     for (const r of all) assert.equal(r.auth, 'AWS_IAM', r.key);
     const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
     const targetOf = (key: string) => {
@@ -324,22 +334,73 @@ describe('HTTP API', () => {
       assert.match(targetOf(key), /OrdersQueryApiFunction/, key);
     }
     assert.match(targetOf('DELETE /admin/subjects/{subject}'), /OrdersQueryAdmin/);
-    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
-      StageName: '$default',
-      AutoDeploy: true,
-      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
-      DefaultRouteSettings: { ThrottlingBurstLimit: 200, ThrottlingRateLimit: 100 },
+    // Throttles: the main API's default, admin's low one; JSON access logs with caller and status.
+    const stages = Object.values(template.findResources('AWS::ApiGatewayV2::Stage')).map((st) => st.Properties);
+    assert.deepEqual(
+      stages.map((st) => st.DefaultRouteSettings).sort((x, y) => x.ThrottlingRateLimit - y.ThrottlingRateLimit),
+      [
+        { ThrottlingBurstLimit: 2, ThrottlingRateLimit: 1 },
+        { ThrottlingBurstLimit: 200, ThrottlingRateLimit: 100 },
+      ],
+    );
+    for (const st of stages) {
+      const format = JSON.parse(st.AccessLogSettings.Format);
+      assert.equal(format.caller, '$context.identity.userArn');
+      assert.equal(format.route, '$context.routeKey');
+      assert.equal(format.status, '$context.status');
+      assert.equal(format.latencyMs, '$context.responseLatency');
+    }
+  });
+
+  test('IAM: grantRead, grantWrite and grantAdmin name exactly their routes, admin ones on the admin API', () => {
+    const stack = new StrataStack(new App({ context: cdkContext() }), 'Strata', { code: placeholderCode(), eventSource: EXAMPLE_EVENT_SOURCE });
+    const role = (name: string) => new iam.Role(stack, name, { assumedBy: new iam.AccountRootPrincipal() });
+    stack.service.apis.grantRead(role('Reader'));
+    stack.service.apis.grantWrite(role('Writer'));
+    stack.service.apis.grantAdmin(role('Operator'));
+    const template = Template.fromStack(stack);
+    const grants = (name: string) => {
+      const roleId = logicalId(template, 'AWS::IAM::Role', name);
+      const policy = Object.values(template.findResources('AWS::IAM::Policy')).find((p) =>
+        (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId),
+      );
+      const statements = policy?.Properties.PolicyDocument.Statement as { Action: string; Resource: unknown[] }[];
+      assert.deepEqual(statements.map((st) => st.Action), ['execute-api:Invoke']);
+      // Each ARN as `{api}/{stage}/{method}{path}`: the parts after the API's id.
+      return ([] as unknown[]).concat(statements[0].Resource).map((arn) => {
+        const parts = (arn as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+        const api = JSON.stringify(parts.find((p) => typeof p === 'object' && JSON.stringify(p).includes('Api')));
+        return `${api.includes('Admin') ? 'admin' : 'main'}:${parts.filter((p) => typeof p === 'string').pop()}`;
+      }).sort();
+    };
+    assert.deepEqual(grants('Reader'), [
+      'main:/$default/GET/order/*',
+      'main:/$default/GET/order/*/events',
+      'main:/$default/GET/views/order-summary',
+      'main:/$default/GET/views/order-summary/*',
+    ]);
+    assert.deepEqual(grants('Writer'), ['main:/$default/POST/order/*/commands/*']);
+    assert.deepEqual(grants('Operator'), ['admin:/$default/DELETE/admin/subjects/*', 'admin:/$default/GET/admin/subjects/*/export']);
+  });
+
+  test('per-route throttles for commands and queries', () => {
+    const { template } = example({ throttles: { command: { rateLimit: 20, burstLimit: 40 }, query: { rateLimit: 50, burstLimit: 80 } } });
+    const main = Object.values(template.findResources('AWS::ApiGatewayV2::Stage')).find((st) => st.Properties.RouteSettings);
+    assert.deepEqual(main?.Properties.RouteSettings, {
+      'POST /order/{id}/commands/{name}': { ThrottlingBurstLimit: 40, ThrottlingRateLimit: 20 },
+      ...Object.fromEntries(MAIN.filter((k) => k.startsWith('GET')).map((k) => [k, { ThrottlingBurstLimit: 80, ThrottlingRateLimit: 50 }])),
     });
   });
 
-  test('JWT: tenant from a claim; admin routes need the admin scope', () => {
-    const { template } = example({
+  test('JWT: tenant from a claim; every route needs its scope (read, write, admin); no IAM grants', () => {
+    const { stack, template } = example({
       tenancy: { claim: 'tenant' },
       auth: { jwt: { issuer: 'https://issuer.example.com', audience: ['strata'] } },
     });
     for (const r of routes(template)) {
       assert.equal(r.auth, 'JWT', r.key);
-      assert.deepEqual(r.scopes, r.key.includes('/admin/') ? ['strata/admin'] : undefined, r.key);
+      const scope = r.key.includes('/admin/') ? 'strata/admin' : r.key.startsWith('POST') ? 'strata/write' : 'strata/read';
+      assert.deepEqual(r.scopes, [scope], r.key);
     }
     template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
       AuthorizerType: 'JWT',
@@ -348,6 +409,7 @@ describe('HTTP API', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ STRATA_TENANT_CLAIM: 'tenant' }) },
     });
+    assert.throws(() => stack.service.apis.grantRead(new iam.Role(stack, 'R', { assumedBy: new iam.AccountRootPrincipal() })), /JWT auth.*strata\/read/);
   });
 });
 

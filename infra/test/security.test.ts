@@ -1,0 +1,242 @@
+// The security boundaries of EventSourcedService (infra/README.md, "Threat model"), pinned: who may put
+// events on the bus, send to each queue, use and manage the field key; the alarm on key changes; every
+// `Resource: *` statement; concurrency caps; the recovery window.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { placeholderCode } from '../lib/function-code';
+import { KEY_ADMIN_ACTIONS, KEY_GUARDED_ACTIONS } from '../lib/security';
+import { cdkContext, EXAMPLE_EVENT_SOURCE, StrataStack, type StrataStackProps } from '../lib/strata-stack';
+import { logicalId } from './helpers';
+
+type Json = Record<string, unknown>;
+type Statement = { Sid?: string; Effect: string; Action: string | string[]; Principal?: unknown; Resource: unknown; Condition?: Json };
+
+/** The example with two consumers (one issuing commands), synthesized. */
+function withConsumers(props: Partial<StrataStackProps> = {}): Template {
+  const stack = new StrataStack(new App({ context: cdkContext() }), 'Strata', {
+    code: placeholderCode(),
+    eventSource: EXAMPLE_EVENT_SOURCE,
+    ...props,
+  });
+  stack.service.addConsumer('mailer');
+  stack.service.addConsumer('process', { issuesCommands: true, eventPattern: { detailType: ['OrderPlaced'] } });
+  return Template.fromStack(stack);
+}
+
+const getAtt = (id: string, attribute = 'Arn') => ({ 'Fn::GetAtt': [id, attribute] });
+const roleOf = (template: Template, prefix: string) => getAtt(logicalId(template, 'AWS::IAM::Role', prefix));
+const OPERATOR = 'arn:aws:iam::123456789012:role/operator';
+
+describe('forged events', () => {
+  let template: Template;
+  before(() => {
+    template = withConsumers({ security: { operators: [OPERATOR] } });
+  });
+
+  test('only the publisher (and operators, for strata replay) may put events on the bus: everyone else is denied', () => {
+    const policies = Object.values(template.findResources('AWS::Events::EventBusPolicy'));
+    assert.equal(policies.length, 1);
+    const statement = policies[0].Properties.Statement as Statement;
+    assert.deepEqual(statement, {
+      Sid: 'cdk-OnlyThePublisherPutsEvents',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'events:PutEvents',
+      Resource: getAtt(logicalId(template, 'AWS::Events::EventBus', 'OrdersBus')),
+      Condition: { ArnNotEquals: { 'aws:PrincipalArn': [roleOf(template, 'OrdersStreamPublisherRole'), OPERATOR] } },
+    });
+  });
+
+  const denyOf = (queuePrefix: string): Statement => {
+    const queue = logicalId(template, 'AWS::SQS::Queue', queuePrefix);
+    const policy = Object.values(template.findResources('AWS::SQS::QueuePolicy')).find((p) =>
+      (p.Properties.Queues as { Ref: string }[]).some((q) => q.Ref === queue),
+    );
+    const statements = policy?.Properties.PolicyDocument.Statement as Statement[];
+    const deny = statements.filter((s) => s.Sid === 'OnlyItsFeedSends');
+    assert.equal(deny.length, 1, queuePrefix);
+    assert.equal(deny[0].Effect, 'Deny');
+    assert.deepEqual(deny[0].Principal, { AWS: '*' });
+    assert.equal(deny[0].Action, 'sqs:SendMessage');
+    // The rule's own allow (CDK's) names the rule as aws:SourceArn too.
+    const allow = statements.filter((s) => s.Effect === 'Allow');
+    for (const a of allow) assert.deepEqual(a.Principal, { Service: 'events.amazonaws.com' }, queuePrefix);
+    return deny[0];
+  };
+  const rule = (prefix: string) => getAtt(logicalId(template, 'AWS::Events::Rule', prefix));
+
+  test("each rule-fed queue takes messages only from its rule (aws:SourceArn) and operators (a redrive)", () => {
+    for (const [queue, feed] of [
+      ['OrdersProjectorQueue', 'OrdersToProjector'],
+      ['OrdersConsumerMailerFeedQueue', 'OrdersConsumerMailerToFeed'],
+      ['OrdersConsumerProcessFeedQueue', 'OrdersConsumerProcessToFeed'],
+    ]) {
+      assert.deepEqual(denyOf(queue).Condition, {
+        ArnNotEquals: { 'aws:SourceArn': [rule(feed)], 'aws:PrincipalArn': [OPERATOR] },
+      }, queue);
+    }
+  });
+
+  test("the rules' dead-letter queue takes messages only from every rule of the service; the publisher's from the publisher", () => {
+    assert.deepEqual(denyOf('OrdersDeliveryDeadLetters').Condition, {
+      ArnNotEquals: {
+        'aws:SourceArn': [rule('OrdersToProjector'), rule('OrdersConsumerMailerToFeed'), rule('OrdersConsumerProcessToFeed')],
+        'aws:PrincipalArn': [OPERATOR],
+      },
+    });
+    const publisherFailures = denyOf('OrdersPublisherFailures').Condition as { ArnNotEquals: Json };
+    assert.deepEqual(publisherFailures.ArnNotEquals['aws:PrincipalArn'], [roleOf(template, 'OrdersStreamPublisherRole'), OPERATOR]);
+    // No rule sends there: the placeholder ARN matches no rule.
+    assert.match(JSON.stringify(publisherFailures.ArnNotEquals['aws:SourceArn']), /strata-no-such-sender/);
+  });
+});
+
+describe('the field key', () => {
+  let template: Template;
+  let statements: Statement[];
+  before(() => {
+    template = withConsumers({ security: { operators: [OPERATOR], keyAdmins: ['arn:aws:iam::123456789012:role/key-admin'] } });
+    const key = template.findResources('AWS::KMS::Key')[logicalId(template, 'AWS::KMS::Key', 'OrdersFieldKey')];
+    statements = key.Properties.KeyPolicy.Statement as Statement[];
+  });
+  const actions = (s: Statement) => ([] as string[]).concat(s.Action).sort();
+
+  test('no account-root kms:*, and no statement with kms:* at all', () => {
+    for (const s of statements) {
+      assert.ok(!actions(s).some((a) => a === 'kms:*' || a.endsWith(':*')), JSON.stringify(s));
+      assert.doesNotMatch(JSON.stringify(s.Principal), /:root/);
+    }
+  });
+
+  test('administrators manage but cannot use, disable, delete or re-police it; only break-glass can (and deployments re-police)', () => {
+    const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
+    assert.deepEqual(Object.keys(bySid).sort(), ['Administer', 'BreakGlass', 'Deploy', 'OperatorsUnwrapDataKeys']);
+    assert.deepEqual(actions(bySid.Administer), [...KEY_ADMIN_ACTIONS].sort());
+    assert.deepEqual(actions(bySid.BreakGlass), [...KEY_ADMIN_ACTIONS, ...KEY_GUARDED_ACTIONS].sort());
+    assert.deepEqual(actions(bySid.Deploy), [...KEY_ADMIN_ACTIONS, 'kms:PutKeyPolicy'].sort());
+    assert.deepEqual(bySid.BreakGlass.Principal, { AWS: roleOf(template, 'OrdersFieldKeyBreakGlass') });
+    assert.match(JSON.stringify(bySid.Deploy.Principal), /cdk-hnb659fds-cfn-exec-role/);
+    const crypto = /^kms:(Decrypt|Encrypt|GenerateDataKey|ReEncrypt)/;
+    for (const sid of ['Administer', 'BreakGlass', 'Deploy']) assert.ok(!actions(bySid[sid]).some((a) => crypto.test(a)), sid);
+    // The break-glass role: assumed only with MFA, and no policy of its own.
+    const breakGlass = template.findResources('AWS::IAM::Role')[logicalId(template, 'AWS::IAM::Role', 'OrdersFieldKeyBreakGlass')];
+    assert.deepEqual(breakGlass.Properties.AssumeRolePolicyDocument.Statement[0].Condition, { Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
+    assert.equal(breakGlass.Properties.Policies, undefined);
+  });
+
+  test('only the functions that open personal data (and operators) may use it, each with its encryption context', () => {
+    const uses = statements.filter((s) => actions(s).some((a) => a.startsWith('kms:Decrypt') || a.startsWith('kms:Generate')));
+    const context = { StringLike: { 'kms:EncryptionContext:tenant': '?*', 'kms:EncryptionContext:subject': '?*' } };
+    for (const s of uses) assert.deepEqual(s.Condition, context, JSON.stringify(s.Principal));
+    // CDK merges statements of equal actions and conditions: one statement may name several roles.
+    const byRole: Record<string, string[]> = {};
+    for (const st of uses) {
+      for (const p of ([] as unknown[]).concat((st.Principal as { AWS: unknown }).AWS)) {
+        const name = JSON.stringify(p).match(/Orders([A-Za-z]+?)(Function)?Role|"(arn:[^"]+)"/)?.slice(1).find(Boolean) as string;
+        byRole[name] = actions(st);
+      }
+    }
+    assert.deepEqual(byRole, {
+      CommandApi: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      QueryApi: ['kms:Decrypt'],
+      QueryAdmin: ['kms:Decrypt'],
+      Projector: ['kms:Decrypt'],
+      ConsumerMailer: ['kms:Decrypt'],
+      ConsumerProcess: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      [OPERATOR]: ['kms:Decrypt'],
+    });
+  });
+
+  test('a throwaway stack lets its deployment delete the key; a fixed tenant narrows the context', () => {
+    const t = withConsumers({ retainData: false, tenancy: { fixed: 'acme' }, tenantIsolation: true });
+    const key = t.findResources('AWS::KMS::Key')[logicalId(t, 'AWS::KMS::Key', 'OrdersFieldKey')];
+    const st = key.Properties.KeyPolicy.Statement as Statement[];
+    assert.ok(actions(st.find((s) => s.Sid === 'Deploy') as Statement).includes('kms:ScheduleKeyDeletion'));
+    for (const s of st.filter((x) => actions(x).includes('kms:Decrypt'))) {
+      assert.equal((s.Condition?.StringLike as Json)['kms:EncryptionContext:tenant'], 'acme');
+    }
+  });
+
+  test('a guarded call on the key (from CloudTrail) raises an alarm', () => {
+    const ruleId = logicalId(template, 'AWS::Events::Rule', 'OrdersFieldKeyChangedRule');
+    const rule = template.findResources('AWS::Events::Rule')[ruleId];
+    assert.deepEqual(rule.Properties.EventPattern, {
+      source: ['aws.kms'],
+      'detail-type': ['AWS API Call via CloudTrail'],
+      detail: {
+        eventName: ['DisableKey', 'DisableKeyRotation', 'PutKeyPolicy', 'ScheduleKeyDeletion', 'CreateGrant'],
+        resources: { ARN: [getAtt(logicalId(template, 'AWS::KMS::Key', 'OrdersFieldKey'))] },
+      },
+    });
+    assert.equal(rule.Properties.EventBusName, undefined, "the account's default bus, where CloudTrail's events arrive");
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Events',
+      MetricName: 'MatchedEvents',
+      Dimensions: [{ Name: 'RuleName', Value: { Ref: ruleId } }],
+      Threshold: 1,
+    });
+  });
+
+  test('a named break-glass role replaces the stack-made one', () => {
+    const app = new App({ context: cdkContext() });
+    const roles = new Stack(app, 'Roles');
+    const stack = new StrataStack(app, 'Strata', {
+      code: placeholderCode(),
+      eventSource: EXAMPLE_EVENT_SOURCE,
+      security: { breakGlass: iam.Role.fromRoleArn(roles, 'BreakGlass', 'arn:aws:iam::123456789012:role/break-glass') },
+    });
+    const t = Template.fromStack(stack);
+    assert.equal(Object.keys(t.findResources('AWS::IAM::Role')).filter((id) => id.includes('BreakGlass')).length, 0);
+    const key = t.findResources('AWS::KMS::Key')[logicalId(t, 'AWS::KMS::Key', 'OrdersFieldKey')];
+    const glass = (key.Properties.KeyPolicy.Statement as Statement[]).find((s) => s.Sid === 'BreakGlass');
+    assert.deepEqual(glass?.Principal, { AWS: 'arn:aws:iam::123456789012:role/break-glass' });
+  });
+});
+
+describe('blast radius', () => {
+  test('every Resource: * statement of every role, and why', () => {
+    const template = withConsumers();
+    const wildcard: string[] = [];
+    for (const [id, policy] of Object.entries(template.findResources('AWS::IAM::Policy'))) {
+      for (const s of policy.Properties.PolicyDocument.Statement as Statement[]) {
+        if (JSON.stringify(s.Resource) === '"*"' || (Array.isArray(s.Resource) && s.Resource.includes('*'))) {
+          wildcard.push(`${id.replace(/[0-9A-F]{8}$/, '').replace(/RoleDefaultPolicy$/, '')}: ${actions(s).join(' ')}`);
+        }
+      }
+    }
+    // X-Ray accepts no resource-level permission (every function traces); neither does
+    // dynamodb:ListStreams, which the stream event source mapping adds to the publisher.
+    const xray = 'xray:PutTelemetryRecords xray:PutTraceSegments';
+    assert.deepEqual(wildcard.sort(), [
+      `OrdersCommandApi: ${xray}`,
+      `OrdersConsumerMailerFunction: ${xray}`,
+      `OrdersConsumerProcessFunction: ${xray}`,
+      `OrdersProjector: ${xray}`,
+      `OrdersQueryAdmin: ${xray}`,
+      `OrdersQueryApi: ${xray}`,
+      `OrdersStreamPublisher: dynamodb:ListStreams ${xray}`,
+    ]);
+  });
+  const actions = (s: Statement) => ([] as string[]).concat(s.Action).sort();
+
+  test('every queue mapping caps its concurrency (default 5); reserved concurrency only where given', () => {
+    const template = withConsumers();
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).filter((m) =>
+      JSON.stringify(m.Properties.EventSourceArn).includes('Queue'),
+    );
+    assert.equal(mappings.length, 3);
+    for (const m of mappings) assert.deepEqual(m.Properties.ScalingConfig, { MaximumConcurrency: 5 });
+    for (const f of Object.values(template.findResources('AWS::Lambda::Function'))) {
+      assert.equal(f.Properties.ReservedConcurrentExecutions, undefined);
+    }
+  });
+
+  test("the table's recovery window is the one stated (default DynamoDB's 35 days)", () => {
+    const t = withConsumers();
+    const spec = Object.values(t.findResources('AWS::DynamoDB::Table'))[0].Properties.PointInTimeRecoverySpecification;
+    assert.deepEqual(spec, { PointInTimeRecoveryEnabled: true });
+  });
+});
