@@ -8,7 +8,7 @@
 //
 // Every function runs the team's code (one `strata_lambda::runtime::serve` binary for all, told its
 // part by STRATA_ROLE, or code per role), with its own least-privilege role.
-import { Aws, CfnOutput, Duration, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Fn, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -404,12 +404,22 @@ export class EventSourcedService extends Construct {
         // Only new commits (to publish) and new snapshots (to prune a stream's older ones) invoke the
         // publisher: writes of views, keys and idempotency records (and TTL removals) would otherwise
         // each cost an invocation that does nothing. Filters are OR'ed.
-        filters: [spec.published_kind, spec.snapshot_kind].map((kind) =>
+        filters: [
+          ...[spec.published_kind, spec.snapshot_kind].map((kind) =>
+            lambda.FilterCriteria.filter({
+              eventName: lambda.FilterRule.isEqual('INSERT'),
+              dynamodb: { NewImage: { [spec.kind_attribute]: { S: lambda.FilterRule.isEqual(kind) } } },
+            }),
+          ),
+          // Any change to a commit (or a snapshot) item, by its keys: commit and snapshot sort keys
+          // are zero-padded versions (`{version:020}`, `...#SNAP`), the only ones that start with
+          // 0. The publisher reports a commit's as tampering (its log's `alert` field, alarmed
+          // below) and ignores a snapshot's (pruning).
           lambda.FilterCriteria.filter({
-            eventName: lambda.FilterRule.isEqual('INSERT'),
-            dynamodb: { NewImage: { [spec.kind_attribute]: { S: lambda.FilterRule.isEqual(kind) } } },
+            eventName: lambda.FilterRule.or('MODIFY', 'REMOVE'),
+            dynamodb: { Keys: { [spec.sort_key.name]: { S: lambda.FilterRule.beginsWith('0') } } },
           }),
-        ),
+        ],
       }),
     );
 
@@ -477,6 +487,24 @@ export class EventSourcedService extends Construct {
 
     // Alarms: anything in a dead-letter queue, any function error, a publisher falling behind.
     this.alarm(keyChangeAlarm(this, 'FieldKeyChanged', this.fieldKey));
+    // Commits are immutable: the publisher logs every change to one it sees on the stream.
+    const commitChanged = new logs.MetricFilter(this, 'CommitChangedFilter', {
+      logGroup: streamPublisher.logGroup,
+      filterPattern: logs.FilterPattern.stringValue('$.fields.alert', '=', COMMIT_CHANGED_ALERT),
+      metricNamespace: 'Strata',
+      metricName: Fn.join('-', ['CommitChanged', Aws.STACK_NAME, Names.uniqueId(this)]),
+      metricValue: '1',
+    });
+    this.alarm(
+      commitChanged.metric({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'CommitChangedAlarm', {
+        alarmDescription:
+          "A commit item was modified or removed (commits are immutable): tampering, or a restore written over the table. The publisher's log names the item and the principal",
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
     this.depthAlarm('PublisherFailuresAlarm', this.publisherFailures, 'Stream batches the publisher gave up on: replay them from the table');
     this.depthAlarm('DeliveryDeadLettersAlarm', this.deliveryDeadLetters, "Events EventBridge could not deliver to the projector's or a consumer's queue");
     if (this.projectorDeadLetters) {
@@ -596,6 +624,9 @@ export class EventSourcedService extends Construct {
     this.alarms.push(alarm);
   }
 }
+
+/** The `alert` of the publisher's log line for a changed commit (`strata_eventbridge::COMMIT_CHANGED_ALERT`). */
+export const COMMIT_CHANGED_ALERT = 'commit_changed';
 
 /** The outputs every service's stack has ({@link EventSourcedService.addOutputs}; the projector's only with read models, the admin API's only with `admin`). */
 export const SERVICE_OUTPUTS = [

@@ -2,6 +2,8 @@
 // events on the bus, send to each queue, use and manage the field key; the alarm on key changes; every
 // `Resource: *` statement; concurrency caps; the recovery window.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -91,6 +93,54 @@ describe('forged events', () => {
     assert.deepEqual(publisherFailures.ArnNotEquals['aws:PrincipalArn'], [roleOf(template, 'OrdersStreamPublisherRole'), OPERATOR]);
     // No rule sends there: the placeholder ARN matches no rule.
     assert.match(JSON.stringify(publisherFailures.ArnNotEquals['aws:SourceArn']), /strata-no-such-sender/);
+  });
+});
+
+describe('history rewritten', () => {
+  let template: Template;
+  before(() => {
+    template = withConsumers();
+  });
+
+  test("the publisher sees every change to a commit item: new commits and snapshots, and any MODIFY or REMOVE with a version's sort key", () => {
+    const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).find((m) => m.Properties.StartingPosition);
+    const patterns = (mapping?.Properties.FilterCriteria.Filters as { Pattern: string }[]).map((f) => JSON.parse(f.Pattern));
+    assert.deepEqual(patterns, [
+      { eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['commit'] } } } },
+      { eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['snapshot'] } } } },
+      { eventName: ['MODIFY', 'REMOVE'], dynamodb: { Keys: { sk: { S: [{ prefix: '0' }] } } } },
+    ]);
+  });
+
+  test("the publisher's alert line raises an alarm; the alert is the one the Rust publisher writes", () => {
+    const filters = Object.values(template.findResources('AWS::Logs::MetricFilter'));
+    assert.equal(filters.length, 1);
+    assert.equal(filters[0].Properties.FilterPattern, '{ $.fields.alert = "commit_changed" }');
+    assert.deepEqual(filters[0].Properties.LogGroupName, { Ref: logicalId(template, 'AWS::Logs::LogGroup', 'OrdersStreamPublisherLogs') });
+    const metric = filters[0].Properties.MetricTransformations[0];
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'Strata', MetricName: metric.MetricName, Threshold: 1 });
+    const rust = fs.readFileSync(path.join(__dirname, '..', '..', 'crates', 'eventbridge', 'src', 'records.rs'), 'utf8');
+    assert.match(rust, /pub const COMMIT_CHANGED_ALERT: &str = "commit_changed";/);
+  });
+
+  test('no function may update items; only the publisher (snapshots) and the admin function (data keys) and consumers (effect claims) delete', () => {
+    const deletes: string[] = [];
+    for (const [id, policy] of Object.entries(template.findResources('AWS::IAM::Policy'))) {
+      for (const s of policy.Properties.PolicyDocument.Statement as Statement[]) {
+        const acts = ([] as string[]).concat(s.Action);
+        assert.ok(!acts.includes('dynamodb:UpdateItem') && !acts.includes('dynamodb:BatchWriteItem'), id);
+        if (acts.includes('dynamodb:DeleteItem')) {
+          const keys = (s.Condition?.['ForAllValues:StringLike'] as Json)['dynamodb:LeadingKeys'];
+          deletes.push(`${id.replace(/(Function)?RoleDefaultPolicy[0-9A-F]{8}$/, '')}: ${JSON.stringify(keys)}`);
+        }
+      }
+    }
+    assert.deepEqual(deletes.sort(), [
+      'OrdersConsumerMailer: ["*#I#*"]',
+      'OrdersConsumerProcess: ["*#I#*"]',
+      'OrdersQueryAdmin: ["*#K#*"]',
+      'OrdersStreamPublisher: ["*#S#*"]',
+    ]);
   });
 });
 

@@ -192,9 +192,13 @@ describe('pipeline', () => {
       MaximumRecordAgeInSeconds: 86400,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       FilterCriteria: {
-        Filters: ['commit', 'snapshot'].map((kind) => ({
-          Pattern: JSON.stringify({ eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: [kind] } } } }),
-        })),
+        Filters: [
+          ...['commit', 'snapshot'].map((kind) => ({
+            Pattern: JSON.stringify({ eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: [kind] } } } }),
+          })),
+          // Changes to commits are reported (see security.test.ts).
+          { Pattern: JSON.stringify({ eventName: ['MODIFY', 'REMOVE'], dynamodb: { Keys: { sk: { S: [{ prefix: '0' }] } } } }) },
+        ],
       },
       DestinationConfig: {
         OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^OrdersPublisherFailures'), 'Arn'] } },

@@ -45,6 +45,54 @@ pub fn decode_record(record: &EventRecord) -> Result<RecordEvents, Error> {
     Ok(RecordEvents { sequence_number, events: commit.events })
 }
 
+/// A change to a commit item that the table's stream recorded. Commits are written once by a
+/// conditional put and never changed (snapshots sit beside them, not in them), so a MODIFY or REMOVE
+/// of one is tampering, or a restore written over the table: the publisher reports it
+/// ([`COMMIT_CHANGED_ALERT`]) and publishes nothing for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitChange {
+    /// `MODIFY` or `REMOVE`.
+    pub event_name: String,
+    /// The commit's stream (`{tenant}#S#{category}-{id}`).
+    pub pk: String,
+    /// Its first version (`{first_version:020}`).
+    pub sk: String,
+    /// Who made the change, as the stream names it (DynamoDB itself for a TTL removal).
+    pub principal: Option<String>,
+    /// The record's sequence number.
+    pub sequence_number: Option<String>,
+}
+
+/// The `alert` field of the log line the publisher writes for a [`CommitChange`]: the construct's
+/// metric filter counts it, and an alarm fires on one.
+pub const COMMIT_CHANGED_ALERT: &str = "commit_changed";
+
+/// The change to a commit item this record holds, if it holds one: a MODIFY or REMOVE whose keys are
+/// a commit's (a stream partition, a sort key of 20 digits). Keys decide, not the image: a REMOVE
+/// carries no image under NEW_IMAGE, and a MODIFY may have rewritten the item's kind.
+pub fn commit_change(record: &EventRecord) -> Option<CommitChange> {
+    if record.event_name != "MODIFY" && record.event_name != "REMOVE" {
+        return None;
+    }
+    let text = |name: &str| match record.change.keys.get(name) {
+        Some(serde_dynamo::AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    };
+    let (pk, sk) = (text("pk")?, text("sk")?);
+    let in_stream = pk.split('#').nth(1) == Some(strata_dynamodb::keys::STREAM_TAG);
+    let commit_sk = sk.len() == 20 && sk.bytes().all(|b| b.is_ascii_digit());
+    if !(in_stream && commit_sk) {
+        return None;
+    }
+    Some(CommitChange {
+        event_name: record.event_name.clone(),
+        pk,
+        sk,
+        principal: record.user_identity.as_ref().map(|u| u.principal_id.clone()),
+        sequence_number: record.change.sequence_number.clone(),
+    })
+}
+
 /// A record's events, or why it does not decode.
 pub type RecordResult = Result<Vec<EventEnvelope>, Error>;
 

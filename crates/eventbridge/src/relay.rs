@@ -6,7 +6,7 @@ use strata_core::{Error, EventEnvelope};
 
 use crate::prune::SnapshotPruner;
 use crate::publisher::{EventBridgePublisher, PublishReport, PutEvents};
-use crate::records::decode_batch;
+use crate::records::{COMMIT_CHANGED_ALERT, CommitChange, commit_change, decode_batch};
 
 /// Relays the table's change stream to EventBridge: the outbox's relay.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct Relayed {
     pub report: PublishReport,
     /// Snapshots removed by the relay's [`SnapshotPruner`], if it has one.
     pub pruned: usize,
+    /// Commit items the batch shows modified or removed (tampering or a restore, see
+    /// [`CommitChange`]): each logged with `alert` = [`COMMIT_CHANGED_ALERT`].
+    pub changed_commits: Vec<CommitChange>,
 }
 
 impl<C: PutEvents> StreamRelay<C> {
@@ -64,6 +67,20 @@ impl<C: PutEvents> StreamRelay<C> {
         let mut owners = Vec::new();
         let mut events: Vec<EventEnvelope> = Vec::new();
         let mut failed_records = vec![false; event.records.len()];
+        // Reported, not failed: the change is done, and holding the stream back would stop every
+        // other commit's publishing without undoing it.
+        let changed_commits: Vec<CommitChange> = event.records.iter().filter_map(commit_change).collect();
+        for change in &changed_commits {
+            tracing::error!(
+                alert = COMMIT_CHANGED_ALERT,
+                event_name = %change.event_name,
+                pk = %change.pk,
+                sk = %change.sk,
+                principal = ?change.principal,
+                sequence_number = ?change.sequence_number,
+                "a commit item was modified or removed: commits are immutable, so this is tampering or a restore written over the table"
+            );
+        }
         let records = decode_batch(&event);
         let sequence_numbers: Vec<Option<String>> = records.iter().map(|(seq, _)| seq.clone()).collect();
         for (record, (sequence_number, decoded)) in records.into_iter().enumerate() {
@@ -101,7 +118,7 @@ impl<C: PutEvents> StreamRelay<C> {
             None => 0,
         };
         let relayed =
-            Relayed { events: events.len(), published: events.len() - report.failed.len(), report, pruned };
+            Relayed { events: events.len(), published: events.len() - report.failed.len(), report, pruned, changed_commits };
         if !response.batch_item_failures.is_empty() {
             tracing::warn!(
                 failed_records = response.batch_item_failures.len(),
