@@ -15,7 +15,7 @@ use strata_core::{
 use crate::RegistryError;
 use crate::http::{
     CORRELATION_ID, Tenancy, bounded_header, correlation_id, idempotency_key, if_match, json, json_body,
-    jwt_claim, no_route, segments, with_etag, with_header, wrong_method,
+    no_route, segments, with_etag, with_header, wrong_method,
 };
 use crate::problem::{Problem, ProblemKind};
 
@@ -145,7 +145,7 @@ impl CommandApi {
         let context = CommandContext {
             correlation_id: Some(correlation.to_owned()),
             causation_id: bounded_header(request, "x-causation-id"),
-            actor: jwt_claim(request, "sub"),
+            actor: crate::http::caller(request),
             trace_id: bounded_header(request, "x-amzn-trace-id"),
             idempotency_key: idempotency_key(request)?,
             expected_version: if_match(request)?,

@@ -65,6 +65,20 @@ pub fn jwt_claim(request: &Request, claim: &str) -> Option<String> {
     }
 }
 
+/// Who is calling, as API Gateway verified it: the IAM caller's ARN (SigV4, `authorizer.iam.userArn`:
+/// an assumed role's session ARN, a user's ARN) or the JWT's `sub`. What the event's `actor` records
+/// and the audit lines name. `None` only when the route has no authorizer (a local run).
+pub fn caller(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => {
+            let authorizer = context.authorizer.as_ref()?;
+            let iam = authorizer.iam.as_ref().and_then(|iam| iam.user_arn.clone());
+            iam.or_else(|| authorizer.jwt.as_ref()?.claims.get("sub").cloned())
+        }
+        _ => None,
+    }
+}
+
 /// A header's value as text, if present and visible ASCII.
 pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())

@@ -424,7 +424,7 @@ impl QueryApi {
         let tenant = self.tenancy.tenant(request)?;
         validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
-        tracing::info!(tenant, subject, actor = ?crate::http::jwt_claim(request, "sub"), "{what} a data subject");
+        tracing::info!(tenant, subject, actor = ?crate::http::caller(request), "{what} a data subject");
         Ok(tenant)
     }
 

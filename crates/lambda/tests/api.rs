@@ -316,3 +316,25 @@ async fn a_named_stage_prefix_is_not_part_of_the_route() {
     is_problem(&found, 404);
     assert_eq!(found.body["detail"], "acme/order-none has no events", "routed as /order/none");
 }
+
+#[tokio::test]
+async fn the_actor_is_the_caller_api_gateway_verified_the_iam_arn_or_the_jwt_subject() {
+    let apis = apis();
+    let send = |id: &str, authorizer: Value| {
+        let body = place("c-12").to_string();
+        let mut event = apigw("POST", &format!("/order/{id}/commands/place_order"), "", &[], Some(&body));
+        event["requestContext"]["authorizer"] = authorizer;
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    };
+    let role = "arn:aws:sts::123456789012:assumed-role/ordering/session-1";
+    let iam = json!({ "iam": { "accessKey": "AKIA", "accountId": "123456789012", "callerId": "AROA:session-1",
+                               "userArn": role, "userId": "AROA:session-1" } });
+    let jwt = json!({ "jwt": { "claims": { "sub": "user-7" }, "scopes": ["strata/write"] } });
+    for (id, authorizer, actor) in [("o-12", iam, Some(role)), ("o-13", jwt, Some("user-7")), ("o-14", Value::Null, None)] {
+        let placed = answer(apis.commands.handle(send(id, authorizer)).await);
+        assert_eq!(placed.status, 200, "{}", placed.body);
+        let stream = StreamId::new("acme", "order", id).unwrap();
+        let events = apis.store.read(&stream, 1, 10).await.unwrap().events;
+        assert_eq!(events[0].metadata.actor.as_deref(), actor, "{id}");
+    }
+}
