@@ -18,5 +18,7 @@ pub use effects::{AnyEffects, Consumer, Delivery, Effects, EffectsOutcome, Handl
 pub use metrics::{PutEventsCall, PutEventsCounter};
 pub use prune::{SnapshotPruner, snapshots_inserted};
 pub use publisher::{Entry, EntryResult, EventBridgePublisher, PublishReport, PublishRetry, PutEvents};
-pub use records::{COMMIT_CHANGED_ALERT, CommitChange, RecordEvents, commit_change, decode_batch, decode_record};
+pub use records::{
+    COMMIT_CHANGED_ALERT, CommitChange, RecordEvents, commit_change, decode_batch, decode_record,
+};
 pub use relay::{Relayed, StreamRelay};

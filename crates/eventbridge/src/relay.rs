@@ -117,8 +117,13 @@ impl<C: PutEvents> StreamRelay<C> {
             Some(pruner) => pruner.prune(&event).await,
             None => 0,
         };
-        let relayed =
-            Relayed { events: events.len(), published: events.len() - report.failed.len(), report, pruned, changed_commits };
+        let relayed = Relayed {
+            events: events.len(),
+            published: events.len() - report.failed.len(),
+            report,
+            pruned,
+            changed_commits,
+        };
         if !response.batch_item_failures.is_empty() {
             tracing::warn!(
                 failed_records = response.batch_item_failures.len(),

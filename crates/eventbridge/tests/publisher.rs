@@ -262,7 +262,10 @@ async fn a_commit_modified_or_removed_is_reported_in_a_json_log_line_and_never_p
         .collect();
     assert_eq!(
         changed,
-        [("MODIFY", "00000000000000000001", None), ("REMOVE", "00000000000000000001", Some("AROAEXAMPLE:intruder"))]
+        [
+            ("MODIFY", "00000000000000000001", None),
+            ("REMOVE", "00000000000000000001", Some("AROAEXAMPLE:intruder"))
+        ]
     );
     let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
     let alerts: Vec<Value> = text

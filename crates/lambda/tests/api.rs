@@ -330,7 +330,9 @@ async fn the_actor_is_the_caller_api_gateway_verified_the_iam_arn_or_the_jwt_sub
     let iam = json!({ "iam": { "accessKey": "AKIA", "accountId": "123456789012", "callerId": "AROA:session-1",
                                "userArn": role, "userId": "AROA:session-1" } });
     let jwt = json!({ "jwt": { "claims": { "sub": "user-7" }, "scopes": ["strata/write"] } });
-    for (id, authorizer, actor) in [("o-12", iam, Some(role)), ("o-13", jwt, Some("user-7")), ("o-14", Value::Null, None)] {
+    for (id, authorizer, actor) in
+        [("o-12", iam, Some(role)), ("o-13", jwt, Some("user-7")), ("o-14", Value::Null, None)]
+    {
         let placed = answer(apis.commands.handle(send(id, authorizer)).await);
         assert_eq!(placed.status, 200, "{}", placed.body);
         let stream = StreamId::new("acme", "order", id).unwrap();
