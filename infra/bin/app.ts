@@ -2,7 +2,7 @@
 //   strata:code=placeholder      synthesize without the function zips (tests, lint, emulator)
 //   strata:tenant=acme           the fixed tenant (default demo)
 //   strata:jwtIssuer=https://... with strata:jwtAudience=a,b: JWT auth, tenant from a claim
-//   strata:tenantClaim=custom:tenant the claim naming the tenant (default tenant)
+//   strata:tenantClaim=tenant    the claim naming the tenant (default tenant; set by the issuer, see README)
 //   strata:tenantIsolation=true  confine table and key access to the fixed tenant
 //   strata:retainData=false      delete table and keys with the stack (throwaway environments)
 import { App, Validations } from 'aws-cdk-lib';

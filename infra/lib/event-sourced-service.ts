@@ -23,7 +23,7 @@ import { Construct } from 'constructs';
 import { grantFieldKey, grantTableKey, TableAccess } from './access';
 import { checkConsumer, ServiceConsumer, type ConsumerProps } from './consumer';
 import { EventContracts, type EventDocument } from './contracts';
-import { type ApiAuth, type ApiThrottle, type ApiThrottles, type RouteKind, ServiceApis } from './http-api';
+import { type ApiAuth, apiScopes, type ApiThrottle, type ApiThrottles, type RouteKind, ServiceApis } from './http-api';
 import { fieldKey, keyChangeAlarm, onlyPutters, onlySenders, type ServiceSecurityProps } from './security';
 import {
   CATEGORY_PATTERN,
@@ -41,7 +41,28 @@ import { checkSettings, type FunctionSettings, StrataFunction } from './strata-f
 import { EventStoreTable, loadTableSpec, type TableSpec } from './table-spec';
 
 /** Whose data a request touches: one tenant per deployment, or the tenant named by a JWT claim. */
-export type Tenancy = { readonly fixed: string } | { readonly claim: string };
+export type Tenancy =
+  | { readonly fixed: string }
+  | {
+      /**
+       * The verified JWT's claim that names the tenant (`STRATA_TENANT_CLAIM`). It must be one the
+       * issuer sets and the user cannot write: a claim added by a pre-token-generation trigger (see
+       * infra/README.md), not a Cognito custom attribute the app client may write. Claims users can
+       * usually write (`custom:*`, OIDC profile claims such as `email`) are refused unless
+       * `claimSetBy: 'issuer'` says the issuer overrides them in every token.
+       */
+      readonly claim: string;
+      /** The only tenants the claim may name (`STRATA_TENANT_ALLOWED`); any other gets 403. Default: any. */
+      readonly allowed?: readonly string[];
+      /** The issuer sets the claim in every token, whatever the user wrote (a pre-token-generation trigger's override). */
+      readonly claimSetBy?: 'issuer';
+    };
+
+/** Claims a user can usually write for themselves: a tenant taken from one is chosen by the caller. */
+export const USER_WRITABLE_CLAIMS: readonly string[] = [
+  'address', 'birthdate', 'email', 'family_name', 'gender', 'given_name', 'locale', 'middle_name', 'name',
+  'nickname', 'phone_number', 'picture', 'preferred_username', 'profile', 'website', 'zoneinfo',
+];
 
 /** Settings of the stream → EventBridge publisher's event source mapping. */
 export interface PublisherSettings {
@@ -286,8 +307,17 @@ export class EventSourcedService extends Construct {
     // Functions.
     const code = (role: FunctionRole) => props.code(role);
     const common = { logRetention, removalPolicy, alarmAction: props.alarmAction };
-    const tenancyEnv: Record<string, string> =
-      'fixed' in props.tenancy ? { STRATA_TENANT: props.tenancy.fixed } : { STRATA_TENANT_CLAIM: props.tenancy.claim };
+    const scopes = apiScopes(props.auth);
+    const tenancyEnv: Record<string, string> = {
+      ...('fixed' in props.tenancy
+        ? { STRATA_TENANT: props.tenancy.fixed }
+        : {
+            STRATA_TENANT_CLAIM: props.tenancy.claim,
+            ...(props.tenancy.allowed ? { STRATA_TENANT_ALLOWED: props.tenancy.allowed.join(',') } : {}),
+          }),
+      // Under JWT the functions check each route's scope again (a route added by hand without one).
+      ...(scopes ? { STRATA_SCOPE_READ: scopes.read, STRATA_SCOPE_WRITE: scopes.write, STRATA_SCOPE_ADMIN: scopes.admin } : {}),
+    };
     // Every function that commits (the command function, a consumer that issues commands) writes the
     // same item format.
     const storeEnv: Record<string, string> = {
@@ -660,6 +690,21 @@ function checkProps(props: EventSourcedServiceProps, fixedTenant: string | undef
   }
   if ('iam' in props.auth && !fixedTenant) {
     throw new Error('tenancy { claim } needs JWT auth: IAM-authorized requests carry no JWT claims');
+  }
+  if (!('fixed' in props.tenancy)) {
+    const { claim, allowed, claimSetBy } = props.tenancy;
+    const writable = claim.startsWith('custom:') || USER_WRITABLE_CLAIMS.includes(claim);
+    if (writable && claimSetBy !== 'issuer') {
+      throw new Error(
+        `tenancy.claim '${claim}': users can usually write this claim themselves and so pick their tenant; put the tenant in a claim a pre-token-generation trigger sets (infra/README.md), or say claimSetBy: 'issuer' if yours overrides it in every token`,
+      );
+    }
+    if (allowed !== undefined) {
+      if (allowed.length === 0) throw new Error('tenancy.allowed is empty: no tenant could call (omit it to allow any)');
+      for (const tenant of allowed) {
+        if (!/^[A-Za-z0-9._-]{1,64}$/.test(tenant)) throw new Error(`tenancy.allowed '${tenant}': use 1 to 64 of A-Z a-z 0-9 . _ -`);
+      }
+    }
   }
   if (fixedTenant !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(fixedTenant)) {
     // The tenant goes into IAM StringLike patterns (where * and ? are wildcards) and into keys.

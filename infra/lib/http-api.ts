@@ -60,6 +60,17 @@ export interface ApiThrottles {
   readonly admin?: ApiThrottle;
 }
 
+/** The scope of each kind of route under JWT auth (defaults `strata/read`, `strata/write`, `strata/admin`); undefined under IAM. */
+export function apiScopes(auth: ApiAuth): Required<ApiScopes> | undefined {
+  if ('iam' in auth) return undefined;
+  const given = auth.jwt.scopes ?? {};
+  return {
+    read: given.read ?? 'strata/read',
+    write: given.write ?? 'strata/write',
+    admin: given.admin ?? auth.jwt.adminScope ?? 'strata/admin',
+  };
+}
+
 /** The kinds of route, each with its scope and grant. */
 export type RouteKind = 'read' | 'write' | 'admin';
 
@@ -126,9 +137,7 @@ export class ServiceApis extends Construct {
 
   /** The scope a kind of route requires under JWT auth (undefined under IAM). */
   scope(kind: RouteKind): string | undefined {
-    if ('iam' in this.props.auth) return undefined;
-    const scopes = this.props.auth.jwt.scopes ?? {};
-    return kind === 'admin' ? (scopes.admin ?? this.props.auth.jwt.adminScope ?? 'strata/admin') : (scopes[kind] ?? `strata/${kind}`);
+    return apiScopes(this.props.auth)?.[kind];
   }
 
   /**

@@ -290,3 +290,40 @@ describe('blast radius', () => {
     assert.deepEqual(spec, { PointInTimeRecoveryEnabled: true });
   });
 });
+
+describe('tenant from a token', () => {
+  const jwt = { jwt: { issuer: 'https://issuer.example.com', audience: ['strata'] } } as const;
+  const synth = (tenancy: StrataStackProps['tenancy']) =>
+    Template.fromStack(
+      new StrataStack(new App({ context: cdkContext() }), 'Strata', {
+        code: placeholderCode(),
+        eventSource: EXAMPLE_EVENT_SOURCE,
+        tenancy,
+        auth: jwt,
+      }),
+    );
+
+  test('a claim users can write themselves is refused unless the issuer sets it; an allow-list must name valid tenants', () => {
+    assert.throws(() => synth({ claim: 'custom:tenant' }), /users can usually write this claim.*pre-token-generation/);
+    assert.throws(() => synth({ claim: 'email' }), /users can usually write this claim/);
+    assert.throws(() => synth({ claim: 'tenant', allowed: [] }), /tenancy.allowed is empty/);
+    assert.throws(() => synth({ claim: 'tenant', allowed: ['acme#S#x'] }), /tenancy.allowed 'acme#S#x'/);
+    synth({ claim: 'custom:tenant', claimSetBy: 'issuer' });
+  });
+
+  test('the HTTP functions get the claim, the allowed tenants and the scope of each kind of route', () => {
+    const template = synth({ claim: 'tenant', allowed: ['acme', 'globex'] });
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')).map(
+      (f) => f.Properties.Environment.Variables as Record<string, unknown>,
+    );
+    const http = functions.filter((v) => ['command', 'query', 'admin'].includes(v.STRATA_ROLE as string));
+    assert.equal(http.length, 3);
+    for (const v of http) {
+      assert.deepEqual(
+        [v.STRATA_TENANT_CLAIM, v.STRATA_TENANT_ALLOWED, v.STRATA_SCOPE_READ, v.STRATA_SCOPE_WRITE, v.STRATA_SCOPE_ADMIN],
+        ['tenant', 'acme,globex', 'strata/read', 'strata/write', 'strata/admin'],
+        String(v.STRATA_ROLE),
+      );
+    }
+  });
+});

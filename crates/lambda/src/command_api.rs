@@ -13,6 +13,7 @@ use strata_core::{
 };
 
 use crate::RegistryError;
+use crate::authorize::{Action, Guard, Target};
 use crate::http::{
     CORRELATION_ID, Tenancy, bounded_header, correlation_id, idempotency_key, if_match, json, json_body,
     no_route, segments, with_etag, with_header, wrong_method,
@@ -44,6 +45,7 @@ use crate::problem::{Problem, ProblemKind};
 pub struct CommandApi {
     handlers: BTreeMap<&'static str, Box<dyn CommandHandler>>,
     tenancy: Tenancy,
+    guard: Guard,
 }
 
 /// An aggregate's commands by name, with JSON fields: what [`CommandApi`] routes to. Every
@@ -94,7 +96,14 @@ where
 impl CommandApi {
     /// An API without aggregates yet (every route answers 404).
     pub fn new(tenancy: Tenancy) -> Self {
-        Self { handlers: BTreeMap::new(), tenancy }
+        Self { handlers: BTreeMap::new(), tenancy, guard: Guard::default() }
+    }
+
+    /// Checks every command against `guard` (scopes, the team's [`crate::Authorizer`]) once its
+    /// stream is known, before its body is read: 403 when refused.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Serves `POST /{category}/{id}/commands/{name}` for the handler's category. Refused when the
@@ -141,6 +150,7 @@ impl CommandApi {
         let tenant = self.tenancy.tenant(request)?;
         let stream = StreamId::new(tenant, category.as_str(), id.as_str())
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
+        self.guard.check(request, Action::Command(name), Target::Stream(&stream))?;
         let body = json_body(request)?;
         let context = CommandContext {
             correlation_id: Some(correlation.to_owned()),

@@ -22,15 +22,26 @@ pub enum Tenancy {
     /// One tenant for the whole deployment (`STRATA_TENANT`).
     Fixed(String),
     /// A claim of the JWT the API's authorizer verified (`STRATA_TENANT_CLAIM`, e.g. `tenant`);
-    /// requests without it are refused (403).
+    /// requests without it are refused (403). The claim must be one the issuer sets and the user
+    /// cannot write (a pre-token-generation trigger's, not a user-writable Cognito attribute).
     Claim(String),
+    /// As [`Tenancy::Claim`], and only these tenants (`STRATA_TENANT_ALLOWED`, comma-separated):
+    /// a token naming any other is refused (403), whatever the issuer put in it.
+    ClaimIn {
+        /// The claim.
+        claim: String,
+        /// The tenants it may name.
+        allowed: std::collections::BTreeSet<String>,
+    },
 }
 
 impl Tenancy {
     /// `STRATA_TENANT_CLAIM` if set, else `STRATA_TENANT`.
     pub fn from_env() -> Result<Self, ConfigError> {
         if let Some(claim) = env::optional("STRATA_TENANT_CLAIM")? {
-            return Ok(Self::Claim(claim));
+            let Some(list) = env::optional("STRATA_TENANT_ALLOWED")? else { return Ok(Self::Claim(claim)) };
+            let allowed = Self::allowed_tenants(&list)?;
+            return Ok(Self::ClaimIn { claim, allowed });
         }
         let tenant = env::required("STRATA_TENANT")?;
         validate_key_part("tenant", &tenant, MAX_TENANT_LEN)
@@ -38,21 +49,47 @@ impl Tenancy {
         Ok(Self::Fixed(tenant))
     }
 
+    /// The tenants of `STRATA_TENANT_ALLOWED`: comma-separated, each a valid tenant, at least one.
+    pub fn allowed_tenants(list: &str) -> Result<std::collections::BTreeSet<String>, ConfigError> {
+        let mut allowed = std::collections::BTreeSet::new();
+        for tenant in list.split(',').map(str::trim) {
+            validate_key_part("tenant", tenant, MAX_TENANT_LEN).map_err(|e| ConfigError::Invalid {
+                name: "STRATA_TENANT_ALLOWED",
+                reason: format!("{tenant:?}: {e}"),
+            })?;
+            allowed.insert(tenant.to_owned());
+        }
+        Ok(allowed)
+    }
+
     /// The tenant of a request.
     pub fn tenant(&self, request: &Request) -> Result<String, Problem> {
         match self {
             Self::Fixed(tenant) => Ok(tenant.clone()),
-            Self::Claim(claim) => {
-                let tenant = jwt_claim(request, claim).ok_or_else(|| {
-                    Problem::new(ProblemKind::Forbidden, format!("the token has no {claim} claim"))
-                })?;
-                validate_key_part("tenant", &tenant, MAX_TENANT_LEN).map_err(|_| {
-                    Problem::new(ProblemKind::Forbidden, format!("the token's {claim} claim is not a tenant"))
-                })?;
+            Self::Claim(claim) => claimed_tenant(request, claim),
+            Self::ClaimIn { claim, allowed } => {
+                let tenant = claimed_tenant(request, claim)?;
+                if !allowed.contains(&tenant) {
+                    return Err(Problem::new(
+                        ProblemKind::Forbidden,
+                        format!("the token's {claim} claim names a tenant this service does not serve"),
+                    ));
+                }
                 Ok(tenant)
             }
         }
     }
+}
+
+/// The tenant a verified token's claim names: 403 when the claim is missing or is no tenant (a `#`,
+/// a control character, too long), never a 400 that would let a caller probe key syntax.
+fn claimed_tenant(request: &Request, claim: &str) -> Result<String, Problem> {
+    let tenant = jwt_claim(request, claim)
+        .ok_or_else(|| Problem::new(ProblemKind::Forbidden, format!("the token has no {claim} claim")))?;
+    validate_key_part("tenant", &tenant, MAX_TENANT_LEN).map_err(|_| {
+        Problem::new(ProblemKind::Forbidden, format!("the token's {claim} claim is not a tenant"))
+    })?;
+    Ok(tenant)
 }
 
 /// A claim of the JWT verified by the API Gateway authorizer, if any.

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod authorize;
 pub mod command_api;
 pub mod contracts;
 pub mod env;
@@ -22,6 +23,7 @@ pub mod query_api;
 pub mod runtime;
 pub mod service;
 
+pub use authorize::{Access, Action, Authorizer, Denied, Guard, Scopes, Target};
 pub use command_api::{CommandApi, CommandHandler};
 pub use env::ConfigError;
 pub use http::Tenancy;

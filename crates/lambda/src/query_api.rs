@@ -19,6 +19,7 @@ use strata_core::{
 };
 
 use crate::RegistryError;
+use crate::authorize::{Action, Guard, Target};
 use crate::http::{
     CORRELATION_ID, Tenancy, correlation_id, json, limit, no_route, query, segments, with_etag, with_header,
     wrong_method,
@@ -63,6 +64,7 @@ pub struct QueryApi {
     views: BTreeMap<&'static str, Box<dyn AnyProjector>>,
     admin: Option<Box<dyn SubjectAdmin>>,
     tenancy: Tenancy,
+    guard: Guard,
 }
 
 /// Which state of a stream: now, right after a version, or at a time.
@@ -174,7 +176,20 @@ pub(crate) const RESERVED: [&str; 2] = ["views", "admin"];
 impl QueryApi {
     /// An API without aggregates or views yet (every route answers 404).
     pub fn new(tenancy: Tenancy) -> Self {
-        Self { states: BTreeMap::new(), views: BTreeMap::new(), admin: None, tenancy }
+        Self {
+            states: BTreeMap::new(),
+            views: BTreeMap::new(),
+            admin: None,
+            tenancy,
+            guard: Guard::default(),
+        }
+    }
+
+    /// Checks every request against `guard` (scopes, the team's [`crate::Authorizer`]) once its
+    /// target is known, before anything is read: 403 when refused.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Serves `GET /{category}/{id}` and `/{category}/{id}/events` for the reader's category.
@@ -250,12 +265,12 @@ impl QueryApi {
         let method = request.method();
         match parts.as_slice() {
             ["admin", "subjects", subject, "export"] => {
-                let admin = self.admin.as_deref().ok_or_else(no_route)?;
+                let admin = self.admin.as_deref().ok_or_else(admin_elsewhere)?;
                 only(method, &Method::GET)?;
                 self.export(admin, request, subject).await
             }
             ["admin", "subjects", subject] => {
-                let admin = self.admin.as_deref().ok_or_else(no_route)?;
+                let admin = self.admin.as_deref().ok_or_else(admin_elsewhere)?;
                 only(method, &Method::DELETE)?;
                 self.forget(admin, request, subject).await
             }
@@ -295,6 +310,7 @@ impl QueryApi {
         id: &str,
     ) -> Result<Response<Body>, Problem> {
         let stream = self.stream(request, reader.category(), id)?;
+        self.guard.check(request, Action::ReadState, Target::Stream(&stream))?;
         let at = match (query(request, "version"), query(request, "at")) {
             (Some(_), Some(_)) => {
                 return Err(Problem::new(ProblemKind::BadRequest, "give version or at, not both"));
@@ -331,6 +347,7 @@ impl QueryApi {
         id: &str,
     ) -> Result<Response<Body>, Problem> {
         let stream = self.stream(request, reader.category(), id)?;
+        self.guard.check(request, Action::ReadEvents, Target::Stream(&stream))?;
         let from = match query(request, "cursor") {
             Some(cursor) => decode_cursor(&cursor, "v")?
                 .parse::<u64>()
@@ -377,6 +394,7 @@ impl QueryApi {
             None => projector.category(),
         };
         let stream = self.stream(request, category, id)?;
+        self.guard.check(request, Action::ReadView(projector.name()), Target::Stream(&stream))?;
         match projector.view_json(&stream).await.map_err(|e| Problem::from(&e))? {
             Some((view, version)) => {
                 let body = json!({ "stream": stream, "version": version, "view": view });
@@ -400,6 +418,8 @@ impl QueryApi {
         })?;
         validate_key_part("lookup", &partition, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
+        let target = Target::Lookup { tenant: &tenant, key: &partition };
+        self.guard.check(request, Action::ListViews(projector.name()), target)?;
         let after = query(request, "cursor").map(|c| decode_cursor(&c, "s")).transpose()?;
         // A position is a DynamoDB index sort key: 1 to 1024 bytes.
         if after.as_ref().is_some_and(|a| a.is_empty() || a.len() > 1024) {
@@ -424,6 +444,8 @@ impl QueryApi {
         let tenant = self.tenancy.tenant(request)?;
         validate_key_part("subject", subject, strata_core::MAX_ID_LEN)
             .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?;
+        let action = if what == "forgetting" { Action::ForgetSubject } else { Action::ExportSubject };
+        self.guard.check(request, action, Target::Subject { tenant: &tenant, subject })?;
         tracing::info!(tenant, subject, actor = ?crate::http::caller(request), "{what} a data subject");
         Ok(tenant)
     }
@@ -458,6 +480,12 @@ impl QueryApi {
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
     }
+}
+
+/// An admin route asked of a query API that does not serve them: they live on the admin API (its
+/// own function, role and authorizer), and saying so beats a 404 that reads as "no such subject".
+fn admin_elsewhere() -> Problem {
+    Problem::new(ProblemKind::Forbidden, "the admin routes are served by the admin API only")
 }
 
 fn only(method: &Method, allowed: &Method) -> Result<(), Problem> {

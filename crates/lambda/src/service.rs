@@ -3,6 +3,7 @@
 //! read model is one line in one place.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::Serialize;
 use strata_core::crypto::BoxFuture;
@@ -12,6 +13,7 @@ use strata_core::{
     SnapshotStore, UpcasterChain,
 };
 
+use crate::authorize::{AllowAll, Authorizer, Guard, Scopes};
 use crate::command_api::CommandHandler;
 use crate::env::{self, ConfigError};
 use crate::query_api::StateReader;
@@ -52,7 +54,7 @@ pub enum RegistryError {
 
 /// What a function reads from its environment to build its part of a service: the command side's
 /// snapshots and stream cache, and whether the query API serves the admin routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The command repositories' snapshot policy; a query function loads from those snapshots when
     /// it takes any.
@@ -61,6 +63,8 @@ pub struct Settings {
     pub stream_cache: CachePolicy,
     /// Serve the admin routes (subject export and forget).
     pub admin: bool,
+    /// The scope each kind of route needs (JWT auth), checked by the APIs; `None` checks none.
+    pub scopes: Option<Scopes>,
 }
 
 impl Default for Settings {
@@ -71,6 +75,7 @@ impl Default for Settings {
             snapshots: SnapshotPolicy::every(100),
             stream_cache: CachePolicy::entries(1_000),
             admin: false,
+            scopes: None,
         }
     }
 }
@@ -84,6 +89,7 @@ impl Settings {
     /// | `STRATA_SNAPSHOT_PRUNING` | `command` (the command that takes a snapshot prunes older ones) or `publisher` (the stream publisher does, off the command path, as the CDK construct deploys it) |
     /// | `STRATA_STREAM_CACHE_ENTRIES` | streams a warm instance keeps; 0 turns the cache off |
     /// | `STRATA_ADMIN` | `true` serves the admin routes |
+    /// | `STRATA_SCOPE_READ`, `STRATA_SCOPE_WRITE`, `STRATA_SCOPE_ADMIN` | the scope each kind of route needs (all three or none; [`Scopes`]) |
     pub fn from_env() -> Result<Self, ConfigError> {
         let every = env::parsed_or("STRATA_SNAPSHOT_EVERY", 100u64)?;
         let snapshots = match env::optional("STRATA_SNAPSHOT_PRUNING")?.as_deref() {
@@ -98,7 +104,7 @@ impl Settings {
         };
         let cached = env::parsed_or("STRATA_STREAM_CACHE_ENTRIES", 1_000usize)?;
         let admin = env::parsed_or("STRATA_ADMIN", false)?;
-        Ok(Self { snapshots, stream_cache: CachePolicy::entries(cached), admin })
+        Ok(Self { snapshots, stream_cache: CachePolicy::entries(cached), admin, scopes: Scopes::from_env()? })
     }
 }
 
@@ -129,6 +135,7 @@ impl Settings {
 /// # Ok(()) }
 /// ```
 pub struct Service<S> {
+    authorizer: Arc<dyn Authorizer>,
     store: S,
     cipher: Option<FieldCipher>,
     upcasters: UpcasterChain,
@@ -146,12 +153,24 @@ impl<S: Store> Service<S> {
     /// A service over `store`, without parts yet.
     pub fn new(store: S) -> Self {
         Self {
+            authorizer: Arc::new(AllowAll),
             store,
             cipher: None,
             upcasters: UpcasterChain::empty(),
             aggregates: Vec::new(),
             projections: Vec::new(),
         }
+    }
+
+    /// Checks every request of its command and query APIs with `authorizer` (object-level rules,
+    /// [`Authorizer`]), past the tenant and the scopes: 403 when it refuses. Default: [`AllowAll`].
+    pub fn with_authorizer(mut self, authorizer: impl Authorizer) -> Self {
+        self.authorizer = Arc::new(authorizer);
+        self
+    }
+
+    fn guard(&self, settings: &Settings) -> Guard {
+        Guard::new(settings.scopes.clone(), Arc::clone(&self.authorizer))
     }
 
     /// Seals and opens personal fields with this cipher (every aggregate and read model).
@@ -222,9 +241,10 @@ impl<S: Store> Service<S> {
             return Err(RegistryError::Reserved { name: name.to_owned() });
         }
         let parts = self.parts();
-        self.aggregates.iter().try_fold(CommandApi::new(tenancy), |api, aggregate| {
-            api.insert(aggregate.commands(&parts, settings))
-        })
+        let api = CommandApi::new(tenancy).with_guard(self.guard(settings));
+        self.aggregates
+            .iter()
+            .try_fold(api, |api, aggregate| api.insert(aggregate.commands(&parts, settings)))
     }
 
     /// The query API of every aggregate and read model (and the admin routes when `settings` says
@@ -232,7 +252,7 @@ impl<S: Store> Service<S> {
     /// ([`SnapshotPolicy::read_only`]) when it takes any, else read forward.
     pub fn query_api(&self, tenancy: Tenancy, settings: &Settings) -> Result<QueryApi, RegistryError> {
         let parts = self.parts();
-        let mut api = QueryApi::new(tenancy);
+        let mut api = QueryApi::new(tenancy).with_guard(self.guard(settings));
         for aggregate in &self.aggregates {
             api = api.insert_reader(aggregate.reader(&parts, settings))?;
         }

@@ -51,14 +51,15 @@ async fn each_role_serves_its_events_and_refuses_the_others() {
     let missing = invoke(&command, http()).await.unwrap();
     assert_eq!(missing["statusCode"], 404, "{missing}");
 
-    // The query role never serves the admin routes, whatever STRATA_ADMIN says.
+    // The query role never serves the admin routes, whatever STRATA_ADMIN says: 403, they are the
+    // admin API's.
     let mut admin_on = Settings { admin: true, ..Settings::default() };
     let query = Handler::new(Role::Query, functions(), tenancy.clone(), &mut admin_on, None).unwrap();
     let export =
         invoke(&query, strata_testing::apigw_v2_event("GET", "/admin/subjects/c-1/export", "", &[], None))
             .await
             .unwrap();
-    assert_eq!(export["statusCode"], 404, "{export}");
+    assert_eq!(export["statusCode"], 403, "{export}");
 
     let all = handler(Role::All, tenancy, None).unwrap();
     assert!(invoke(&all, json!({ "detail-type": "x" })).await.unwrap_err().contains("not an API Gateway"));
