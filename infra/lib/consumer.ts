@@ -127,6 +127,7 @@ export class ServiceConsumer extends Construct {
     this.deadLetters = fed.deadLetters;
     this.rule = fed.rule;
     onlySenders(fed.queue, { rules: () => [fed.rule.ruleArn], principals: () => [...props.operators] });
+    onlySenders(fed.deadLetters, { principals: () => [...props.operators] });
   }
 }
 

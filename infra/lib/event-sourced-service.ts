@@ -316,7 +316,9 @@ export class EventSourcedService extends Construct {
             ...(props.tenancy.allowed ? { STRATA_TENANT_ALLOWED: props.tenancy.allowed.join(',') } : {}),
           }),
       // Under JWT the functions check each route's scope again (a route added by hand without one).
-      ...(scopes ? { STRATA_SCOPE_READ: scopes.read, STRATA_SCOPE_WRITE: scopes.write, STRATA_SCOPE_ADMIN: scopes.admin } : {}),
+      ...(scopes && scopes.read ? { STRATA_SCOPE_READ: scopes.read } : {}),
+      ...(scopes && scopes.write ? { STRATA_SCOPE_WRITE: scopes.write } : {}),
+      ...(scopes ? { STRATA_SCOPE_ADMIN: scopes.admin } : {}),
     };
     // Every function that commits (the command function, a consumer that issues commands) writes the
     // same item format.
@@ -475,6 +477,9 @@ export class EventSourcedService extends Construct {
       this.projectorQueue = fed.queue;
       this.projectorDeadLetters = fed.deadLetters;
       onlySenders(fed.queue, { rules: () => [fed.rule.ruleArn], principals: () => operators });
+      // SQS moves a message to its dead-letter queue without a SendMessage call: only a redrive
+      // sends to it, and a message planted there would reach the projector by the next redrive.
+      onlySenders(fed.deadLetters, { principals: () => operators });
       this.feedRules.push(fed.rule);
     }
     this.functions = { commandApi, queryApi, queryAdmin, streamPublisher, projector };
@@ -528,7 +533,7 @@ export class EventSourcedService extends Construct {
     this.alarm(
       commitChanged.metric({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'CommitChangedAlarm', {
         alarmDescription:
-          "A commit item was modified or removed (commits are immutable): tampering, or a restore written over the table. The publisher's log names the item and the principal",
+          "A commit item was modified or removed (commits are immutable): tampering, or a restore written over the table. The publisher's log names the item; CloudTrail's DynamoDB data events name the caller",
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -554,15 +559,31 @@ export class EventSourcedService extends Construct {
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         }),
     );
-    this.alarm(
-      this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'ApiServerErrorsAlarm', {
-        alarmDescription: 'The HTTP API answered 5xx',
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    );
+    for (const [api, alarmId, name] of [
+      [this.api, 'ApiServerErrorsAlarm', 'HTTP API'],
+      [this.adminApi, 'AdminApiServerErrorsAlarm', 'admin API'],
+    ] as const) {
+      if (!api) continue;
+      this.alarm(
+        api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, alarmId, {
+          alarmDescription: `The ${name} answered 5xx`,
+          threshold: 1,
+          evaluationPeriods: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+  }
+
+  /**
+   * Lets `grantee` unwrap subjects' data keys with the field key (`kms:Decrypt` with the `tenant` and
+   * `subject` encryption context; `generate` also creates them), in the key's own policy and the
+   * grantee's. Use this, not `fieldKey.grantDecrypt`: the key's policy trusts no IAM policy, so
+   * CDK's grants (identity policies only) would deploy and then be denied.
+   */
+  grantFieldKey(grantee: iam.IGrantable, generate = false): void {
+    grantFieldKey(this.fieldKey, grantee, generate, this.wiring.isolatedTenant);
   }
 
   /**

@@ -12,12 +12,16 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 
-/** The OAuth scopes the routes require under JWT auth (defaults `strata/read`, `strata/write`, `strata/admin`). */
+/**
+ * The OAuth scopes the routes require under JWT auth (defaults `strata/read`, `strata/write`,
+ * `strata/admin`). `false` requires none for that kind of route (a token that carries no scopes, such
+ * as an ID token, for an upgrade from a version without scopes); the admin scope is always required.
+ */
 export interface ApiScopes {
   /** State, events and views (GET routes of the main API). */
-  readonly read?: string;
+  readonly read?: string | false;
   /** Commands (POST routes). */
-  readonly write?: string;
+  readonly write?: string | false;
   /** Subject export and forget (the admin API). */
   readonly admin?: string;
 }
@@ -61,7 +65,7 @@ export interface ApiThrottles {
 }
 
 /** The scope of each kind of route under JWT auth (defaults `strata/read`, `strata/write`, `strata/admin`); undefined under IAM. */
-export function apiScopes(auth: ApiAuth): Required<ApiScopes> | undefined {
+export function apiScopes(auth: ApiAuth): { read: string | false; write: string | false; admin: string } | undefined {
   if ('iam' in auth) return undefined;
   const given = auth.jwt.scopes ?? {};
   return {
@@ -137,7 +141,7 @@ export class ServiceApis extends Construct {
 
   /** The scope a kind of route requires under JWT auth (undefined under IAM). */
   scope(kind: RouteKind): string | undefined {
-    return apiScopes(this.props.auth)?.[kind];
+    return apiScopes(this.props.auth)?.[kind] || undefined;
   }
 
   /**
@@ -149,7 +153,7 @@ export class ServiceApis extends Construct {
     const api = which === 'admin' ? this.adminApi : this.api;
     if (!api) throw new Error(`${method} ${path}: the service has no admin API (admin: false)`);
     const scope = this.scope(kind);
-    api.addRoutes({
+    const added = api.addRoutes({
       path,
       methods: [method],
       integration: this.integration(which, target, name),
@@ -160,6 +164,9 @@ export class ServiceApis extends Construct {
     const throttle = kind === 'write' ? this.props.throttles.command : kind === 'read' ? this.props.throttles.query : undefined;
     const stage = this.stages.main;
     if (throttle && stage) {
+      // A stage's route settings name routes by key: CloudFormation refuses them until the route
+      // exists, and nothing else orders the stage after its routes.
+      for (const r of added) stage.node.addDependency(r);
       const cfn = stage.node.defaultChild as apigw.CfnStage;
       cfn.routeSettings = {
         ...((cfn.routeSettings as Record<string, unknown> | undefined) ?? {}),

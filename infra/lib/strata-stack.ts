@@ -33,6 +33,8 @@ export interface StrataStackProps extends StackProps {
   readonly commitFormat?: 'v3' | 'v2' | 'legacy';
   /** Snapshots kept per stream (see `EventSourcedServiceProps.snapshotKeep`). */
   readonly snapshotKeep?: number;
+  /** Days a point-in-time restore reaches back (see `EventSourcedServiceProps.recoveryPeriodDays`). */
+  readonly recoveryPeriodDays?: number;
   /** Route throttles (see `EventSourcedServiceProps.throttles`). */
   readonly throttles?: ApiThrottles;
   /** Operators, key administrators, break-glass and deployment roles (see `EventSourcedServiceProps.security`). */
@@ -61,6 +63,7 @@ export class StrataStack extends Stack {
       commitFormat: props.commitFormat,
       snapshotKeep: props.snapshotKeep,
       throttles: props.throttles,
+      recoveryPeriodDays: props.recoveryPeriodDays,
       security: props.security,
       removalPolicy: props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       eventContracts: loadEventDocument(EVENT_CONTRACTS_FILE),

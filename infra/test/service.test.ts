@@ -289,13 +289,16 @@ describe('pipeline', () => {
     assert.deepEqual(Object.keys(env('OrdersProjector')).sort(), ['RUST_LOG', 'STRATA_KMS_KEY_ID', 'STRATA_ROLE', 'STRATA_TABLE']);
   });
 
-  test('alarms: each DLQ, each function, the publisher lag and API 5xx', () => {
+  test('alarms: each DLQ, each function, the publisher lag, both APIs\' 5xx, changed commits and key changes', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
     const metric = (name: string) => alarms.filter((a) => a.Properties.MetricName === name).length;
     assert.equal(metric('ApproximateNumberOfMessagesVisible'), 3);
     assert.equal(metric('Errors'), 5);
     assert.equal(metric('IteratorAge'), 1);
-    assert.equal(metric('5xx'), 1);
+    assert.equal(metric('5xx'), 2);
+    assert.equal(metric('MatchedEvents'), 1);
+    assert.equal(alarms.filter((a) => a.Properties.Namespace === 'Strata').length, 1);
+    assert.equal(alarms.length, 3 + 5 + 1 + 2 + 1 + 1);
   });
 });
 
@@ -390,6 +393,10 @@ describe('HTTP API', () => {
   test('per-route throttles for commands and queries', () => {
     const { template } = example({ throttles: { command: { rateLimit: 20, burstLimit: 40 }, query: { rateLimit: 50, burstLimit: 80 } } });
     const main = Object.values(template.findResources('AWS::ApiGatewayV2::Stage')).find((st) => st.Properties.RouteSettings);
+    // CloudFormation refuses route settings of a route not created yet: the stage waits for each.
+    const routeIds = Object.keys(template.findResources('AWS::ApiGatewayV2::Route')).filter((id) => id.startsWith('OrdersApi') && !id.startsWith('OrdersApis'));
+    assert.equal(routeIds.length, MAIN.length);
+    for (const id of routeIds) assert.ok((main?.DependsOn as string[]).includes(id), id);
     assert.deepEqual(main?.Properties.RouteSettings, {
       'POST /order/{id}/commands/{name}': { ThrottlingBurstLimit: 40, ThrottlingRateLimit: 20 },
       ...Object.fromEntries(MAIN.filter((k) => k.startsWith('GET')).map((k) => [k, { ThrottlingBurstLimit: 80, ThrottlingRateLimit: 50 }])),

@@ -57,7 +57,9 @@ pub struct CommitChange {
     pub pk: String,
     /// Its first version (`{first_version:020}`).
     pub sk: String,
-    /// Who made the change, as the stream names it (DynamoDB itself for a TTL removal).
+    /// Who made the change, as the stream names it: DynamoDB names one only for a TTL deletion
+    /// (`dynamodb.amazonaws.com`, which would mean a commit was given an expiry); anyone else's
+    /// change carries none, and CloudTrail's DynamoDB data events name the caller.
     pub principal: Option<String>,
     /// The record's sequence number.
     pub sequence_number: Option<String>,

@@ -146,50 +146,40 @@ impl Authorizer for AllowAll {
 
 /// The OAuth scope each kind of route needs under JWT auth (`STRATA_SCOPE_READ`,
 /// `STRATA_SCOPE_WRITE`, `STRATA_SCOPE_ADMIN`, set by the construct). API Gateway checks them per
-/// route; the function checks again, so a route added by hand without scopes still refuses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// route; the function checks again, so a route added by hand without scopes still refuses. A kind
+/// without a scope is not checked (the construct's `scopes: { read: false }` for tokens without
+/// scopes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes {
     /// Read routes' scope.
-    pub read: String,
+    pub read: Option<String>,
     /// Command routes' scope.
-    pub write: String,
+    pub write: Option<String>,
     /// Admin routes' scope.
-    pub admin: String,
+    pub admin: Option<String>,
 }
 
 impl Scopes {
-    /// All three variables, or none (no scope check: IAM auth). Some but not all is a configuration
-    /// error.
+    /// The three variables, each optional; `None` when none is set (no scope check: IAM auth).
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        Self::from_values(
+        Ok(Self::from_values(
             env::optional("STRATA_SCOPE_READ")?,
             env::optional("STRATA_SCOPE_WRITE")?,
             env::optional("STRATA_SCOPE_ADMIN")?,
-        )
+        ))
     }
 
     /// [`Scopes::from_env`] of these values.
-    pub fn from_values(
-        read: Option<String>,
-        write: Option<String>,
-        admin: Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        match (read, write, admin) {
-            (None, None, None) => Ok(None),
-            (Some(read), Some(write), Some(admin)) => Ok(Some(Self { read, write, admin })),
-            _ => Err(ConfigError::Invalid {
-                name: "STRATA_SCOPE_READ",
-                reason: "set STRATA_SCOPE_READ, STRATA_SCOPE_WRITE and STRATA_SCOPE_ADMIN together, or none"
-                    .into(),
-            }),
-        }
+    pub fn from_values(read: Option<String>, write: Option<String>, admin: Option<String>) -> Option<Self> {
+        let scopes = Self { read, write, admin };
+        (scopes != Self::default()).then_some(scopes)
     }
 
-    fn of(&self, kind: AccessKind) -> &str {
+    fn of(&self, kind: AccessKind) -> Option<&str> {
         match kind {
-            AccessKind::Read => &self.read,
-            AccessKind::Write => &self.write,
-            AccessKind::Admin => &self.admin,
+            AccessKind::Read => self.read.as_deref(),
+            AccessKind::Write => self.write.as_deref(),
+            AccessKind::Admin => self.admin.as_deref(),
         }
     }
 }
@@ -231,14 +221,10 @@ impl Guard {
             _ => None,
         };
         let scopes: &[String] = jwt.and_then(|j| j.scopes.as_deref()).unwrap_or(&[]);
-        if let Some(required) = &self.scopes {
-            let needed = required.of(action.kind());
-            if !scopes.iter().any(|s| s == needed) {
-                return Err(Problem::new(
-                    ProblemKind::Forbidden,
-                    format!("the token lacks the scope {needed}"),
-                ));
-            }
+        if let Some(needed) = self.scopes.as_ref().and_then(|s| s.of(action.kind()))
+            && !scopes.iter().any(|s| s == needed)
+        {
+            return Err(Problem::new(ProblemKind::Forbidden, format!("the token lacks the scope {needed}")));
         }
         let principal = crate::http::caller(request);
         let access = Access {

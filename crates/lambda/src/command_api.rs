@@ -155,7 +155,7 @@ impl CommandApi {
         let context = CommandContext {
             correlation_id: Some(correlation.to_owned()),
             causation_id: bounded_header(request, "x-causation-id"),
-            actor: crate::http::caller(request),
+            actor: crate::http::actor(request),
             trace_id: bounded_header(request, "x-amzn-trace-id"),
             idempotency_key: idempotency_key(request)?,
             expected_version: if_match(request)?,

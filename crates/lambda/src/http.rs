@@ -116,6 +116,21 @@ pub fn caller(request: &Request) -> Option<String> {
     }
 }
 
+/// What an event records as its `actor`: the [`caller`], with an assumed role's session name left
+/// out (`arn:aws:sts::123456789012:assumed-role/ordering`). Events are immutable and their metadata
+/// is not sealed, and a session name is often a person's email (IAM Identity Center): it stays in the
+/// API's access log (`caller`, kept for the log's retention) and in CloudTrail, not in the history.
+pub fn actor(request: &Request) -> Option<String> {
+    let caller = caller(request)?;
+    match caller.split_once(":assumed-role/") {
+        Some((account, rest)) => {
+            let role = rest.split('/').next().unwrap_or(rest);
+            Some(format!("{account}:assumed-role/{role}"))
+        }
+        None => Some(caller),
+    }
+}
+
 /// A header's value as text, if present and visible ASCII.
 pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())

@@ -34,20 +34,30 @@ pub use service::{RegistryError, Service, Settings};
 /// JSON logs on stdout (CloudWatch), one object per line, level from `AWS_LAMBDA_LOG_LEVEL`, then
 /// `RUST_LOG`, else `info`. Calling it twice is harmless.
 pub fn init_logs() {
-    use tracing_subscriber::EnvFilter;
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Lambda stamps each line itself; the target adds nothing for a single-crate function.
-    let _ = tracing_subscriber::fmt()
+    let _ = tracing::subscriber::set_global_default(json_logs(&level, std::io::stdout));
+}
+
+/// The subscriber [`init_logs`] installs, writing to `writer`: one JSON object per event, its fields
+/// under `fields` (what the construct's metric filters match, e.g. `$.fields.alert`), without a
+/// target or time (Lambda stamps each line itself).
+pub fn json_logs<W>(level: &str, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_target(false)
         .without_time()
         .with_current_span(false)
-        .try_init();
+        .with_writer(writer)
+        .finish()
 }
 
 /// The shared AWS configuration: region, credentials and `AWS_ENDPOINT_URL` from the environment,

@@ -318,7 +318,7 @@ async fn a_named_stage_prefix_is_not_part_of_the_route() {
 }
 
 #[tokio::test]
-async fn the_actor_is_the_caller_api_gateway_verified_the_iam_arn_or_the_jwt_subject() {
+async fn the_actor_is_the_caller_api_gateway_verified_the_iam_role_or_user_or_the_jwt_subject() {
     let apis = apis();
     let send = |id: &str, authorizer: Value| {
         let body = place("c-12").to_string();
@@ -326,13 +326,20 @@ async fn the_actor_is_the_caller_api_gateway_verified_the_iam_arn_or_the_jwt_sub
         event["requestContext"]["authorizer"] = authorizer;
         lambda_http::request::from_str(&event.to_string()).unwrap()
     };
-    let role = "arn:aws:sts::123456789012:assumed-role/ordering/session-1";
+    // The session name (often a person's email under IAM Identity Center) stays out of the history.
+    let role = "arn:aws:sts::123456789012:assumed-role/ordering/ada@example.com";
     let iam = json!({ "iam": { "accessKey": "AKIA", "accountId": "123456789012", "callerId": "AROA:session-1",
                                "userArn": role, "userId": "AROA:session-1" } });
     let jwt = json!({ "jwt": { "claims": { "sub": "user-7" }, "scopes": ["strata/write"] } });
-    for (id, authorizer, actor) in
-        [("o-12", iam, Some(role)), ("o-13", jwt, Some("user-7")), ("o-14", Value::Null, None)]
-    {
+    let user =
+        json!({ "iam": { "accountId": "123456789012", "userArn": "arn:aws:iam::123456789012:user/ci" } });
+    let cases = [
+        ("o-12", iam, Some("arn:aws:sts::123456789012:assumed-role/ordering")),
+        ("o-13", jwt, Some("user-7")),
+        ("o-14", Value::Null, None),
+        ("o-15", user, Some("arn:aws:iam::123456789012:user/ci")),
+    ];
+    for (id, authorizer, actor) in cases {
         let placed = answer(apis.commands.handle(send(id, authorizer)).await);
         assert_eq!(placed.status, 200, "{}", placed.body);
         let stream = StreamId::new("acme", "order", id).unwrap();

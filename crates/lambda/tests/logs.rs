@@ -108,3 +108,45 @@ async fn a_request_failing_on_an_opened_payload_logs_no_personal_value() {
         assert!(!text.contains(personal), "{personal:?} in the logs: {text}");
     }
 }
+
+/// Publishes nothing: the batch below holds no new commit.
+struct NoPutEvents;
+
+impl strata_eventbridge::PutEvents for NoPutEvents {
+    async fn put_events(
+        &self,
+        _: &str,
+        entries: &[strata_eventbridge::Entry],
+    ) -> Result<Vec<strata_eventbridge::EntryResult>, strata_core::Error> {
+        assert!(entries.is_empty(), "a removed commit is never published");
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_removed_commit_is_logged_with_the_alert_the_alarm_counts_through_the_functions_own_logger() {
+    let logs = Captured::default();
+    // The subscriber every function installs (`init_logs`), here writing to memory.
+    let _guard = tracing::subscriber::set_default(strata_lambda::json_logs("info", logs.clone()));
+    let publisher = strata_eventbridge::EventBridgePublisher::new(NoPutEvents, "bus", "src").unwrap();
+    let relay = strata_eventbridge::StreamRelay::new(publisher);
+    // As a NEW_IMAGE stream records a REMOVE: keys only, and no userIdentity (DynamoDB names the
+    // principal only for TTL deletions; CloudTrail data events name the caller).
+    let batch: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(json!({ "Records": [{
+        "eventID": "1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": { "Keys": { "pk": { "S": "acme#S#order-o-1" }, "sk": { "S": "00000000000000000001" } },
+                      "SequenceNumber": "7", "SizeBytes": 40, "StreamViewType": "NEW_IMAGE" },
+    }] }))
+    .unwrap();
+    let (response, relayed) = relay.handle_counted(batch).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(relayed.changed_commits.len(), 1);
+    let lines: Vec<Value> = logs.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let alerts: Vec<&Value> = lines.iter().filter(|l| l["fields"]["alert"] == "commit_changed").collect();
+    assert_eq!(alerts.len(), 1, "{}", logs.text());
+    assert_eq!(
+        (alerts[0]["level"].as_str(), alerts[0]["fields"]["sk"].as_str()),
+        (Some("ERROR"), Some("00000000000000000001"))
+    );
+}
