@@ -1,6 +1,8 @@
 // Where each function's code comes from. A service built on `strata_lambda::runtime::serve` is one
 // binary: every function runs the same zip and learns its part from `STRATA_ROLE`, which the
 // construct sets. The example service (crates/orders) is four crates of `functions/` instead.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -22,12 +24,72 @@ export function serviceCode(code: lambda.Code): FunctionCode {
 /**
  * The zip of a service's one binary, as `cargo lambda build --release --arm64 --output-format zip`
  * leaves it (`target/lambda/{binary}/bootstrap.zip`); fails at synth, naming the fix, if it is missing.
+ * With `sha256` (from the team's build, say `sha256sum`), or with a `manifest.json` of
+ * `scripts/zip-manifest` beside the zips' directories that lists the binary, a zip whose SHA-256
+ * differs is refused: a stale or altered zip cannot ship silently.
  */
-export function serviceFromZip(zip: string): FunctionCode {
+export function serviceFromZip(zip: string, sha256?: string): FunctionCode {
   if (!fs.existsSync(zip)) {
     throw new Error(`${zip} does not exist: build it with cargo lambda build --release --arm64 --output-format zip`);
   }
+  const binary = path.basename(path.dirname(zip));
+  const manifest = path.join(path.dirname(path.dirname(zip)), MANIFEST_FILE);
+  if (sha256 !== undefined) checkSha256(zip, sha256, 'the given sha256');
+  else if (fs.existsSync(manifest) && readManifest(manifest).zips[binary]) checkedZip(manifest, binary, zip);
   return serviceCode(lambda.Code.fromAsset(zip));
+}
+
+/** What `scripts/zip-manifest` records beside the zips: the commit they were built from and each zip's SHA-256. */
+export interface ZipManifest {
+  /** `git rev-parse HEAD` of the build (`unknown` outside a checkout). */
+  readonly source: string;
+  /** Each zip by its directory's name. */
+  readonly zips: Record<string, { readonly sha256: string; readonly bytes: number }>;
+}
+
+/** The manifest's name in the zips' directory. */
+export const MANIFEST_FILE = 'manifest.json';
+
+function readManifest(file: string): ZipManifest {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as ZipManifest;
+  } catch (e) {
+    throw new Error(`${file} is not a zip manifest (${String(e)}): run scripts/package`);
+  }
+}
+
+function checkSha256(zip: string, expected: string, what: string): void {
+  const actual = createHash('sha256').update(fs.readFileSync(zip)).digest('hex');
+  if (actual !== expected) {
+    throw new Error(`${zip}: SHA-256 ${actual} is not ${what}'s ${expected}: the zip was rebuilt, replaced or altered since; run scripts/package`);
+  }
+}
+
+/**
+ * `zip`, once its SHA-256 matches the manifest's record of `name` and the manifest was built from the
+ * checkout's commit (when both are known; uncommitted changes are not seen).
+ */
+export function checkedZip(manifestFile: string, name: string, zip: string): string {
+  if (!fs.existsSync(manifestFile)) {
+    throw new Error(`${manifestFile} does not exist: run scripts/package (it builds the zips and records their SHA-256)`);
+  }
+  const manifest = readManifest(manifestFile);
+  const entry = manifest.zips?.[name];
+  if (!entry) throw new Error(`${manifestFile} lists no zip '${name}': run scripts/package`);
+  checkSha256(zip, entry.sha256, manifestFile);
+  const head = currentCommit(path.dirname(manifestFile));
+  if (head && manifest.source !== 'unknown' && manifest.source !== head) {
+    throw new Error(`${manifestFile}: the zips were built from ${manifest.source}, the checkout is at ${head}: run scripts/package`);
+  }
+  return zip;
+}
+
+function currentCommit(dir: string): string | undefined {
+  try {
+    return execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where `scripts/package` leaves the example's zips in this repository. */
@@ -44,7 +106,8 @@ const EXAMPLE_CRATES: Record<Exclude<FunctionRole, 'consumer'>, string> = {
 
 /**
  * The example service's zips (`functions/`, built by `scripts/package` into
- * `{dir}/{crate}/bootstrap.zip`); fails at synth, naming the fix, if one is missing.
+ * `{dir}/{crate}/bootstrap.zip`); fails at synth, naming the fix, if one is missing or does not match
+ * the SHA-256 `scripts/package` recorded in `{dir}/manifest.json`.
  */
 export function functionsFromZips(dir: string = ZIPS_DIR): FunctionCode {
   return (role: FunctionRole) => {
@@ -53,7 +116,7 @@ export function functionsFromZips(dir: string = ZIPS_DIR): FunctionCode {
     if (!fs.existsSync(zip)) {
       throw new Error(`${zip} does not exist: run scripts/package first (it builds every function's zip)`);
     }
-    return lambda.Code.fromAsset(zip);
+    return lambda.Code.fromAsset(checkedZip(path.join(dir, MANIFEST_FILE), EXAMPLE_CRATES[role], zip));
   };
 }
 
