@@ -131,6 +131,55 @@ describe('history rewritten', () => {
     assert.match(rust, /pub const COMMIT_CHANGED_ALERT: &str = "commit_changed";/);
   });
 
+  test("each role's LeadingKeys are exactly the partition classes its Rust code writes (infra/role-writes.json), both by the TableSpec's tags", () => {
+    const spec = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'table-spec.json'), 'utf8')) as {
+      partition_classes: { name: string; tag: string }[];
+    };
+    const recorded = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'role-writes.json'), 'utf8')) as Record<string, Record<string, string[]>>;
+    const roles: Record<string, string> = {
+      command: 'OrdersCommandApi',
+      query: 'OrdersQueryApi',
+      admin: 'OrdersQueryAdmin',
+      projector: 'OrdersProjector',
+      publisher: 'OrdersStreamPublisher',
+      'consumer-issuing-commands': 'OrdersConsumerProcess',
+    };
+    // Granted and never written in the recording, each for a reason the recording cannot show.
+    const unexercised: Record<string, Record<string, string[]>> = {
+      'consumer-issuing-commands': {
+        'dynamodb:DeleteItem': ['idempotency'], // releasing the claim of an effect that failed
+        'dynamodb:PutItem': ['data_key'], // a command of the process naming a subject new to the service
+      },
+    };
+    const policies = Object.entries(template.findResources('AWS::IAM::Policy'));
+    for (const [role, prefix] of Object.entries(roles)) {
+      const granted: Record<string, Set<string>> = {};
+      for (const [id, policy] of policies) {
+        if (!id.startsWith(prefix)) continue;
+        for (const st of policy.Properties.PolicyDocument.Statement as Statement[]) {
+          const writes = ([] as string[]).concat(st.Action).filter((a) => /^dynamodb:(Put|Delete|Update|ConditionCheck)/.test(a));
+          if (writes.length === 0) continue;
+          const patterns = (st.Condition?.['ForAllValues:StringLike'] as Json)['dynamodb:LeadingKeys'] as string[];
+          for (const action of writes) {
+            for (const pattern of patterns) {
+              const tag = pattern.split('#')[1];
+              const cls = spec.partition_classes.find((c) => c.tag === tag);
+              assert.ok(cls, `${role}: ${pattern} names no partition class`);
+              (granted[action] ??= new Set()).add(cls.name);
+            }
+          }
+        }
+      }
+      const expected: Record<string, Set<string>> = {};
+      for (const source of [recorded[role] ?? {}, unexercised[role] ?? {}]) {
+        for (const [action, classes] of Object.entries(source)) for (const c of classes) (expected[action] ??= new Set()).add(c);
+      }
+      const sorted = (m: Record<string, Set<string>>) => Object.fromEntries(Object.entries(m).sort().map(([a, c]) => [a, [...c].sort()]));
+      assert.deepEqual(sorted(granted), sorted(expected), role);
+    }
+    assert.deepEqual(Object.keys(recorded).sort(), Object.keys(roles).sort(), 'every role recorded');
+  });
+
   test('no function may update items; only the publisher (snapshots) and the admin function (data keys) and consumers (effect claims) delete', () => {
     const deletes: string[] = [];
     for (const [id, policy] of Object.entries(template.findResources('AWS::IAM::Policy'))) {

@@ -81,6 +81,11 @@ pub struct RequestCounts {
     pub inconsistent_reads: u64,
     /// Scans of any kind.
     pub scans: u64,
+    /// Every item a write asked for (attempted, whether or not it succeeded), as the IAM action it
+    /// needs (`dynamodb:PutItem`, `dynamodb:DeleteItem`, `dynamodb:UpdateItem`,
+    /// `dynamodb:ConditionCheckItem`; a transaction's or batch's items each as their own) and the
+    /// item's partition key: what `dynamodb:LeadingKeys` is matched against.
+    pub writes: std::collections::BTreeSet<(String, String)>,
 }
 
 impl RequestCounts {
@@ -341,6 +346,59 @@ fn condition_failed(error: &aws_smithy_runtime_api::client::interceptors::contex
             .is_some_and(TransactWriteItemsError::is_transaction_canceled_exception)
 }
 
+/// The (IAM action, partition key) of every item a write request names.
+fn written_keys(
+    input: &aws_smithy_runtime_api::client::interceptors::context::Input,
+) -> Vec<(String, String)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let pk = |item: Option<&std::collections::HashMap<String, AttributeValue>>| match item
+        .and_then(|i| i.get("pk"))
+    {
+        Some(AttributeValue::S(pk)) => pk.clone(),
+        _ => String::new(),
+    };
+    let entry = |action: &str, key: String| (format!("dynamodb:{action}"), key);
+    if let Some(put) = input.downcast_ref::<PutItemInput>() {
+        vec![entry("PutItem", pk(put.item()))]
+    } else if let Some(delete) = input.downcast_ref::<DeleteItemInput>() {
+        vec![entry("DeleteItem", pk(delete.key()))]
+    } else if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+        vec![entry("UpdateItem", pk(update.key()))]
+    } else if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
+        transaction
+            .transact_items()
+            .iter()
+            .filter_map(|action| {
+                if let Some(put) = action.put() {
+                    Some(entry("PutItem", pk(Some(put.item()))))
+                } else if let Some(delete) = action.delete() {
+                    Some(entry("DeleteItem", pk(Some(delete.key()))))
+                } else if let Some(update) = action.update() {
+                    Some(entry("UpdateItem", pk(Some(update.key()))))
+                } else {
+                    action.condition_check().map(|check| entry("ConditionCheckItem", pk(Some(check.key()))))
+                }
+            })
+            .collect()
+    } else if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
+        batch
+            .request_items()
+            .map(|r| r.values().flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|request| {
+                if let Some(put) = request.put_request() {
+                    Some(entry("PutItem", pk(Some(put.item()))))
+                } else {
+                    request.delete_request().map(|delete| entry("DeleteItem", pk(Some(delete.key()))))
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
 impl Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "strata::RequestCounter"
@@ -353,6 +411,7 @@ impl Intercept for RequestCounter {
     ) -> Result<(), BoxError> {
         let input = context.input();
         cfg.interceptor_state().store_put(self.model_request(input));
+        let writes = written_keys(input);
         let inconsistent = if let Some(query) = input.downcast_ref::<QueryInput>() {
             query.index_name().is_none() && query.consistent_read() != Some(true)
         } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
@@ -362,6 +421,7 @@ impl Intercept for RequestCounter {
         };
         let scan = input.downcast_ref::<ScanInput>().is_some();
         let mut counts = self.lock();
+        counts.writes.extend(writes);
         counts.inconsistent_reads += u64::from(inconsistent);
         counts.scans += u64::from(scan);
         Ok(())
