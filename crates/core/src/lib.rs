@@ -19,7 +19,7 @@ mod stream;
 mod upcast;
 
 pub use aggregate::{Aggregate, Command, Rejection};
-pub use crypto::{FieldCipher, KeyProvider, LocalKeys};
+pub use crypto::{ExportCursor, ExportPage, FieldCipher, KeyProvider, LocalKeys};
 pub use either::{Either, UNLISTED};
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error, without_values};

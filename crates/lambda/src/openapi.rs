@@ -160,11 +160,12 @@ pub fn query_document(
     if admin {
         paths.insert("/admin/subjects/{subject}/export".into(), json!({ "get": {
             "operationId": "export_subject",
-            "summary": "Every personal field of a data subject, decrypted",
-            "parameters": [id_parameter("subject")],
-            "responses": with_problems(ok("The subject's fields.", json!({
+            "summary": "Every personal field of a data subject, decrypted, a page at a time (follow next_cursor)",
+            "parameters": [id_parameter("subject"), cursor_parameter()],
+            "responses": with_problems(ok("A page of the subject's fields.", json!({
                 "type": "object", "required": ["subject", "fields"],
-                "properties": { "subject": { "type": "string" }, "fields": { "type": "array", "items": object } }
+                "properties": { "subject": { "type": "string" }, "fields": { "type": "array", "items": object },
+                                "next_cursor": { "type": ["string", "null"] } }
             })), &["400", "403", "405", "503"]),
         }}));
         paths.insert("/admin/subjects/{subject}".into(), json!({ "delete": {

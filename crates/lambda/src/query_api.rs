@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use strata_core::crypto::{BoxFuture, ExportedField};
+use strata_core::crypto::BoxFuture;
 use strata_core::projection::AnyProjector;
 use strata_core::{
-    Aggregate, Error, EventEnvelope, EventPage, EventStore, FieldCipher, Repository, SnapshotStore, StreamId,
-    validate_key_part,
+    Aggregate, Error, EventEnvelope, EventPage, EventStore, ExportCursor, ExportPage, FieldCipher,
+    Repository, SnapshotStore, StreamId, validate_key_part,
 };
 
 use crate::RegistryError;
@@ -137,7 +137,8 @@ trait SubjectAdmin: Send + Sync {
         &'a self,
         tenant: &'a str,
         subject: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<ExportedField>, Error>>;
+        from: Option<&'a ExportCursor>,
+    ) -> BoxFuture<'a, Result<ExportPage, Error>>;
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 }
 
@@ -151,8 +152,9 @@ impl<S: EventStore> SubjectAdmin for Subjects<S> {
         &'a self,
         tenant: &'a str,
         subject: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<ExportedField>, Error>> {
-        Box::pin(self.cipher.export_subject(&self.store, tenant, subject))
+        from: Option<&'a ExportCursor>,
+    ) -> BoxFuture<'a, Result<ExportPage, Error>> {
+        Box::pin(self.cipher.export_subject_page(&self.store, tenant, subject, from, RESPONSE_BUDGET))
     }
 
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
@@ -457,15 +459,27 @@ impl QueryApi {
         subject: &str,
     ) -> Result<Response<Body>, Problem> {
         let tenant = self.subject_access(request, subject, "exporting")?;
-        let fields = admin.export(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
-        let fields: Vec<Value> = fields
+        // Paged: a subject's personal data may pass what one Lambda response carries (6 MB).
+        let from = match query(request, "cursor") {
+            Some(cursor) => {
+                let text = decode_cursor(&cursor, "x")?;
+                let bad = || Problem::new(ProblemKind::BadRequest, "cursor is not one this API gave");
+                let (version, stream) = text.split_once('|').ok_or_else(bad)?;
+                Some(ExportCursor { stream: stream.to_owned(), version: version.parse().map_err(|_| bad())? })
+            }
+            None => None,
+        };
+        let page = admin.export(&tenant, subject, from.as_ref()).await.map_err(|e| Problem::from(&e))?;
+        let next_cursor = page.next.map(|c| encode_cursor("x", &format!("{}|{}", c.version, c.stream)));
+        let fields: Vec<Value> = page
+            .fields
             .into_iter()
             .map(|f| {
                 json!({ "stream": f.stream, "version": f.version, "event_type": f.event_type,
                         "pointer": f.field.pointer, "value": f.field.value })
             })
             .collect();
-        Ok(json(StatusCode::OK, &json!({ "subject": subject, "fields": fields })))
+        Ok(json(StatusCode::OK, &json!({ "subject": subject, "fields": fields, "next_cursor": next_cursor })))
     }
 
     async fn forget(

@@ -325,7 +325,80 @@ impl FieldCipher {
     }
 }
 
+/// Where a paged subject export continues: a stream (its key text, `tenant/category-id`) and the
+/// version in it to start from. Streams are visited in the order of their key text, so a stream the
+/// subject gains between pages is exported when it sorts after the cursor, and never twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportCursor {
+    /// The stream, as [`StreamId`]'s text.
+    pub stream: String,
+    /// The first version not yet exported.
+    pub version: u64,
+}
+
+/// One page of a subject's export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportPage {
+    /// The fields, in stream (key text) and version order.
+    pub fields: Vec<ExportedField>,
+    /// Where the next page starts, or `None` when this was the last.
+    pub next: Option<ExportCursor>,
+}
+
 impl FieldCipher {
+    /// A page of [`FieldCipher::export_subject`], from `from` (the start when `None`): whole events
+    /// until the fields' values pass `max_bytes` of JSON (always at least one event with fields), so
+    /// a subject with more personal data than one response may carry is exported across requests.
+    pub async fn export_subject_page<S: EventStore>(
+        &self,
+        store: &S,
+        tenant: &str,
+        subject: &str,
+        from: Option<&ExportCursor>,
+        max_bytes: usize,
+    ) -> Result<ExportPage, Error> {
+        let mut fields = Vec::new();
+        if self.keys.key_for_read(tenant, subject).await?.is_none() {
+            return Ok(ExportPage { fields, next: None });
+        }
+        let mut streams = self.keys.streams_of(tenant, subject).await?;
+        streams.sort_by_key(ToString::to_string);
+        let mut session = self.session();
+        let mut bytes = 0usize;
+        for stream in streams {
+            let key = stream.to_string();
+            let mut next = match from {
+                Some(cursor) if key < cursor.stream => continue,
+                Some(cursor) if key == cursor.stream => Some(cursor.version.max(1)),
+                _ => Some(1),
+            };
+            while let Some(start) = next {
+                let page = store.read(&stream, start, 100).await?;
+                for event in &page.events {
+                    if bytes >= max_bytes && !fields.is_empty() {
+                        return Ok(ExportPage {
+                            fields,
+                            next: Some(ExportCursor { stream: key, version: event.version }),
+                        });
+                    }
+                    let context = event.event_id.to_string();
+                    for field in session.export(tenant, &context, &event.payload, subject).await? {
+                        bytes +=
+                            serde_json::to_vec(&field.value).map_or(0, |v| v.len()) + field.pointer.len();
+                        fields.push(ExportedField {
+                            stream: stream.clone(),
+                            version: event.version,
+                            event_type: event.event_type.clone(),
+                            field,
+                        });
+                    }
+                }
+                next = page.next_version;
+            }
+        }
+        Ok(ExportPage { fields, next: None })
+    }
+
     /// Every decrypted personal field of `subject` in the events of the streams recorded for it
     /// (see [`KeyProvider::remember_stream`]). Empty once the subject is forgotten.
     pub async fn export_subject<S: EventStore>(
