@@ -67,9 +67,12 @@ export class TableAccess {
     );
   }
 
-  /** Conditional writes (PutItem, alone or inside TransactWriteItems) to the given partition classes. */
-  put(grantee: iam.IGrantable, classes: readonly PartitionClassName[]): void {
-    this.write(grantee, 'dynamodb:PutItem', classes);
+  /**
+   * Conditional writes (PutItem, alone or inside TransactWriteItems) to the given partition classes;
+   * with `attributes`, only items of those attributes (`dynamodb:Attributes`).
+   */
+  put(grantee: iam.IGrantable, classes: readonly PartitionClassName[], attributes?: readonly string[]): void {
+    this.write(grantee, 'dynamodb:PutItem', classes, attributes);
   }
 
   /** Deletes in the given partition classes. */
@@ -77,13 +80,19 @@ export class TableAccess {
     this.write(grantee, 'dynamodb:DeleteItem', classes);
   }
 
-  private write(grantee: iam.IGrantable, action: string, classes: readonly PartitionClassName[]): void {
+  private write(
+    grantee: iam.IGrantable,
+    action: string,
+    classes: readonly PartitionClassName[],
+    attributes?: readonly string[],
+  ): void {
+    const conditions = this.condition(classes);
+    if (attributes) {
+      // Both under ForAllValues:StringLike/StringEquals of their own operator: AND'ed.
+      conditions['ForAllValues:StringEquals'] = { 'dynamodb:Attributes': [...attributes] };
+    }
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: [action],
-        resources: [this.table.tableArn],
-        conditions: this.condition(classes),
-      }),
+      new iam.PolicyStatement({ actions: [action], resources: [this.table.tableArn], conditions }),
     );
   }
 

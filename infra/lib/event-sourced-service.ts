@@ -395,6 +395,10 @@ export class EventSourcedService extends Construct {
       );
       access.read(queryAdmin.function, []);
       access.delete(queryAdmin.function, ['data_key']); // forget = delete the subject's data key
+      // The audit record of each export and forget, beside the subject's key (`AUDIT#` items), of
+      // the audit record's attributes only: never a data key (`wrapped_key`), so a compromised admin
+      // function cannot put a forgotten key back.
+      access.put(queryAdmin.function, ['data_key'], spec.audit_attributes);
       grantTableKey(this.tableKey, queryAdmin.function, true);
       grantFieldKey(this.fieldKey, queryAdmin.function, false, isolatedTenant);
     }

@@ -44,6 +44,8 @@ export interface TableSpec {
   readonly kind_attribute: string;
   readonly published_kind: string;
   readonly snapshot_kind: string;
+  /** Every attribute of a subject's audit record: what the admin function may put in data key partitions. */
+  readonly audit_attributes: readonly string[];
 }
 
 /** Where the exported spec lives in this repository. */
@@ -59,6 +61,9 @@ export function loadTableSpec(file: string = TABLE_SPEC_FILE): TableSpec {
     throw new Error(`${file}: not a Strata TableSpec (keys or stream missing)`);
   }
   // The publisher's filter is built from these: a spec without one would filter out everything.
+  if (!Array.isArray(spec.audit_attributes) || spec.audit_attributes.length === 0) {
+    throw new Error(`${file}: audit_attributes missing (export the spec again from strata-dynamodb)`);
+  }
   for (const field of ['kind_attribute', 'published_kind', 'snapshot_kind'] as const) {
     if (!spec[field]) throw new Error(`${file}: ${field} missing (export the spec again from strata-dynamodb)`);
   }

@@ -85,11 +85,24 @@ describe('least privilege', () => {
     assert.deepEqual(put?.Resource, { 'Fn::GetAtt': [logicalId(template, 'AWS::Events::EventBus', 'OrdersBus'), 'Arn'] });
   });
 
-  test('only the admin function deletes data keys (forget)', () => {
+  test('only the admin function deletes data keys (forget), and it puts only audit records', () => {
     const statements = statementsOf(template, 'QueryAdmin');
     const del = statements.find((s) => s.Action === 'dynamodb:DeleteItem');
     assert.deepEqual(del?.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#K#*'] } });
-    assert.ok(!actionsOf(statements).includes('dynamodb:PutItem'));
+    // It puts only audit records beside the key: items of the audit attributes (no `wrapped_key`),
+    // so it can never put a forgotten key back.
+    const put = statements.filter((s) => actionsOf([s]).includes('dynamodb:PutItem'));
+    assert.deepEqual(
+      put.map((s) => s.Condition),
+      [
+        {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#K#*'] },
+          'ForAllValues:StringEquals': {
+            'dynamodb:Attributes': ['pk', 'sk', 'kind', 'tenant', 'subject', 'action', 'actor', 'via', 'at'],
+          },
+        },
+      ],
+    );
     for (const fn of ['CommandApi', 'QueryApi', 'StreamPublisher', 'Projector']) {
       const deletes = statementsOf(template, fn).filter((s) => actionsOf([s]).includes('dynamodb:DeleteItem'));
       assert.ok(!JSON.stringify(deletes).includes('#K#'), `${fn} may not delete data keys`);

@@ -2,7 +2,9 @@
 
 use aws_config::SdkConfig;
 use serde_json::json;
-use strata_core::{MAX_ID_LEN, MAX_TENANT_LEN, validate_key_part};
+use strata_core::{
+    MAX_ID_LEN, MAX_TENANT_LEN, SubjectAccess, SubjectAction, SubjectAudit, validate_key_part,
+};
 
 use crate::args::{Subject, SubjectsCommand};
 use crate::{CliError, Output, cipher, store};
@@ -13,6 +15,7 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
             validate(&subject)?;
             let store = store(sdk, &subject.table);
             let cipher = cipher(sdk, &subject.kms_key, &store);
+            record(sdk, &store, &subject, SubjectAction::Export).await?;
             let fields = cipher.export_subject(&store, &subject.tenant, &subject.subject).await?;
             let rows = fields
                 .iter()
@@ -45,6 +48,7 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
             }
             let store = store(sdk, &subject.table);
             let cipher = cipher(sdk, &subject.kms_key, &store);
+            record(sdk, &store, &subject, SubjectAction::Forget).await?;
             cipher.keys().forget(&subject.tenant, &subject.subject).await?;
             Ok(Output::message(format!(
                 "forgot {}/{}: their data key is deleted; their fields read as redacted",
@@ -52,6 +56,32 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
             )))
         }
     }
+}
+
+/// The audit record the admin API writes too ([`SubjectAudit`]), before the action, with the
+/// operator's identity as AWS knows it (STS `GetCallerIdentity`, an assumed role's session name left
+/// out as for the API): an export or erasure without its record is not done.
+async fn record(
+    sdk: &SdkConfig,
+    store: &strata_dynamodb::DynamoStore,
+    subject: &Subject,
+    action: SubjectAction,
+) -> Result<(), CliError> {
+    let identity = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.map_err(|e| {
+        CliError::Incomplete(format!(
+            "who is running this could not be asked of STS, so nothing was done: {e}"
+        ))
+    })?;
+    let access = SubjectAccess {
+        tenant: subject.tenant.clone(),
+        subject: subject.subject.clone(),
+        action,
+        actor: identity.arn().map(strata_lambda::http::actor_of),
+        via: "cli".into(),
+        at: chrono::Utc::now(),
+    };
+    store.record_access(&access).await?;
+    Ok(())
 }
 
 fn validate(subject: &Subject) -> Result<(), CliError> {

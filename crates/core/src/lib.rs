@@ -34,7 +34,8 @@ pub use repository::{
 pub use snapshot::SnapshotPolicy;
 pub use store::{
     AppendAttempt, AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
-    LoadedStream, Publisher, RESERVED_KEY_PREFIX, Snapshot, SnapshotStore,
+    LoadedStream, Publisher, RESERVED_KEY_PREFIX, Snapshot, SnapshotStore, SubjectAccess, SubjectAction,
+    SubjectAudit,
 };
 pub use stream::{
     ExpectedVersion, KeyError, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_TENANT_LEN, StreamId, validate_key_part,

@@ -39,6 +39,8 @@ struct State {
     views: BTreeMap<(String, StreamId), StoredView>,
     /// How much of `feed` is in the streams' `commit_ends`.
     feed_indexed: usize,
+    /// Subject exports and erasures, in record order.
+    subject_accesses: Vec<crate::SubjectAccess>,
 }
 
 impl State {
@@ -358,6 +360,23 @@ impl IdempotencyStore for InMemoryStore {
             state.idempotency.remove(&id);
         }
         Ok(())
+    }
+}
+
+impl crate::SubjectAudit for InMemoryStore {
+    async fn record_access(&self, access: &crate::SubjectAccess) -> Result<(), Error> {
+        self.lock().subject_accesses.push(access.clone());
+        Ok(())
+    }
+
+    async fn accesses(&self, tenant: &str, subject: &str) -> Result<Vec<crate::SubjectAccess>, Error> {
+        Ok(self
+            .lock()
+            .subject_accesses
+            .iter()
+            .filter(|a| a.tenant == tenant && a.subject == subject)
+            .cloned()
+            .collect())
     }
 }
 

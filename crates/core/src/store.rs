@@ -354,6 +354,49 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// What an operator did to a data subject's personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectAction {
+    /// Read every personal field (a page of it).
+    Export,
+    /// Forgot the subject (its data key deleted).
+    Forget,
+}
+
+/// One export or erasure of a data subject: who, how, when. Recorded before the action, so an
+/// action that fails or is cut short still leaves its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectAccess {
+    /// The tenant.
+    pub tenant: String,
+    /// The subject.
+    pub subject: String,
+    /// What was done.
+    pub action: SubjectAction,
+    /// Who did it, as AWS verified it (a role or user ARN without an assumed role's session name,
+    /// or a JWT's `sub`); `None` when no one was verified (a local run).
+    pub actor: Option<String>,
+    /// Through what: `http` (the admin API) or `cli` (`strata subjects`).
+    pub via: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The audit trail of subject exports and erasures, kept where the subject's key is (the same
+/// record whether the admin API or the CLI acted). Records are never deleted by a forget.
+pub trait SubjectAudit: Send + Sync {
+    /// Records one access.
+    fn record_access(&self, access: &SubjectAccess) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Every recorded access to a subject, oldest first.
+    fn accesses(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<Vec<SubjectAccess>, Error>> + Send;
+}
+
 /// Idempotency keys under this prefix are written only by code (consumers' effect records, process
 /// managers' commands), never by a caller: the HTTP API refuses an `Idempotency-Key` that starts with
 /// it, so no request can take or block such a key.

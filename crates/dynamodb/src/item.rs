@@ -82,6 +82,8 @@ pub mod kind {
     pub const SUBJECT_STREAM: &str = "subject_stream";
     /// A read-model view and its checkpoint.
     pub const VIEW: &str = "view";
+    /// A record of a subject's export or erasure (the audit trail, beside the subject's key).
+    pub const SUBJECT_ACCESS: &str = "subject_access";
 }
 
 /// Aggregate state after `version`.

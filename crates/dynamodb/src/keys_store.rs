@@ -20,6 +20,23 @@ use crate::item::{Item, kind, to_item};
 pub const KEY_SK: &str = "KEY";
 /// Sort key prefix of a subject's stream index items.
 pub const STREAM_SK_PREFIX: &str = "S#";
+/// Sort key prefix of a subject's audit records (`AUDIT#{at}#{id}`: time order). A forget deletes the
+/// key and the stream index, never these.
+pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
+
+/// The attributes of an audit record, in the order written (the TableSpec's `audit_attributes`).
+pub const AUDIT_ATTRIBUTES: [&str; 9] =
+    ["pk", "sk", "kind", "tenant", "subject", "action", "actor", "via", "at"];
+
+/// A subject's audit record ([`strata_core::SubjectAccess`]) as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SubjectAccessItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    #[serde(flatten)]
+    access: strata_core::SubjectAccess,
+}
 
 /// A data key as stored: wrapped by KMS, with the id of its generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +257,36 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Records a subject's export or erasure beside its key (a conditional put of a new item).
+    pub async fn record_subject_access(&self, access: &strata_core::SubjectAccess) -> Result<(), Error> {
+        let item = SubjectAccessItem {
+            pk: subject_pk(&access.tenant, &access.subject),
+            sk: format!(
+                "{AUDIT_SK_PREFIX}{}#{}",
+                access.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                strata_core::EventId::new()
+            ),
+            kind: kind::SUBJECT_ACCESS.into(),
+            access: access.clone(),
+        };
+        self.put(to_item(&item, "subject access")?).await
+    }
+
+    /// A subject's audit records, oldest first.
+    pub async fn subject_accesses(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<strata_core::SubjectAccess>, Error> {
+        let mut accesses = Vec::new();
+        for item in self.subject_items(tenant, subject, AUDIT_SK_PREFIX).await? {
+            let item: SubjectAccessItem =
+                from_item(item, "subject access", kind::SUBJECT_ACCESS, tenant, subject)?;
+            accesses.push(item.access);
+        }
+        Ok(accesses)
+    }
+
     async fn subject_items(&self, tenant: &str, subject: &str, prefix: &str) -> Result<Vec<Item>, Error> {
         self.query_all(
             self.client
@@ -251,6 +298,16 @@ impl DynamoStore {
                 .consistent_read(true),
         )
         .await
+    }
+}
+
+impl strata_core::SubjectAudit for DynamoStore {
+    async fn record_access(&self, access: &strata_core::SubjectAccess) -> Result<(), Error> {
+        self.record_subject_access(access).await
+    }
+
+    async fn accesses(&self, tenant: &str, subject: &str) -> Result<Vec<strata_core::SubjectAccess>, Error> {
+        self.subject_accesses(tenant, subject).await
     }
 }
 
@@ -280,6 +337,34 @@ mod tests {
             }
             other => panic!("not a malformed item: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_audit_record_has_exactly_the_attributes_the_admin_role_may_put() {
+        let access = strata_core::SubjectAccess {
+            tenant: "acme".into(),
+            subject: "cust-1".into(),
+            action: strata_core::SubjectAction::Forget,
+            actor: None,
+            via: "cli".into(),
+            at: Utc::now(),
+        };
+        let item = SubjectAccessItem {
+            pk: subject_pk("acme", "cust-1"),
+            sk: format!("{AUDIT_SK_PREFIX}x"),
+            kind: kind::SUBJECT_ACCESS.into(),
+            access,
+        };
+        let written = to_item(&item, "subject access").unwrap();
+        let mut names: Vec<&str> = written.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut allowed = AUDIT_ATTRIBUTES.to_vec();
+        allowed.sort_unstable();
+        assert_eq!(names, allowed);
+        assert_eq!(written["action"], AttributeValue::S("forget".into()));
+        let back: SubjectAccessItem =
+            from_item(written, "subject access", kind::SUBJECT_ACCESS, "acme", "cust-1").unwrap();
+        assert_eq!(back, item);
     }
 
     #[test]

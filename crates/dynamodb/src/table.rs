@@ -80,6 +80,10 @@ pub struct TableSpec {
     /// The kind of snapshot items: their inserts also pass the mapping's filter, so the publisher
     /// prunes a stream's older snapshots off the command path.
     pub snapshot_kind: String,
+    /// Every attribute of a subject's audit record (`AUDIT#` items beside its key): the admin
+    /// function may put items of these attributes only (`dynamodb:Attributes`), so it can write audit
+    /// records in data key partitions and never a data key.
+    pub audit_attributes: Vec<String>,
 }
 
 /// Name of the sparse index listing a stream's snapshots (for pruning without reading the stream).
@@ -147,6 +151,7 @@ impl TableSpec {
             kind_attribute: crate::item::kind::ATTRIBUTE.into(),
             published_kind: crate::item::kind::COMMIT.into(),
             snapshot_kind: crate::item::kind::SNAPSHOT.into(),
+            audit_attributes: crate::keys_store::AUDIT_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect(),
         }
     }
 

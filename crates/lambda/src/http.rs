@@ -121,13 +121,17 @@ pub fn caller(request: &Request) -> Option<String> {
 /// is not sealed, and a session name is often a person's email (IAM Identity Center): it stays in the
 /// API's access log (`caller`, kept for the log's retention) and in CloudTrail, not in the history.
 pub fn actor(request: &Request) -> Option<String> {
-    let caller = caller(request)?;
-    match caller.split_once(":assumed-role/") {
+    caller(request).map(|caller| actor_of(&caller))
+}
+
+/// An ARN as an actor: an assumed role's session name left out (see [`actor`]); anything else as it is.
+pub fn actor_of(arn: &str) -> String {
+    match arn.split_once(":assumed-role/") {
         Some((account, rest)) => {
             let role = rest.split('/').next().unwrap_or(rest);
-            Some(format!("{account}:assumed-role/{role}"))
+            format!("{account}:assumed-role/{role}")
         }
-        None => Some(caller),
+        None => arn.to_owned(),
     }
 }
 

@@ -15,7 +15,7 @@ use strata_core::crypto::BoxFuture;
 use strata_core::projection::AnyProjector;
 use strata_core::{
     Aggregate, Error, EventEnvelope, EventPage, EventStore, ExportCursor, ExportPage, FieldCipher,
-    Repository, SnapshotStore, StreamId, validate_key_part,
+    Repository, SnapshotStore, StreamId, SubjectAccess, SubjectAction, SubjectAudit, validate_key_part,
 };
 
 use crate::RegistryError;
@@ -140,6 +140,7 @@ trait SubjectAdmin: Send + Sync {
         from: Option<&'a ExportCursor>,
     ) -> BoxFuture<'a, Result<ExportPage, Error>>;
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    fn record<'a>(&'a self, access: &'a SubjectAccess) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 struct Subjects<S> {
@@ -147,7 +148,11 @@ struct Subjects<S> {
     cipher: FieldCipher,
 }
 
-impl<S: EventStore> SubjectAdmin for Subjects<S> {
+impl<S: EventStore + SubjectAudit> SubjectAdmin for Subjects<S> {
+    fn record<'a>(&'a self, access: &'a SubjectAccess) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.store.record_access(access))
+    }
+
     fn export<'a>(
         &'a self,
         tenant: &'a str,
@@ -229,7 +234,11 @@ impl QueryApi {
     }
 
     /// Serves the admin routes (export, forget) over `store`'s events and `cipher`'s keys.
-    pub fn with_admin<S: EventStore + 'static>(mut self, store: S, cipher: FieldCipher) -> Self {
+    pub fn with_admin<S: EventStore + SubjectAudit + 'static>(
+        mut self,
+        store: S,
+        cipher: FieldCipher,
+    ) -> Self {
         self.admin = Some(Box::new(Subjects { store, cipher }));
         self
     }
@@ -459,6 +468,7 @@ impl QueryApi {
         subject: &str,
     ) -> Result<Response<Body>, Problem> {
         let tenant = self.subject_access(request, subject, "exporting")?;
+        record(admin, request, &tenant, subject, SubjectAction::Export).await?;
         // Paged: a subject's personal data may pass what one Lambda response carries (6 MB).
         let from = match query(request, "cursor") {
             Some(cursor) => {
@@ -489,11 +499,32 @@ impl QueryApi {
         subject: &str,
     ) -> Result<Response<Body>, Problem> {
         let tenant = self.subject_access(request, subject, "forgetting")?;
+        record(admin, request, &tenant, subject, SubjectAction::Forget).await?;
         admin.forget(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
     }
+}
+
+/// The audit record of an export or erasure, written before the action: an action whose record
+/// cannot be written is not done (503 when the store may recover).
+async fn record(
+    admin: &dyn SubjectAdmin,
+    request: &Request,
+    tenant: &str,
+    subject: &str,
+    action: SubjectAction,
+) -> Result<(), Problem> {
+    let access = SubjectAccess {
+        tenant: tenant.to_owned(),
+        subject: subject.to_owned(),
+        action,
+        actor: crate::http::actor(request),
+        via: "http".into(),
+        at: Utc::now(),
+    };
+    admin.record(&access).await.map_err(|e| Problem::from(&e))
 }
 
 /// An admin route asked of a query API that does not serve them: they live on the admin API (its

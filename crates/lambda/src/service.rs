@@ -10,7 +10,7 @@ use strata_core::crypto::BoxFuture;
 use strata_core::projection::{AnyProjector, Projection, Projector, ViewStore};
 use strata_core::{
     Aggregate, CachePolicy, EventStore, FieldCipher, IdempotencyStore, Rejection, Repository, SnapshotPolicy,
-    SnapshotStore, UpcasterChain,
+    SnapshotStore, SubjectAudit, UpcasterChain,
 };
 
 use crate::authorize::{AllowAll, Authorizer, Guard, Scopes};
@@ -143,11 +143,17 @@ pub struct Service<S> {
     projections: Vec<Box<dyn ProjectionPart<S>>>,
 }
 
-/// What a service's store must be: the event, snapshot, idempotency and view stores in one (the
-/// `DynamoStore`, or `InMemoryStore` in tests), cheap to clone.
-pub trait Store: EventStore + SnapshotStore + IdempotencyStore + ViewStore + Clone + 'static {}
+/// What a service's store must be: the event, snapshot, idempotency and view stores and the
+/// subject audit trail in one (the `DynamoStore`, or `InMemoryStore` in tests), cheap to clone.
+pub trait Store:
+    EventStore + SnapshotStore + IdempotencyStore + ViewStore + SubjectAudit + Clone + 'static
+{
+}
 
-impl<S: EventStore + SnapshotStore + IdempotencyStore + ViewStore + Clone + 'static> Store for S {}
+impl<S: EventStore + SnapshotStore + IdempotencyStore + ViewStore + SubjectAudit + Clone + 'static> Store
+    for S
+{
+}
 
 impl<S: Store> Service<S> {
     /// A service over `store`, without parts yet.

@@ -392,3 +392,24 @@ async fn a_subjects_export_pages_by_whole_events_and_resumes_where_it_stopped() 
     let all = cipher.export_subject(&store, "acme", "c-31").await.unwrap();
     assert_eq!(all.len(), 9, "a new export sees all three");
 }
+
+#[tokio::test]
+async fn every_export_and_forget_leaves_an_audit_record_beside_the_subjects_key_before_acting() {
+    let apis = apis();
+    apis.command("o-41", "place_order", place("c-41"), &[]).await;
+    let admin = |method: &str, path: &str| {
+        let mut event = apigw(method, path, "", &[], None);
+        event["requestContext"]["authorizer"] = json!({ "iam": {
+            "accountId": "123456789012", "userArn": "arn:aws:sts::123456789012:assumed-role/privacy/ada@example.com" } });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    };
+    assert_eq!(answer(apis.queries.handle(admin("GET", "/admin/subjects/c-41/export")).await).status, 200);
+    assert_eq!(answer(apis.queries.handle(admin("DELETE", "/admin/subjects/c-41")).await).status, 204);
+    let audit = strata_core::SubjectAudit::accesses(&apis.store, "acme", "c-41").await.unwrap();
+    let seen: Vec<(strata_core::SubjectAction, Option<&str>, &str)> =
+        audit.iter().map(|a| (a.action, a.actor.as_deref(), a.via.as_str())).collect();
+    let actor = Some("arn:aws:sts::123456789012:assumed-role/privacy");
+    use strata_core::SubjectAction::{Export, Forget};
+    assert_eq!(seen, [(Export, actor, "http"), (Forget, actor, "http")]);
+    assert!(audit[0].at <= audit[1].at);
+}
