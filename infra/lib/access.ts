@@ -10,7 +10,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import type { TableSpec } from './table-spec';
 
 /** A class of partitions, by its name in the TableSpec. */
-export type PartitionClassName = 'stream' | 'data_key' | 'idempotency' | 'view';
+export type PartitionClassName = 'stream' | 'data_key' | 'idempotency' | 'audit' | 'view';
 
 /** Grants on one table, scoped by partition class and (optionally) tenant. */
 export class TableAccess {
@@ -67,12 +67,9 @@ export class TableAccess {
     );
   }
 
-  /**
-   * Conditional writes (PutItem, alone or inside TransactWriteItems) to the given partition classes;
-   * with `attributes`, only items of those attributes (`dynamodb:Attributes`).
-   */
-  put(grantee: iam.IGrantable, classes: readonly PartitionClassName[], attributes?: readonly string[]): void {
-    this.write(grantee, 'dynamodb:PutItem', classes, attributes);
+  /** Conditional writes (PutItem, alone or inside TransactWriteItems) to the given partition classes. */
+  put(grantee: iam.IGrantable, classes: readonly PartitionClassName[]): void {
+    this.write(grantee, 'dynamodb:PutItem', classes);
   }
 
   /** Deletes in the given partition classes. */
@@ -80,19 +77,9 @@ export class TableAccess {
     this.write(grantee, 'dynamodb:DeleteItem', classes);
   }
 
-  private write(
-    grantee: iam.IGrantable,
-    action: string,
-    classes: readonly PartitionClassName[],
-    attributes?: readonly string[],
-  ): void {
-    const conditions = this.condition(classes);
-    if (attributes) {
-      // Both under ForAllValues:StringLike/StringEquals of their own operator: AND'ed.
-      conditions['ForAllValues:StringEquals'] = { 'dynamodb:Attributes': [...attributes] };
-    }
+  private write(grantee: iam.IGrantable, action: string, classes: readonly PartitionClassName[]): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: [action], resources: [this.table.tableArn], conditions }),
+      new iam.PolicyStatement({ actions: [action], resources: [this.table.tableArn], conditions: this.condition(classes) }),
     );
   }
 

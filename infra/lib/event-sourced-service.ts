@@ -395,10 +395,9 @@ export class EventSourcedService extends Construct {
       );
       access.read(queryAdmin.function, []);
       access.delete(queryAdmin.function, ['data_key']); // forget = delete the subject's data key
-      // The audit record of each export and forget, beside the subject's key (`AUDIT#` items), of
-      // the audit record's attributes only: never a data key (`wrapped_key`), so a compromised admin
-      // function cannot put a forgotten key back.
-      access.put(queryAdmin.function, ['data_key'], spec.audit_attributes);
+      // The audit records of each export and forget, in the subjects' audit partitions: a class no
+      // other role writes and no role deletes (a new item each, conditionally).
+      access.put(queryAdmin.function, ['audit']);
       grantTableKey(this.tableKey, queryAdmin.function, true);
       grantFieldKey(this.fieldKey, queryAdmin.function, false, isolatedTenant);
     }
@@ -447,13 +446,15 @@ export class EventSourcedService extends Construct {
               dynamodb: { NewImage: { [spec.kind_attribute]: { S: lambda.FilterRule.isEqual(kind) } } },
             }),
           ),
-          // Any change to a commit (or a snapshot) item, by its keys: commit and snapshot sort keys
-          // are zero-padded versions (`{version:020}`, `...#SNAP`), the only ones that start with
-          // 0. The publisher reports a commit's as tampering (its log's `alert` field, alarmed
-          // below) and ignores a snapshot's (pruning).
+          // Any change to an item never changed once written, by its keys (the TableSpec's
+          // `immutable_sort_key_prefixes`: zero-padded versions of commits and snapshots, audit
+          // records). The publisher reports a commit's or an audit record's as tampering (its log's
+          // `alert` field, alarmed below) and ignores a snapshot's (pruning).
           lambda.FilterCriteria.filter({
             eventName: lambda.FilterRule.or('MODIFY', 'REMOVE'),
-            dynamodb: { Keys: { [spec.sort_key.name]: { S: lambda.FilterRule.beginsWith('0') } } },
+            dynamodb: {
+              Keys: { [spec.sort_key.name]: { S: spec.immutable_sort_key_prefixes.flatMap((p) => lambda.FilterRule.beginsWith(p)) } },
+            },
           }),
         ],
       }),

@@ -44,8 +44,11 @@ export interface TableSpec {
   readonly kind_attribute: string;
   readonly published_kind: string;
   readonly snapshot_kind: string;
-  /** Every attribute of a subject's audit record: what the admin function may put in data key partitions. */
-  readonly audit_attributes: readonly string[];
+  /**
+   * Sort key prefixes of items never changed once written (commits, audit records): the publisher's
+   * mapping passes their MODIFY and REMOVE records, which it reports as tampering.
+   */
+  readonly immutable_sort_key_prefixes: readonly string[];
 }
 
 /** Where the exported spec lives in this repository. */
@@ -61,8 +64,8 @@ export function loadTableSpec(file: string = TABLE_SPEC_FILE): TableSpec {
     throw new Error(`${file}: not a Strata TableSpec (keys or stream missing)`);
   }
   // The publisher's filter is built from these: a spec without one would filter out everything.
-  if (!Array.isArray(spec.audit_attributes) || spec.audit_attributes.length === 0) {
-    throw new Error(`${file}: audit_attributes missing (export the spec again from strata-dynamodb)`);
+  if (!Array.isArray(spec.immutable_sort_key_prefixes) || spec.immutable_sort_key_prefixes.length === 0) {
+    throw new Error(`${file}: immutable_sort_key_prefixes missing (export the spec again from strata-dynamodb)`);
   }
   for (const field of ['kind_attribute', 'published_kind', 'snapshot_kind'] as const) {
     if (!spec[field]) throw new Error(`${file}: ${field} missing (export the spec again from strata-dynamodb)`);

@@ -110,13 +110,13 @@ describe('history rewritten', () => {
     template = withConsumers();
   });
 
-  test("the publisher sees every change to a commit item: new commits and snapshots, and any MODIFY or REMOVE with a version's sort key", () => {
+  test("the publisher sees every change to a commit item or an audit record: new commits and snapshots, and any MODIFY or REMOVE with a version's or an audit record's sort key", () => {
     const mapping = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).find((m) => m.Properties.StartingPosition);
     const patterns = (mapping?.Properties.FilterCriteria.Filters as { Pattern: string }[]).map((f) => JSON.parse(f.Pattern));
     assert.deepEqual(patterns, [
       { eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['commit'] } } } },
       { eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['snapshot'] } } } },
-      { eventName: ['MODIFY', 'REMOVE'], dynamodb: { Keys: { sk: { S: [{ prefix: '0' }] } } } },
+      { eventName: ['MODIFY', 'REMOVE'], dynamodb: { Keys: { sk: { S: [{ prefix: '0' }, { prefix: 'AUDIT#' }] } } } },
     ]);
   });
 
@@ -194,6 +194,8 @@ describe('history rewritten', () => {
         }
       }
     }
+    // Nobody deletes in audit partitions.
+    assert.ok(!deletes.some((d) => d.includes('#A#')), deletes.join());
     assert.deepEqual(deletes.sort(), [
       'OrdersConsumerMailer: ["*#I#*"]',
       'OrdersConsumerProcess: ["*#I#*"]',

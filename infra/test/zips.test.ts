@@ -71,6 +71,11 @@ test("a service's one zip: checked against a given SHA-256, or the manifest besi
     fs.mkdirSync(path.join(dir, 'ledger-service'));
     fs.writeFileSync(path.join(dir, 'ledger-service', 'bootstrap.zip'), 'ledger');
     serviceFromZip(path.join(dir, 'ledger-service', 'bootstrap.zip'));
+    // Another file named manifest.json (a web app's, not JSON at all): not ours, ignored.
+    for (const other of ['{"name": "app", "icons": []}', 'not json']) {
+      fs.writeFileSync(path.join(dir, 'manifest.json'), other);
+      serviceFromZip(path.join(dir, 'ledger-service', 'bootstrap.zip'));
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
 use aws_config::SdkConfig;
 use serde_json::json;
 use strata_core::{
-    MAX_ID_LEN, MAX_TENANT_LEN, SubjectAccess, SubjectAction, SubjectAudit, validate_key_part,
+    AccessOutcome, MAX_ID_LEN, MAX_TENANT_LEN, SubjectAccess, SubjectAction, SubjectAudit, validate_key_part,
 };
 
 use crate::args::{Subject, SubjectsCommand};
@@ -15,8 +15,9 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
             validate(&subject)?;
             let store = store(sdk, &subject.table);
             let cipher = cipher(sdk, &subject.kms_key, &store);
-            record(sdk, &store, &subject, SubjectAction::Export).await?;
-            let fields = cipher.export_subject(&store, &subject.tenant, &subject.subject).await?;
+            let mut access = attempted(sdk, &store, &subject, SubjectAction::Export).await?;
+            let fields = cipher.export_subject(&store, &subject.tenant, &subject.subject).await;
+            let fields = finished(&store, &mut access, fields).await?;
             let rows = fields
                 .iter()
                 .map(|f| {
@@ -48,8 +49,9 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
             }
             let store = store(sdk, &subject.table);
             let cipher = cipher(sdk, &subject.kms_key, &store);
-            record(sdk, &store, &subject, SubjectAction::Forget).await?;
-            cipher.keys().forget(&subject.tenant, &subject.subject).await?;
+            let mut access = attempted(sdk, &store, &subject, SubjectAction::Forget).await?;
+            let forgotten = cipher.keys().forget(&subject.tenant, &subject.subject).await;
+            finished(&store, &mut access, forgotten).await?;
             Ok(Output::message(format!(
                 "forgot {}/{}: their data key is deleted; their fields read as redacted",
                 subject.tenant, subject.subject
@@ -59,14 +61,14 @@ pub(crate) async fn run(sdk: &SdkConfig, command: SubjectsCommand) -> Result<Out
 }
 
 /// The audit record the admin API writes too ([`SubjectAudit`]), before the action, with the
-/// operator's identity as AWS knows it (STS `GetCallerIdentity`, an assumed role's session name left
-/// out as for the API): an export or erasure without its record is not done.
-async fn record(
+/// operator's identity as AWS knows it (STS `GetCallerIdentity`, the full ARN): an export or
+/// erasure without its record is not done.
+async fn attempted(
     sdk: &SdkConfig,
     store: &strata_dynamodb::DynamoStore,
     subject: &Subject,
     action: SubjectAction,
-) -> Result<(), CliError> {
+) -> Result<SubjectAccess, CliError> {
     let identity = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.map_err(|e| {
         CliError::Incomplete(format!(
             "who is running this could not be asked of STS, so nothing was done: {e}"
@@ -76,12 +78,27 @@ async fn record(
         tenant: subject.tenant.clone(),
         subject: subject.subject.clone(),
         action,
-        actor: identity.arn().map(strata_lambda::http::actor_of),
+        outcome: AccessOutcome::Attempted,
+        actor: identity.arn().map(str::to_owned),
         via: "cli".into(),
         at: chrono::Utc::now(),
     };
     store.record_access(&access).await?;
-    Ok(())
+    Ok(access)
+}
+
+/// The action's outcome recorded after it; the action's own error wins over a lost record.
+async fn finished<T>(
+    store: &strata_dynamodb::DynamoStore,
+    access: &mut SubjectAccess,
+    result: Result<T, strata_core::Error>,
+) -> Result<T, CliError> {
+    access.outcome = if result.is_ok() { AccessOutcome::Done } else { AccessOutcome::Failed };
+    access.at = chrono::Utc::now();
+    let recorded = store.record_access(access).await;
+    let value = result?;
+    recorded?;
+    Ok(value)
 }
 
 fn validate(subject: &Subject) -> Result<(), CliError> {

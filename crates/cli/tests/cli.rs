@@ -226,13 +226,24 @@ async fn streams_are_listed_and_shown_sealed_or_decrypted_and_subjects_exported_
     let exported =
         json_of(&["subjects", "export", "acme", "cust-1", "--table", &s.table, "--kms-key", &s.key]);
     assert_eq!(exported["fields"], json!([]));
-    // The same audit records the admin API writes, beside the subject's key, kept after the forget:
-    // export, forget (the refused one without --yes left none), export; the operator as STS names it.
+    // The same audit records the admin API writes, in the subject's audit partition, kept after the
+    // forget: each action attempted, then done (the refused forget without --yes left none); the
+    // operator as STS names them.
     let audit = strata_core::SubjectAudit::accesses(&s.store, "acme", "cust-1").await.unwrap();
-    let actions: Vec<(strata_core::SubjectAction, &str)> =
-        audit.iter().map(|a| (a.action, a.via.as_str())).collect();
+    let actions: Vec<_> = audit.iter().map(|a| (a.action, a.outcome, a.via.as_str())).collect();
+    use strata_core::AccessOutcome::{Attempted, Done};
     use strata_core::SubjectAction::{Export, Forget};
-    assert_eq!(actions, [(Export, "cli"), (Forget, "cli"), (Export, "cli")]);
+    assert_eq!(
+        actions,
+        [
+            (Export, Attempted, "cli"),
+            (Export, Done, "cli"),
+            (Forget, Attempted, "cli"),
+            (Forget, Done, "cli"),
+            (Export, Attempted, "cli"),
+            (Export, Done, "cli")
+        ]
+    );
     assert!(
         audit.iter().all(|a| a.actor.as_deref().is_some_and(|actor| actor.starts_with("arn:"))),
         "{audit:?}"

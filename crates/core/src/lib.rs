@@ -19,7 +19,7 @@ mod stream;
 mod upcast;
 
 pub use aggregate::{Aggregate, Command, Rejection};
-pub use crypto::{ExportCursor, ExportPage, FieldCipher, KeyProvider, LocalKeys};
+pub use crypto::{EXPORT_EVENTS_PER_PAGE, ExportCursor, ExportPage, FieldCipher, KeyProvider, LocalKeys};
 pub use either::{Either, UNLISTED};
 pub use envelope::{EventEnvelope, EventId, Metadata, NewEvent};
 pub use error::{BoxError, Error, without_values};
@@ -33,9 +33,9 @@ pub use repository::{
 };
 pub use snapshot::SnapshotPolicy;
 pub use store::{
-    AppendAttempt, AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord, IdempotencyStore,
-    LoadedStream, Publisher, RESERVED_KEY_PREFIX, Snapshot, SnapshotStore, SubjectAccess, SubjectAction,
-    SubjectAudit,
+    AccessOutcome, AppendAttempt, AppendRequest, Commit, EventPage, EventStore, IdempotencyRecord,
+    IdempotencyStore, LoadedStream, Publisher, RESERVED_KEY_PREFIX, Snapshot, SnapshotStore, SubjectAccess,
+    SubjectAction, SubjectAudit,
 };
 pub use stream::{
     ExpectedVersion, KeyError, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_TENANT_LEN, StreamId, validate_key_part,

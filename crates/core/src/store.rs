@@ -364,8 +364,21 @@ pub enum SubjectAction {
     Forget,
 }
 
-/// One export or erasure of a data subject: who, how, when. Recorded before the action, so an
-/// action that fails or is cut short still leaves its record.
+/// What came of an export or erasure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessOutcome {
+    /// Recorded before acting: an action with only this record was cut short (a crash, a timeout).
+    Attempted,
+    /// Done.
+    Done,
+    /// Failed (the error went to the caller).
+    Failed,
+}
+
+/// One export or erasure of a data subject: who, how, when, and what came of it. Each action is
+/// recorded twice: [`AccessOutcome::Attempted`] before acting (no action goes unrecorded), then
+/// [`AccessOutcome::Done`] or [`AccessOutcome::Failed`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectAccess {
     /// The tenant.
@@ -374,8 +387,11 @@ pub struct SubjectAccess {
     pub subject: String,
     /// What was done.
     pub action: SubjectAction,
-    /// Who did it, as AWS verified it (a role or user ARN without an assumed role's session name,
-    /// or a JWT's `sub`); `None` when no one was verified (a local run).
+    /// What came of it.
+    pub outcome: AccessOutcome,
+    /// Who did it, as AWS verified it: the caller's full ARN (an assumed role's session name
+    /// included: under IAM Identity Center it names the person) or a JWT's `sub`; `None` when no one
+    /// was verified (a local run).
     pub actor: Option<String>,
     /// Through what: `http` (the admin API) or `cli` (`strata subjects`).
     pub via: String,
@@ -383,8 +399,9 @@ pub struct SubjectAccess {
     pub at: DateTime<Utc>,
 }
 
-/// The audit trail of subject exports and erasures, kept where the subject's key is (the same
-/// record whether the admin API or the CLI acted). Records are never deleted by a forget.
+/// The audit trail of subject exports and erasures (the same records whether the admin API or the
+/// CLI acted), in a partition of its own that a forget never touches. It names the subject after the
+/// subject is forgotten: subject ids must be pseudonymous (an id, never an email).
 pub trait SubjectAudit: Send + Sync {
     /// Records one access.
     fn record_access(&self, access: &SubjectAccess) -> impl Future<Output = Result<(), Error>> + Send;

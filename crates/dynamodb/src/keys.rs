@@ -12,6 +12,9 @@ pub const STREAM_TAG: &str = "S";
 pub const DATA_KEY_TAG: &str = "K";
 /// Tag of idempotency record partitions: `{tenant}#I#...`.
 pub const IDEMPOTENCY_TAG: &str = "I";
+/// Tag of a data subject's audit trail (exports, erasures): `{tenant}#A#{subject}`. A class of its
+/// own, so that no role that writes or deletes data keys can touch it.
+pub const AUDIT_TAG: &str = "A";
 /// Tag of read-model view partitions (and of lookup partitions of the `lookup` index): `{tenant}#P#...`.
 pub const VIEW_TAG: &str = "P";
 
@@ -55,6 +58,21 @@ pub fn idempotency_pk(tenant: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_commit_and_snapshot_sort_key_starts_with_the_immutable_prefix_the_publisher_watches() {
+        // Versions below 10^19 (a stream of ten quintillion events would be the first exception).
+        let prefixes = crate::TableSpec::strata().immutable_sort_key_prefixes;
+        for version in [1, 99, 10_u64.pow(12), 10_u64.pow(19) - 1] {
+            for sk in [version_sk(version), snapshot_sk(version)] {
+                assert!(prefixes.iter().any(|p| sk.starts_with(p.as_str())), "{sk}");
+            }
+        }
+        // Nothing else in the table starts with them but audit records.
+        for sk in [IDEMPOTENCY_SK, crate::keys_store::KEY_SK, "S#acme/order-o-1", crate::views::VIEW_SK] {
+            assert!(!prefixes.iter().any(|p| sk.starts_with(p.as_str())), "{sk}");
+        }
+    }
 
     #[test]
     fn a_snapshot_sorts_between_the_commit_it_covers_and_the_next_one() {

@@ -20,13 +20,16 @@ use crate::item::{Item, kind, to_item};
 pub const KEY_SK: &str = "KEY";
 /// Sort key prefix of a subject's stream index items.
 pub const STREAM_SK_PREFIX: &str = "S#";
-/// Sort key prefix of a subject's audit records (`AUDIT#{at}#{id}`: time order). A forget deletes the
-/// key and the stream index, never these.
+/// Sort key prefix of a subject's audit records, in the subject's audit partition
+/// `{tenant}#A#{subject}` (`AUDIT#{at}#{id}`: time order). The prefix is what the publisher's stream
+/// filter matches to report a change to one (audit records, like commits, are never changed).
 pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
 
-/// The attributes of an audit record, in the order written (the TableSpec's `audit_attributes`).
-pub const AUDIT_ATTRIBUTES: [&str; 9] =
-    ["pk", "sk", "kind", "tenant", "subject", "action", "actor", "via", "at"];
+/// `{tenant}#A#{subject}`: a subject's audit trail, a partition class of its own, so that no role
+/// that may write or delete data keys can write or delete it.
+pub fn audit_pk(tenant: &str, subject: &str) -> String {
+    format!("{tenant}#{}#{subject}", crate::keys::AUDIT_TAG)
+}
 
 /// A subject's audit record ([`strata_core::SubjectAccess`]) as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,10 +260,11 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Records a subject's export or erasure beside its key (a conditional put of a new item).
+    /// Records a subject's export or erasure in its audit partition: a put of a new item only
+    /// (`attribute_not_exists`), never over another record.
     pub async fn record_subject_access(&self, access: &strata_core::SubjectAccess) -> Result<(), Error> {
         let item = SubjectAccessItem {
-            pk: subject_pk(&access.tenant, &access.subject),
+            pk: audit_pk(&access.tenant, &access.subject),
             sk: format!(
                 "{AUDIT_SK_PREFIX}{}#{}",
                 access.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -269,7 +273,16 @@ impl DynamoStore {
             kind: kind::SUBJECT_ACCESS.into(),
             access: access.clone(),
         };
-        self.put(to_item(&item, "subject access")?).await
+        self.client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(to_item(&item, "subject access")?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     /// A subject's audit records, oldest first.
@@ -278,8 +291,19 @@ impl DynamoStore {
         tenant: &str,
         subject: &str,
     ) -> Result<Vec<strata_core::SubjectAccess>, Error> {
+        let items = self
+            .query_all(
+                self.client
+                    .query()
+                    .table_name(&*self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", AttributeValue::S(audit_pk(tenant, subject)))
+                    .expression_attribute_values(":prefix", AttributeValue::S(AUDIT_SK_PREFIX.into()))
+                    .consistent_read(true),
+            )
+            .await?;
         let mut accesses = Vec::new();
-        for item in self.subject_items(tenant, subject, AUDIT_SK_PREFIX).await? {
+        for item in items {
             let item: SubjectAccessItem =
                 from_item(item, "subject access", kind::SUBJECT_ACCESS, tenant, subject)?;
             accesses.push(item.access);
@@ -340,28 +364,28 @@ mod tests {
     }
 
     #[test]
-    fn an_audit_record_has_exactly_the_attributes_the_admin_role_may_put() {
+    fn an_audit_record_round_trips_in_its_own_partition_class() {
         let access = strata_core::SubjectAccess {
             tenant: "acme".into(),
             subject: "cust-1".into(),
             action: strata_core::SubjectAction::Forget,
+            outcome: strata_core::AccessOutcome::Attempted,
             actor: None,
             via: "cli".into(),
             at: Utc::now(),
         };
         let item = SubjectAccessItem {
-            pk: subject_pk("acme", "cust-1"),
+            pk: audit_pk("acme", "cust-1"),
             sk: format!("{AUDIT_SK_PREFIX}x"),
             kind: kind::SUBJECT_ACCESS.into(),
             access,
         };
+        assert_eq!(item.pk, "acme#A#cust-1");
         let written = to_item(&item, "subject access").unwrap();
-        let mut names: Vec<&str> = written.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        let mut allowed = AUDIT_ATTRIBUTES.to_vec();
-        allowed.sort_unstable();
-        assert_eq!(names, allowed);
-        assert_eq!(written["action"], AttributeValue::S("forget".into()));
+        assert_eq!(
+            (&written["action"], &written["outcome"]),
+            (&AttributeValue::S("forget".into()), &AttributeValue::S("attempted".into()))
+        );
         let back: SubjectAccessItem =
             from_item(written, "subject access", kind::SUBJECT_ACCESS, "acme", "cust-1").unwrap();
         assert_eq!(back, item);

@@ -83,8 +83,9 @@ pub struct RequestCounts {
     pub scans: u64,
     /// Every item a write asked for (attempted, whether or not it succeeded), as the IAM action it
     /// needs (`dynamodb:PutItem`, `dynamodb:DeleteItem`, `dynamodb:UpdateItem`,
-    /// `dynamodb:ConditionCheckItem`; a transaction's or batch's items each as their own) and the
-    /// item's partition key: what `dynamodb:LeadingKeys` is matched against.
+    /// `dynamodb:ConditionCheckItem` for a transaction's items, each as its own;
+    /// `dynamodb:BatchWriteItem` for a batch's) and the item's partition key: what
+    /// `dynamodb:LeadingKeys` is matched against.
     pub writes: std::collections::BTreeSet<(String, String)>,
 }
 
@@ -381,17 +382,18 @@ fn written_keys(
             })
             .collect()
     } else if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
+        // IAM authorizes a batch as `dynamodb:BatchWriteItem` (per item's key), not as PutItem.
         batch
             .request_items()
             .map(|r| r.values().flatten().collect::<Vec<_>>())
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|request| {
-                if let Some(put) = request.put_request() {
-                    Some(entry("PutItem", pk(Some(put.item()))))
-                } else {
-                    request.delete_request().map(|delete| entry("DeleteItem", pk(Some(delete.key()))))
-                }
+            .map(|request| {
+                let key = request
+                    .put_request()
+                    .map(|p| p.item())
+                    .or_else(|| request.delete_request().map(|d| d.key()));
+                entry("BatchWriteItem", pk(key))
             })
             .collect()
     } else {

@@ -80,10 +80,11 @@ pub struct TableSpec {
     /// The kind of snapshot items: their inserts also pass the mapping's filter, so the publisher
     /// prunes a stream's older snapshots off the command path.
     pub snapshot_kind: String,
-    /// Every attribute of a subject's audit record (`AUDIT#` items beside its key): the admin
-    /// function may put items of these attributes only (`dynamodb:Attributes`), so it can write audit
-    /// records in data key partitions and never a data key.
-    pub audit_attributes: Vec<String>,
+    /// Sort key prefixes of items never changed once written: commits (a zero-padded version, and
+    /// snapshots beside them, which share it) and audit records. The publisher's mapping passes
+    /// every MODIFY and REMOVE of such keys, and the publisher reports a commit's or an audit
+    /// record's as tampering.
+    pub immutable_sort_key_prefixes: Vec<String>,
 }
 
 /// Name of the sparse index listing a stream's snapshots (for pruning without reading the stream).
@@ -142,6 +143,11 @@ impl TableSpec {
                 ),
                 class("idempotency", keys::IDEMPOTENCY_TAG, "an idempotency record: {tenant}#I#{key}"),
                 class(
+                    "audit",
+                    keys::AUDIT_TAG,
+                    "a data subject's audit trail, one item per export or erasure and outcome: {tenant}#A#{subject}",
+                ),
+                class(
                     "view",
                     keys::VIEW_TAG,
                     "a read-model view ({tenant}#P#{projection}#{category}-{id}) and, in the lookup index, \
@@ -151,7 +157,7 @@ impl TableSpec {
             kind_attribute: crate::item::kind::ATTRIBUTE.into(),
             published_kind: crate::item::kind::COMMIT.into(),
             snapshot_kind: crate::item::kind::SNAPSHOT.into(),
-            audit_attributes: crate::keys_store::AUDIT_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect(),
+            immutable_sort_key_prefixes: vec!["0".into(), crate::keys_store::AUDIT_SK_PREFIX.into()],
         }
     }
 

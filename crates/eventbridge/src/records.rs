@@ -45,14 +45,16 @@ pub fn decode_record(record: &EventRecord) -> Result<RecordEvents, Error> {
     Ok(RecordEvents { sequence_number, events: commit.events })
 }
 
-/// A change to a commit item that the table's stream recorded. Commits are written once by a
-/// conditional put and never changed (snapshots sit beside them, not in them), so a MODIFY or REMOVE
-/// of one is tampering, or a restore written over the table: the publisher reports it
-/// ([`COMMIT_CHANGED_ALERT`]) and publishes nothing for it.
+/// A change to a commit item or an audit record that the table's stream recorded. Both are written
+/// once by a conditional put and never changed (snapshots sit beside commits, not in them), so a
+/// MODIFY or REMOVE of one is tampering, or a restore written over the table: the publisher reports
+/// it ([`COMMIT_CHANGED_ALERT`]) and publishes nothing for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitChange {
     /// `MODIFY` or `REMOVE`.
     pub event_name: String,
+    /// `commit` or `audit record`.
+    pub record: &'static str,
     /// The commit's stream (`{tenant}#S#{category}-{id}`).
     pub pk: String,
     /// Its first version (`{first_version:020}`).
@@ -65,12 +67,13 @@ pub struct CommitChange {
     pub sequence_number: Option<String>,
 }
 
-/// The `alert` field of the log line the publisher writes for a [`CommitChange`]: the construct's
-/// metric filter counts it, and an alarm fires on one.
+/// The `alert` field of the log line the publisher writes for a [`CommitChange`] (of a commit or
+/// an audit record): the construct's metric filter counts it, and an alarm fires on one.
 pub const COMMIT_CHANGED_ALERT: &str = "commit_changed";
 
-/// The change to a commit item this record holds, if it holds one: a MODIFY or REMOVE whose keys are
-/// a commit's (a stream partition, a sort key of 20 digits). Keys decide, not the image: a REMOVE
+/// The change to a commit item or an audit record this record holds, if it holds one: a MODIFY or
+/// REMOVE whose keys are a commit's (a stream partition, a sort key of 20 digits) or an audit
+/// record's (an audit partition, a sort key `AUDIT#...`). Keys decide, not the image: a REMOVE
 /// carries no image under NEW_IMAGE, and a MODIFY may have rewritten the item's kind.
 pub fn commit_change(record: &EventRecord) -> Option<CommitChange> {
     if record.event_name != "MODIFY" && record.event_name != "REMOVE" {
@@ -81,13 +84,20 @@ pub fn commit_change(record: &EventRecord) -> Option<CommitChange> {
         _ => None,
     };
     let (pk, sk) = (text("pk")?, text("sk")?);
-    let in_stream = pk.split('#').nth(1) == Some(strata_dynamodb::keys::STREAM_TAG);
-    let commit_sk = sk.len() == 20 && sk.bytes().all(|b| b.is_ascii_digit());
-    if !(in_stream && commit_sk) {
-        return None;
-    }
+    let tag = pk.split('#').nth(1);
+    let commit = tag == Some(strata_dynamodb::keys::STREAM_TAG)
+        && sk.len() == 20
+        && sk.bytes().all(|b| b.is_ascii_digit());
+    let audit = tag == Some(strata_dynamodb::keys::AUDIT_TAG)
+        && sk.starts_with(strata_dynamodb::keys_store::AUDIT_SK_PREFIX);
+    let kind = match (commit, audit) {
+        (true, _) => "commit",
+        (_, true) => "audit record",
+        _ => return None,
+    };
     Some(CommitChange {
         event_name: record.event_name.clone(),
+        record: kind,
         pk,
         sk,
         principal: record.user_identity.as_ref().map(|u| u.principal_id.clone()),

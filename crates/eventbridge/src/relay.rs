@@ -74,11 +74,12 @@ impl<C: PutEvents> StreamRelay<C> {
             tracing::error!(
                 alert = COMMIT_CHANGED_ALERT,
                 event_name = %change.event_name,
+                record = change.record,
                 pk = %change.pk,
                 sk = %change.sk,
                 principal = ?change.principal,
                 sequence_number = ?change.sequence_number,
-                "a commit item was modified or removed: commits are immutable, so this is tampering or a restore written over the table"
+                "an immutable item (a commit or an audit record) was modified or removed: tampering, or a restore written over the table"
             );
         }
         let records = decode_batch(&event);

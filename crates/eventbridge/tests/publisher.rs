@@ -240,6 +240,8 @@ async fn a_commit_modified_or_removed_is_reported_and_never_published() {
         removal(&pk, "00000000000000000001#SNAP", "s4", false),
         removal("acme#I#key-1", "IDEM", "s5", true),
         removal("acme#K#cust-1", "KEY", "s6", false),
+        // An audit record of a subject's export, immutable like a commit.
+        removal("acme#A#cust-1", "AUDIT#2026-12-01T10:00:00.000000000Z#01J0", "s7", false),
     ];
     let (response, relayed) = relay.handle_counted(batch(records)).await.unwrap();
     assert!(response.batch_item_failures.is_empty(), "reported, not retried");
@@ -247,15 +249,17 @@ async fn a_commit_modified_or_removed_is_reported_and_never_published() {
     let changed: Vec<(&str, &str, &str, Option<&str>)> = relayed
         .changed_commits
         .iter()
-        .map(|c| (c.event_name.as_str(), c.pk.as_str(), c.sk.as_str(), c.sequence_number.as_deref()))
+        .map(|c| (c.event_name.as_str(), c.record, c.sk.as_str(), c.sequence_number.as_deref()))
         .collect();
     assert_eq!(
         changed,
         [
-            ("MODIFY", pk.as_str(), "00000000000000000001", Some("s2")),
-            ("REMOVE", pk.as_str(), "00000000000000000001", Some("s3"))
+            ("MODIFY", "commit", "00000000000000000001", Some("s2")),
+            ("REMOVE", "commit", "00000000000000000001", Some("s3")),
+            ("REMOVE", "audit record", "AUDIT#2026-12-01T10:00:00.000000000Z#01J0", Some("s7")),
         ]
     );
+    assert_eq!(relayed.changed_commits[0].pk, pk);
     assert!(relayed.changed_commits.iter().all(|c| c.principal.is_none()));
 }
 

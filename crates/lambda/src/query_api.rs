@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use strata_core::crypto::BoxFuture;
 use strata_core::projection::AnyProjector;
 use strata_core::{
-    Aggregate, Error, EventEnvelope, EventPage, EventStore, ExportCursor, ExportPage, FieldCipher,
-    Repository, SnapshotStore, StreamId, SubjectAccess, SubjectAction, SubjectAudit, validate_key_part,
+    AccessOutcome, Aggregate, Error, EventEnvelope, EventPage, EventStore, ExportCursor, ExportPage,
+    FieldCipher, Repository, SnapshotStore, StreamId, SubjectAccess, SubjectAction, SubjectAudit,
+    validate_key_part,
 };
 
 use crate::RegistryError;
@@ -30,6 +31,9 @@ use crate::problem::{Problem, ProblemKind};
 const EVENTS_PAGE: (usize, usize) = (100, 1000);
 /// Bytes of events per page, under Lambda's 6 MB response limit with room for the envelope.
 const RESPONSE_BUDGET: usize = 4 * 1024 * 1024;
+/// An export page's entries as JSON, at most (then the next page): the body is a JSON string inside
+/// Lambda's response, where escaping can double it, and the response may not pass 6 MB.
+const EXPORT_BUDGET: usize = 2_500_000;
 /// Views per page when `limit` is not given, and at most.
 const VIEWS_PAGE: (usize, usize) = (50, 200);
 
@@ -159,7 +163,7 @@ impl<S: EventStore + SubjectAudit> SubjectAdmin for Subjects<S> {
         subject: &'a str,
         from: Option<&'a ExportCursor>,
     ) -> BoxFuture<'a, Result<ExportPage, Error>> {
-        Box::pin(self.cipher.export_subject_page(&self.store, tenant, subject, from, RESPONSE_BUDGET))
+        Box::pin(self.cipher.export_subject_page(&self.store, tenant, subject, from, EXPORT_BUDGET))
     }
 
     fn forget<'a>(&'a self, tenant: &'a str, subject: &'a str) -> BoxFuture<'a, Result<(), Error>> {
@@ -468,8 +472,8 @@ impl QueryApi {
         subject: &str,
     ) -> Result<Response<Body>, Problem> {
         let tenant = self.subject_access(request, subject, "exporting")?;
-        record(admin, request, &tenant, subject, SubjectAction::Export).await?;
-        // Paged: a subject's personal data may pass what one Lambda response carries (6 MB).
+        // Paged: a subject's personal data may pass what one Lambda response carries (6 MB). A bad
+        // cursor is refused before anything is recorded.
         let from = match query(request, "cursor") {
             Some(cursor) => {
                 let text = decode_cursor(&cursor, "x")?;
@@ -479,7 +483,16 @@ impl QueryApi {
             }
             None => None,
         };
-        let page = admin.export(&tenant, subject, from.as_ref()).await.map_err(|e| Problem::from(&e))?;
+        let page = audited(admin, request, &tenant, subject, SubjectAction::Export, || {
+            admin.export(&tenant, subject, from.as_ref())
+        })
+        .await?;
+        if page.forgotten && from.is_some() {
+            return Err(Problem::new(
+                ProblemKind::Conflict,
+                format!("{subject} was forgotten during the export: the pages read before are all there is"),
+            ));
+        }
         let next_cursor = page.next.map(|c| encode_cursor("x", &format!("{}|{}", c.version, c.stream)));
         let fields: Vec<Value> = page
             .fields
@@ -499,32 +512,44 @@ impl QueryApi {
         subject: &str,
     ) -> Result<Response<Body>, Problem> {
         let tenant = self.subject_access(request, subject, "forgetting")?;
-        record(admin, request, &tenant, subject, SubjectAction::Forget).await?;
-        admin.forget(&tenant, subject).await.map_err(|e| Problem::from(&e))?;
+        audited(admin, request, &tenant, subject, SubjectAction::Forget, || admin.forget(&tenant, subject))
+            .await?;
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
     }
 }
 
-/// The audit record of an export or erasure, written before the action: an action whose record
-/// cannot be written is not done (503 when the store may recover).
-async fn record(
-    admin: &dyn SubjectAdmin,
+/// An export or erasure between its audit records: `Attempted` before acting (an action whose record
+/// cannot be written is not done: 503 when the store may recover), then `Done` or `Failed`. The actor
+/// is the caller's full ARN (or the JWT's `sub`): the audit trail, unlike the event history, names the
+/// person.
+async fn audited<'a, T>(
+    admin: &'a dyn SubjectAdmin,
     request: &Request,
     tenant: &str,
     subject: &str,
     action: SubjectAction,
-) -> Result<(), Problem> {
-    let access = SubjectAccess {
+    act: impl FnOnce() -> BoxFuture<'a, Result<T, Error>>,
+) -> Result<T, Problem> {
+    let mut access = SubjectAccess {
         tenant: tenant.to_owned(),
         subject: subject.to_owned(),
         action,
-        actor: crate::http::actor(request),
+        outcome: AccessOutcome::Attempted,
+        actor: crate::http::caller(request),
         via: "http".into(),
         at: Utc::now(),
     };
-    admin.record(&access).await.map_err(|e| Problem::from(&e))
+    admin.record(&access).await.map_err(|e| Problem::from(&e))?;
+    let result = act().await;
+    access.outcome = if result.is_ok() { AccessOutcome::Done } else { AccessOutcome::Failed };
+    access.at = Utc::now();
+    // The action's own answer wins; a lost outcome record leaves `Attempted`, which reads "cut short".
+    if let Err(error) = admin.record(&access).await {
+        tracing::error!(%error, tenant, subject, ?action, "the outcome of a subject access was not recorded");
+    }
+    result.map_err(|e| Problem::from(&e))
 }
 
 /// An admin route asked of a query API that does not serve them: they live on the admin API (its

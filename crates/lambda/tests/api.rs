@@ -359,6 +359,11 @@ async fn a_subjects_export_pages_by_whole_events_and_resumes_where_it_stopped() 
     assert_eq!(whole.body["fields"].as_array().unwrap().len(), 9, "3 fields in each of 3 orders");
     assert_eq!(whole.body["next_cursor"], Value::Null, "one page under the response budget");
     is_problem(&apis.get("/admin/subjects/c-21/export", "cursor=bm90LWEtY3Vyc29y").await, 400);
+    // A cursor, then the subject forgotten: 409, the export is incomplete.
+    apis.raw("DELETE", "/admin/subjects/c-21", "", None, false).await;
+    let cursor = "eDoxfGFjbWUvb3JkZXItby0yMg"; // "x:1|acme/order-o-22", as the API encodes it
+    let gone = apis.get("/admin/subjects/c-21/export", &format!("cursor={cursor}")).await;
+    is_problem(&gone, 409);
 
     // The paging itself, with a budget of one byte: one event's fields per page, in stream order.
     let store = InMemoryStore::new();
@@ -391,25 +396,48 @@ async fn a_subjects_export_pages_by_whole_events_and_resumes_where_it_stopped() 
     assert_eq!(pages, [vec!["o-31"; 3], vec!["o-33"; 3]]);
     let all = cipher.export_subject(&store, "acme", "c-31").await.unwrap();
     assert_eq!(all.len(), 9, "a new export sees all three");
+
+    // Forgotten between pages: the next page says so (the API answers 409), never "that was all".
+    let first = cipher.export_subject_page(&store, "acme", "c-31", None, 1).await.unwrap();
+    cipher.keys().forget("acme", "c-31").await.unwrap();
+    let after = cipher.export_subject_page(&store, "acme", "c-31", first.next.as_ref(), 1).await.unwrap();
+    assert!(after.forgotten && after.fields.is_empty() && after.next.is_none());
 }
 
 #[tokio::test]
 async fn every_export_and_forget_leaves_an_audit_record_beside_the_subjects_key_before_acting() {
     let apis = apis();
     apis.command("o-41", "place_order", place("c-41"), &[]).await;
-    let admin = |method: &str, path: &str| {
-        let mut event = apigw(method, path, "", &[], None);
+    let admin = |method: &str, path: &str, query: &str| {
+        let mut event = apigw(method, path, query, &[], None);
         event["requestContext"]["authorizer"] = json!({ "iam": {
             "accountId": "123456789012", "userArn": "arn:aws:sts::123456789012:assumed-role/privacy/ada@example.com" } });
         lambda_http::request::from_str(&event.to_string()).unwrap()
     };
-    assert_eq!(answer(apis.queries.handle(admin("GET", "/admin/subjects/c-41/export")).await).status, 200);
-    assert_eq!(answer(apis.queries.handle(admin("DELETE", "/admin/subjects/c-41")).await).status, 204);
+    assert_eq!(
+        answer(apis.queries.handle(admin("GET", "/admin/subjects/c-41/export", "")).await).status,
+        200
+    );
+    assert_eq!(answer(apis.queries.handle(admin("DELETE", "/admin/subjects/c-41", "")).await).status, 204);
     let audit = strata_core::SubjectAudit::accesses(&apis.store, "acme", "c-41").await.unwrap();
-    let seen: Vec<(strata_core::SubjectAction, Option<&str>, &str)> =
-        audit.iter().map(|a| (a.action, a.actor.as_deref(), a.via.as_str())).collect();
-    let actor = Some("arn:aws:sts::123456789012:assumed-role/privacy");
+    let seen: Vec<(strata_core::SubjectAction, strata_core::AccessOutcome, Option<&str>, &str)> =
+        audit.iter().map(|a| (a.action, a.outcome, a.actor.as_deref(), a.via.as_str())).collect();
+    // The full ARN: the audit trail names the person (the event history does not).
+    let actor = Some("arn:aws:sts::123456789012:assumed-role/privacy/ada@example.com");
+    use strata_core::AccessOutcome::{Attempted, Done};
     use strata_core::SubjectAction::{Export, Forget};
-    assert_eq!(seen, [(Export, actor, "http"), (Forget, actor, "http")]);
-    assert!(audit[0].at <= audit[1].at);
+    assert_eq!(
+        seen,
+        [
+            (Export, Attempted, actor, "http"),
+            (Export, Done, actor, "http"),
+            (Forget, Attempted, actor, "http"),
+            (Forget, Done, actor, "http")
+        ]
+    );
+    // A cursor this API did not give is refused before anything is recorded.
+    let bad = answer(apis.queries.handle(admin("GET", "/admin/subjects/c-41/export", "cursor=eA")).await);
+    is_problem(&bad, 400);
+    assert_eq!(strata_core::SubjectAudit::accesses(&apis.store, "acme", "c-41").await.unwrap().len(), 4);
+    assert!(audit.windows(2).all(|w| w[0].at <= w[1].at));
 }

@@ -339,16 +339,26 @@ pub struct ExportCursor {
 /// One page of a subject's export.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportPage {
-    /// The fields, in stream (key text) and version order.
+    /// The fields, in stream (key text) and version order; empty when the page read only events
+    /// without the subject's fields (follow `next` until it is `None`).
     pub fields: Vec<ExportedField>,
     /// Where the next page starts, or `None` when this was the last.
     pub next: Option<ExportCursor>,
+    /// The subject has no key (forgotten, or never had personal data): nothing to export. For a
+    /// page asked from a cursor, the subject was forgotten during the export, which is incomplete.
+    pub forgotten: bool,
 }
+
+/// Events a page of [`FieldCipher::export_subject_page`] reads at most: a subject named in few
+/// events of long streams still gets pages (of fewer fields) within a request's time.
+pub const EXPORT_EVENTS_PER_PAGE: usize = 2_000;
 
 impl FieldCipher {
     /// A page of [`FieldCipher::export_subject`], from `from` (the start when `None`): whole events
-    /// until the fields' values pass `max_bytes` of JSON (always at least one event with fields), so
-    /// a subject with more personal data than one response may carry is exported across requests.
+    /// until the page's entries pass `max_bytes` of JSON (each field as `{stream, version,
+    /// event_type, pointer, value}`; always at least one event with fields) or
+    /// [`EXPORT_EVENTS_PER_PAGE`] events are read, so a subject with more personal data than one
+    /// response carries, or in more events than one request reads, is exported across requests.
     pub async fn export_subject_page<S: EventStore>(
         &self,
         store: &S,
@@ -359,12 +369,12 @@ impl FieldCipher {
     ) -> Result<ExportPage, Error> {
         let mut fields = Vec::new();
         if self.keys.key_for_read(tenant, subject).await?.is_none() {
-            return Ok(ExportPage { fields, next: None });
+            return Ok(ExportPage { fields, next: None, forgotten: true });
         }
         let mut streams = self.keys.streams_of(tenant, subject).await?;
         streams.sort_by_key(ToString::to_string);
         let mut session = self.session();
-        let mut bytes = 0usize;
+        let (mut bytes, mut read) = (0usize, 0usize);
         for stream in streams {
             let key = stream.to_string();
             let mut next = match from {
@@ -375,28 +385,27 @@ impl FieldCipher {
             while let Some(start) = next {
                 let page = store.read(&stream, start, 100).await?;
                 for event in &page.events {
-                    if bytes >= max_bytes && !fields.is_empty() {
-                        return Ok(ExportPage {
-                            fields,
-                            next: Some(ExportCursor { stream: key, version: event.version }),
-                        });
+                    if (bytes >= max_bytes && !fields.is_empty()) || read >= EXPORT_EVENTS_PER_PAGE {
+                        let next = ExportCursor { stream: key, version: event.version };
+                        return Ok(ExportPage { fields, next: Some(next), forgotten: false });
                     }
+                    read += 1;
                     let context = event.event_id.to_string();
                     for field in session.export(tenant, &context, &event.payload, subject).await? {
-                        bytes +=
-                            serde_json::to_vec(&field.value).map_or(0, |v| v.len()) + field.pointer.len();
-                        fields.push(ExportedField {
+                        let entry = ExportedField {
                             stream: stream.clone(),
                             version: event.version,
                             event_type: event.event_type.clone(),
                             field,
-                        });
+                        };
+                        bytes += entry_bytes(&entry);
+                        fields.push(entry);
                     }
                 }
                 next = page.next_version;
             }
         }
-        Ok(ExportPage { fields, next: None })
+        Ok(ExportPage { fields, next: None, forgotten: false })
     }
 
     /// Every decrypted personal field of `subject` in the events of the streams recorded for it
@@ -432,6 +441,16 @@ impl FieldCipher {
         }
         Ok(exported)
     }
+}
+
+/// The JSON bytes of an exported field as an API answers it (`{stream, version, event_type, pointer,
+/// value}`), before any escaping of the body.
+fn entry_bytes(entry: &ExportedField) -> usize {
+    let value = serde_json::json!({
+        "stream": entry.stream, "version": entry.version, "event_type": entry.event_type,
+        "pointer": entry.field.pointer, "value": entry.field.value,
+    });
+    serde_json::to_vec(&value).map_or(0, |v| v.len())
 }
 
 struct Sealed {
