@@ -527,7 +527,7 @@ export class EventSourcedService extends Construct {
 
     // Alarms: anything in a dead-letter queue, any function error, a publisher falling behind.
     this.alarm(keyChangeAlarm(this, 'FieldKeyChanged', this.fieldKey));
-    // Commits are immutable: the publisher logs every change to one it sees on the stream.
+    // Commits and audit records are immutable: the publisher logs every change to one it sees.
     const commitChanged = new logs.MetricFilter(this, 'CommitChangedFilter', {
       logGroup: streamPublisher.logGroup,
       filterPattern: logs.FilterPattern.stringValue('$.fields.alert', '=', COMMIT_CHANGED_ALERT),
@@ -538,7 +538,7 @@ export class EventSourcedService extends Construct {
     this.alarm(
       commitChanged.metric({ period: Duration.minutes(5), statistic: 'Sum' }).createAlarm(this, 'CommitChangedAlarm', {
         alarmDescription:
-          "A commit item was modified or removed (commits are immutable): tampering, or a restore written over the table. The publisher's log names the item; CloudTrail's DynamoDB data events name the caller",
+          "A commit item or an audit record was modified or removed (both are immutable): tampering, or a restore written over the table. The publisher's log names the item; CloudTrail's DynamoDB data events name the caller",
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -53,15 +53,15 @@ export interface ZipManifest {
 /** The manifest's name in the zips' directory. */
 export const MANIFEST_FILE = 'manifest.json';
 
-/** Whether `file` is a zip manifest that lists `name` (any other file of that name is not ours). */
+/**
+ * Whether `file` is a zip manifest that lists `name`. JSON without `zips` is someone else's file (a
+ * web app's manifest): not ours, ignored. A file that is not JSON at all is refused, as a manifest of
+ * ours cut short would be.
+ */
 function listsZip(file: string, name: string): boolean {
   if (!fs.existsSync(file)) return false;
-  try {
-    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<ZipManifest>;
-    return typeof parsed.zips === 'object' && parsed.zips !== null && name in parsed.zips;
-  } catch {
-    return false;
-  }
+  const parsed = readManifest(file) as Partial<ZipManifest>;
+  return typeof parsed.zips === 'object' && parsed.zips !== null && name in parsed.zips;
 }
 
 function readManifest(file: string): ZipManifest {

@@ -71,11 +71,12 @@ test("a service's one zip: checked against a given SHA-256, or the manifest besi
     fs.mkdirSync(path.join(dir, 'ledger-service'));
     fs.writeFileSync(path.join(dir, 'ledger-service', 'bootstrap.zip'), 'ledger');
     serviceFromZip(path.join(dir, 'ledger-service', 'bootstrap.zip'));
-    // Another file named manifest.json (a web app's, not JSON at all): not ours, ignored.
-    for (const other of ['{"name": "app", "icons": []}', 'not json']) {
-      fs.writeFileSync(path.join(dir, 'manifest.json'), other);
-      serviceFromZip(path.join(dir, 'ledger-service', 'bootstrap.zip'));
-    }
+    // Another file named manifest.json (a web app's): not ours, ignored. One that is not JSON (ours
+    // cut short, say): refused.
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"name": "app", "icons": []}');
+    serviceFromZip(path.join(dir, 'ledger-service', 'bootstrap.zip'));
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"source": "abc", "zips": {');
+    assert.throws(() => serviceFromZip(path.join(dir, 'ledger-service', 'bootstrap.zip')), /is not a zip manifest/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

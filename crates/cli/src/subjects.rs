@@ -77,6 +77,7 @@ async fn attempted(
     let access = SubjectAccess {
         tenant: subject.tenant.clone(),
         subject: subject.subject.clone(),
+        access_id: strata_core::EventId::new().to_string(),
         action,
         outcome: AccessOutcome::Attempted,
         actor: identity.arn().map(str::to_owned),
@@ -87,7 +88,8 @@ async fn attempted(
     Ok(access)
 }
 
-/// The action's outcome recorded after it; the action's own error wins over a lost record.
+/// The action's outcome recorded after it. The action's own error wins; a done action whose record
+/// is lost says so (its `Attempted` record stays, reading "cut short").
 async fn finished<T>(
     store: &strata_dynamodb::DynamoStore,
     access: &mut SubjectAccess,
@@ -97,7 +99,12 @@ async fn finished<T>(
     access.at = chrono::Utc::now();
     let recorded = store.record_access(access).await;
     let value = result?;
-    recorded?;
+    if let Err(error) = recorded {
+        return Err(CliError::Incomplete(format!(
+            "{:?} of {}/{} was done, and its outcome could not be recorded ({error}): its audit trail shows it attempted only",
+            access.action, access.tenant, access.subject
+        )));
+    }
     Ok(value)
 }
 

@@ -368,7 +368,8 @@ pub enum SubjectAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessOutcome {
-    /// Recorded before acting: an action with only this record was cut short (a crash, a timeout).
+    /// Recorded before acting: an access (by `access_id`) with only this record was cut short (a
+    /// crash, a timeout).
     Attempted,
     /// Done.
     Done,
@@ -385,6 +386,8 @@ pub struct SubjectAccess {
     pub tenant: String,
     /// The subject.
     pub subject: String,
+    /// The access: its `Attempted` record and its outcome's share it.
+    pub access_id: String,
     /// What was done.
     pub action: SubjectAction,
     /// What came of it.

@@ -82,7 +82,7 @@ pub mod kind {
     pub const SUBJECT_STREAM: &str = "subject_stream";
     /// A read-model view and its checkpoint.
     pub const VIEW: &str = "view";
-    /// A record of a subject's export or erasure (the audit trail, beside the subject's key).
+    /// A record of a subject's export or erasure (the audit trail, in the subject's audit partition).
     pub const SUBJECT_ACCESS: &str = "subject_access";
 }
 

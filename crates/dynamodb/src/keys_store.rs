@@ -25,6 +25,14 @@ pub const STREAM_SK_PREFIX: &str = "S#";
 /// filter matches to report a change to one (audit records, like commits, are never changed).
 pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
 
+fn outcome_name(outcome: strata_core::AccessOutcome) -> &'static str {
+    match outcome {
+        strata_core::AccessOutcome::Attempted => "attempted",
+        strata_core::AccessOutcome::Done => "done",
+        strata_core::AccessOutcome::Failed => "failed",
+    }
+}
+
 /// `{tenant}#A#{subject}`: a subject's audit trail, a partition class of its own, so that no role
 /// that may write or delete data keys can write or delete it.
 pub fn audit_pk(tenant: &str, subject: &str) -> String {
@@ -265,24 +273,39 @@ impl DynamoStore {
     pub async fn record_subject_access(&self, access: &strata_core::SubjectAccess) -> Result<(), Error> {
         let item = SubjectAccessItem {
             pk: audit_pk(&access.tenant, &access.subject),
+            // Unique per record: an access's two records share its id and differ in outcome.
             sk: format!(
-                "{AUDIT_SK_PREFIX}{}#{}",
+                "{AUDIT_SK_PREFIX}{}#{}#{}",
                 access.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                strata_core::EventId::new()
+                access.access_id,
+                outcome_name(access.outcome),
             ),
             kind: kind::SUBJECT_ACCESS.into(),
             access: access.clone(),
         };
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&*self.table)
             .set_item(Some(to_item(&item, "subject access")?))
             .condition_expression("attribute_not_exists(pk)")
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The SDK resends a timed-out request with the same body: the item in the way, under a
+            // key this record alone has, is this record, written by the first attempt.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(backend(error)),
+        }
     }
 
     /// A subject's audit records, oldest first.
@@ -368,6 +391,7 @@ mod tests {
         let access = strata_core::SubjectAccess {
             tenant: "acme".into(),
             subject: "cust-1".into(),
+            access_id: "01J0".into(),
             action: strata_core::SubjectAction::Forget,
             outcome: strata_core::AccessOutcome::Attempted,
             actor: None,

@@ -166,7 +166,7 @@ pub fn query_document(
                 "type": "object", "required": ["subject", "fields"],
                 "properties": { "subject": { "type": "string" }, "fields": { "type": "array", "items": object },
                                 "next_cursor": { "type": ["string", "null"] } }
-            })), &["400", "403", "405", "503"]),
+            })), &["400", "403", "405", "409", "503"]),
         }}));
         paths.insert("/admin/subjects/{subject}".into(), json!({ "delete": {
             "operationId": "forget_subject",

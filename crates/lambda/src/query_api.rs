@@ -483,16 +483,19 @@ impl QueryApi {
             }
             None => None,
         };
-        let page = audited(admin, request, &tenant, subject, SubjectAction::Export, || {
-            admin.export(&tenant, subject, from.as_ref())
+        let page = audited(admin, request, &tenant, subject, SubjectAction::Export, async {
+            let page = admin.export(&tenant, subject, from.as_ref()).await.map_err(|e| Problem::from(&e))?;
+            if page.forgotten && from.is_some() {
+                return Err(Problem::new(
+                    ProblemKind::Conflict,
+                    format!(
+                        "{subject} was forgotten during the export: the pages read before are all there is"
+                    ),
+                ));
+            }
+            Ok(page)
         })
         .await?;
-        if page.forgotten && from.is_some() {
-            return Err(Problem::new(
-                ProblemKind::Conflict,
-                format!("{subject} was forgotten during the export: the pages read before are all there is"),
-            ));
-        }
         let next_cursor = page.next.map(|c| encode_cursor("x", &format!("{}|{}", c.version, c.stream)));
         let fields: Vec<Value> = page
             .fields
@@ -512,8 +515,10 @@ impl QueryApi {
         subject: &str,
     ) -> Result<Response<Body>, Problem> {
         let tenant = self.subject_access(request, subject, "forgetting")?;
-        audited(admin, request, &tenant, subject, SubjectAction::Forget, || admin.forget(&tenant, subject))
-            .await?;
+        audited(admin, request, &tenant, subject, SubjectAction::Forget, async {
+            admin.forget(&tenant, subject).await.map_err(|e| Problem::from(&e))
+        })
+        .await?;
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
@@ -524,17 +529,18 @@ impl QueryApi {
 /// cannot be written is not done: 503 when the store may recover), then `Done` or `Failed`. The actor
 /// is the caller's full ARN (or the JWT's `sub`): the audit trail, unlike the event history, names the
 /// person.
-async fn audited<'a, T>(
-    admin: &'a dyn SubjectAdmin,
+async fn audited<T>(
+    admin: &dyn SubjectAdmin,
     request: &Request,
     tenant: &str,
     subject: &str,
     action: SubjectAction,
-    act: impl FnOnce() -> BoxFuture<'a, Result<T, Error>>,
+    act: impl std::future::Future<Output = Result<T, Problem>>,
 ) -> Result<T, Problem> {
     let mut access = SubjectAccess {
         tenant: tenant.to_owned(),
         subject: subject.to_owned(),
+        access_id: strata_core::EventId::new().to_string(),
         action,
         outcome: AccessOutcome::Attempted,
         actor: crate::http::caller(request),
@@ -542,14 +548,14 @@ async fn audited<'a, T>(
         at: Utc::now(),
     };
     admin.record(&access).await.map_err(|e| Problem::from(&e))?;
-    let result = act().await;
+    let result = act.await;
     access.outcome = if result.is_ok() { AccessOutcome::Done } else { AccessOutcome::Failed };
     access.at = Utc::now();
     // The action's own answer wins; a lost outcome record leaves `Attempted`, which reads "cut short".
     if let Err(error) = admin.record(&access).await {
         tracing::error!(%error, tenant, subject, ?action, "the outcome of a subject access was not recorded");
     }
-    result.map_err(|e| Problem::from(&e))
+    result
 }
 
 /// An admin route asked of a query API that does not serve them: they live on the admin API (its

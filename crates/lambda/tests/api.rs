@@ -359,11 +359,22 @@ async fn a_subjects_export_pages_by_whole_events_and_resumes_where_it_stopped() 
     assert_eq!(whole.body["fields"].as_array().unwrap().len(), 9, "3 fields in each of 3 orders");
     assert_eq!(whole.body["next_cursor"], Value::Null, "one page under the response budget");
     is_problem(&apis.get("/admin/subjects/c-21/export", "cursor=bm90LWEtY3Vyc29y").await, 400);
-    // A cursor, then the subject forgotten: 409, the export is incomplete.
+    // A cursor, then the subject forgotten: 409, the export is incomplete, and recorded failed.
     apis.raw("DELETE", "/admin/subjects/c-21", "", None, false).await;
     let cursor = "eDoxfGFjbWUvb3JkZXItby0yMg"; // "x:1|acme/order-o-22", as the API encodes it
     let gone = apis.get("/admin/subjects/c-21/export", &format!("cursor={cursor}")).await;
     is_problem(&gone, 409);
+    let audit = strata_core::SubjectAudit::accesses(&apis.store, "acme", "c-21").await.unwrap();
+    let last = &audit[audit.len() - 2..];
+    assert_eq!(
+        (last[0].action, last[0].outcome, last[1].outcome),
+        (
+            strata_core::SubjectAction::Export,
+            strata_core::AccessOutcome::Attempted,
+            strata_core::AccessOutcome::Failed
+        )
+    );
+    assert_eq!(last[0].access_id, last[1].access_id, "an access's two records share its id");
 
     // The paging itself, with a budget of one byte: one event's fields per page, in stream order.
     let store = InMemoryStore::new();
@@ -405,7 +416,7 @@ async fn a_subjects_export_pages_by_whole_events_and_resumes_where_it_stopped() 
 }
 
 #[tokio::test]
-async fn every_export_and_forget_leaves_an_audit_record_beside_the_subjects_key_before_acting() {
+async fn every_export_and_forget_is_recorded_in_the_subjects_audit_partition_before_and_after_acting() {
     let apis = apis();
     apis.command("o-41", "place_order", place("c-41"), &[]).await;
     let admin = |method: &str, path: &str, query: &str| {
@@ -435,6 +446,8 @@ async fn every_export_and_forget_leaves_an_audit_record_beside_the_subjects_key_
             (Forget, Done, actor, "http")
         ]
     );
+    assert_eq!(audit[0].access_id, audit[1].access_id, "an access's two records share its id");
+    assert_ne!(audit[1].access_id, audit[2].access_id);
     // A cursor this API did not give is refused before anything is recorded.
     let bad = answer(apis.queries.handle(admin("GET", "/admin/subjects/c-41/export", "cursor=eA")).await);
     is_problem(&bad, 400);
